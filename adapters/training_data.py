@@ -1,0 +1,185 @@
+"""Training examples for one adapter: document sentences plus augmented statements.
+
+A collection's documents arrive here already segmented into ordered sentences. Following
+Lampinen et al. (2025), each sentence becomes its own training example ("independent", the
+default, which the paper found to fine-tune markedly better), or, as an option, each sentence is
+trained with the earlier sentences of its document as context ("cumulative"; loss on the new
+sentence only). Each augmented statement is one more example. The examples are shuffled with a
+seed, a small deterministic validation split is held out for the held-out loss, and a SHA-256
+over the examples and the mode identifies the data set in the adapter registry.
+
+The text format is plain continuation text (no chat template): an example is
+``[specials] context " " target <eos>``, which is what log-likelihood scoring of continuations
+(the paper's evaluation) reads. `encode_example` is the one place that turns an example into
+tokens and labels; the training recipe and `token_count` both use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+Mode = Literal["independent", "cumulative"]
+MODES: tuple[str, ...] = ("independent", "cumulative")
+
+# Labels with this value carry no loss (PyTorch's cross_entropy default ignore_index).
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class DocumentSentences:
+    """One document's sentences, in reading order."""
+
+    document_id: str
+    sentences: Sequence[str]
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """The examples one adapter is trained on, and the split held out for its held-out loss.
+
+    `examples` and `validation` are disjoint lists of (context, target) pairs; context is ""
+    for independent sentences and augmented statements. `sha256` identifies the data set
+    (mode, examples, validation, in order). `token_count` is the number of tokens all examples
+    take once encoded (`encode_example`), or None when no tokenizer was given.
+    """
+
+    examples: list[tuple[str, str]]
+    validation: list[tuple[str, str]]
+    mode: Mode
+    seed: int
+    sha256: str
+    token_count: int | None = None
+    # How many examples came from documents and how many from augmentation (before the split).
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def validation_size(n_examples: int, fraction: float = 0.05) -> int:
+    """Size of the held-out split: `fraction` of the examples, at least 1 from 10 examples on,
+    none below 10 (too few to spare one), and never all of them."""
+    if n_examples < 10 or fraction <= 0:
+        return 0
+    return min(n_examples - 1, max(1, math.floor(n_examples * fraction)))
+
+
+def build_examples(
+    documents: Sequence[DocumentSentences],
+    augmented: Sequence[str],
+    *,
+    mode: Mode = "independent",
+    seed: int = 0,
+    validation_fraction: float = 0.05,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+) -> TrainingSet:
+    """Build the training set: one example per sentence (`mode` decides whether the earlier
+    sentences of its document come along as context), one per augmented statement, shuffled
+    with `seed`.
+
+    The held-out split (`validation_size`) is taken from the augmented statements when there
+    are enough of them, so that every sentence of the user's documents is trained on; without
+    augmentation it is taken from the document examples. The result is a pure function of the
+    arguments: the same input gives the same examples, order and hash. Blank sentences and
+    statements are dropped; exact duplicates are kept (repetition is a weight the caller chose).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    doc_examples: list[tuple[str, str]] = []
+    for document in documents:
+        earlier: list[str] = []
+        for raw in document.sentences:
+            sentence = " ".join(raw.split())
+            if not sentence:
+                continue
+            context = " ".join(earlier) if mode == "cumulative" else ""
+            doc_examples.append((context, sentence))
+            earlier.append(sentence)
+    aug_examples = [("", s) for s in (" ".join(a.split()) for a in augmented) if s]
+
+    rng = random.Random(seed)
+    rng.shuffle(doc_examples)
+    rng.shuffle(aug_examples)
+    n_val = validation_size(len(doc_examples) + len(aug_examples), validation_fraction)
+    if len(aug_examples) >= n_val:
+        validation, aug_examples = aug_examples[:n_val], aug_examples[n_val:]
+    else:
+        validation, doc_examples = doc_examples[:n_val], doc_examples[n_val:]
+    examples = doc_examples + aug_examples
+    rng.shuffle(examples)
+
+    token_count = None
+    if tokenizer is not None:
+        token_count = sum(len(encode_example(tokenizer, c, t)[0]) for c, t in examples + validation)
+    return TrainingSet(
+        examples=examples,
+        validation=validation,
+        mode=mode,
+        seed=seed,
+        sha256=dataset_sha256(mode, examples, validation),
+        token_count=token_count,
+        counts={"documents": len(doc_examples), "augmented": len(aug_examples),
+                "validation": len(validation)},
+    )
+
+
+def dataset_sha256(
+    mode: str, examples: Sequence[tuple[str, str]], validation: Sequence[tuple[str, str]]
+) -> str:
+    """SHA-256 of a canonical JSON rendering of the mode and both example lists, in order."""
+    payload = {"format": 1, "mode": mode, "examples": [list(e) for e in examples],
+               "validation": [list(e) for e in validation]}
+    blob = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def encode_example(
+    tokenizer: PreTrainedTokenizerBase,
+    context: str,
+    target: str,
+    max_length: int | None = None,
+) -> tuple[list[int], list[int]]:
+    """Tokens and next-token labels of one example: ``[specials] context " " target <eos>``.
+
+    The text is encoded the way a server encodes a prompt (the tokenizer's own leading special
+    tokens, e.g. Llama's BOS; none for SmolLM2), so training sees what scoring will see.
+    `labels[i]` is the token the model should predict after reading `tokens[: i + 1]`, or
+    IGNORE_INDEX where no loss applies: labels are already shifted, so packed examples never
+    predict across their boundaries. Loss falls on the target and its closing EOS only (without
+    context or BOS, the target's first token has nothing to be predicted from). When
+    `max_length` is given, the context is cut from the left (keeping the tokens nearest the
+    target), then the target from the right, so the result fits.
+    """
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError("the tokenizer has no EOS token to close examples with")
+    prefix = _leading_special_tokens(tokenizer)
+    ctx = tokenizer.encode(context, add_special_tokens=False) if context else []
+    tgt = tokenizer.encode((" " + target) if context else target, add_special_tokens=False)
+    tgt = tgt + [eos]
+    if max_length is not None:
+        room = max(1, max_length - len(prefix))
+        tgt = tgt[:room]
+        keep = room - len(tgt)
+        ctx = ctx[len(ctx) - keep:] if keep > 0 else []
+    tokens = [*prefix, *ctx, *tgt]
+    first_target = len(prefix) + len(ctx)
+    labels = [tokens[i + 1] if i + 1 >= first_target else IGNORE_INDEX
+              for i in range(len(tokens) - 1)]
+    return tokens, [*labels, IGNORE_INDEX]
+
+
+def _leading_special_tokens(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """The special tokens the tokenizer puts before a text (BOS for Llama-style ones)."""
+    with_specials = tokenizer.encode("a", add_special_tokens=True)
+    bare = tokenizer.encode("a", add_special_tokens=False)
+    for i in range(len(with_specials) - len(bare) + 1):
+        if with_specials[i:i + len(bare)] == bare:
+            return with_specials[:i]
+    return []

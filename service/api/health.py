@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from service.deps import RuntimeDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(runtime: RuntimeDep) -> JSONResponse:
+    """Readiness: the database answers and, where configured, vLLM serves the base model."""
+    checks: dict[str, str] = {}
+    try:
+        with runtime.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        checks["database"] = f"error: {exc}"
+    if runtime.vllm is None:
+        checks["vllm"] = "disabled"
+    else:
+        checks["vllm"] = "ok" if await runtime.vllm.is_ready() else "unavailable"
+    checks["adapters"] = (
+        "ok" if runtime.adapters_enabled else f"disabled: {runtime.adapters_disabled_reason}"
+    )
+    ready = checks["database"] == "ok" and checks["vllm"] in ("ok", "disabled")
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics")
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sse_starlette.sse import EventSourceResponse
+
+from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
+from service.jobs import records
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.get("/{job_id}")
+def get_job(job_id: str, session: SessionDep, workspace: CurrentWorkspace) -> dict[str, Any]:
+    return records.job_public(records.get_job(session, workspace.id, job_id))
+
+
+@router.post("/{job_id}/cancel")
+def cancel_job(job_id: str, session: SessionDep, workspace: CurrentWorkspace) -> dict[str, Any]:
+    job = records.request_cancel(session, workspace.id, job_id)
+    session.commit()
+    return records.job_public(job)
+
+
+@router.get("/{job_id}/events")
+async def job_events(
+    job_id: str, request: Request, runtime: RuntimeDep, workspace: CurrentWorkspace
+) -> EventSourceResponse:
+    """Server-sent events: one `progress` event per change, then `end` at a final status."""
+    with runtime.session_factory() as session:
+        records.get_job(session, workspace.id, job_id)  # 404 before the stream opens
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        last_version = -1
+        while not await request.is_disconnected():
+            with runtime.session_factory() as session:
+                job = records.get_job(session, workspace.id, job_id)
+                version, public = job.version, records.job_public(job)
+            if version != last_version:
+                last_version = version
+                yield {"event": "progress", "data": json.dumps(public, default=str)}
+            if public["status"] in records.TERMINAL:
+                yield {"event": "end", "data": json.dumps(public, default=str)}
+                return
+            await asyncio.sleep(0.5)
+
+    return EventSourceResponse(stream(), ping=15)

@@ -1,0 +1,214 @@
+"""Collections and their documents: the unit that becomes one adapter.
+
+Every function takes the caller's workspace id and never returns another workspace's rows:
+a foreign id is indistinguishable from a missing one (404)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.db.tables import Collection, Document, Passage
+from service.errors import NotFound, Unprocessable
+from service.ingest import IngestedDocument, IngestError, ingest_file
+from service.storage import LocalStorage
+
+
+def create_collection(session: Session, workspace_id: str, name: str, description: str) -> Collection:
+    collection = Collection(workspace_id=workspace_id, name=name, description=description)
+    session.add(collection)
+    session.flush()
+    return collection
+
+
+def list_collections(session: Session, workspace_id: str) -> list[Collection]:
+    return list(
+        session.scalars(
+            select(Collection)
+            .where(Collection.workspace_id == workspace_id)
+            .order_by(Collection.created_at)
+        )
+    )
+
+
+def get_collection(session: Session, workspace_id: str, collection_id: str) -> Collection:
+    collection = session.get(Collection, collection_id)
+    if collection is None or collection.workspace_id != workspace_id:
+        raise NotFound(f"collection {collection_id} not found")
+    return collection
+
+
+def collection_stats(session: Session, collection_id: str) -> dict[str, int]:
+    row = session.execute(
+        select(
+            func.count(Document.id),
+            func.coalesce(func.sum(Document.token_count), 0),
+            func.coalesce(func.sum(Document.sentence_count), 0),
+        ).where(Document.collection_id == collection_id)
+    ).one()
+    return {"document_count": row[0], "token_count": row[1], "sentence_count": row[2]}
+
+
+def delete_collection(
+    session: Session, storage: LocalStorage, workspace_id: str, collection_id: str
+) -> None:
+    collection = get_collection(session, workspace_id, collection_id)
+    session.delete(collection)
+    session.flush()
+    storage.delete_tree(f"workspaces/{workspace_id}/collections/{collection_id}")
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    data: bytes
+
+
+@dataclass
+class UploadOutcome:
+    document: Document
+    created: bool  # False when identical content was already in the collection
+
+
+def add_documents(
+    session: Session,
+    storage: LocalStorage,
+    workspace_id: str,
+    collection_id: str,
+    uploads: list[Upload],
+    *,
+    count_tokens: Callable[[str], int],
+    max_bytes: int,
+    max_docx_uncompressed: int,
+) -> list[UploadOutcome]:
+    """Ingest every upload, then store all of them or none.
+
+    Every file is extracted before anything is written, so one bad file in a multi-file upload
+    leaves the collection as it was; the error names the file and says nothing was stored."""
+    collection = get_collection(session, workspace_id, collection_id)
+    if not uploads:
+        raise Unprocessable("no files in the upload: send one or more `files` parts")
+    ingested: list[tuple[Upload, IngestedDocument]] = []
+    for upload in uploads:
+        try:
+            doc = ingest_file(
+                upload.data,
+                upload.filename,
+                count_tokens=count_tokens,
+                max_bytes=max_bytes,
+                max_docx_uncompressed=max_docx_uncompressed,
+            )
+        except IngestError as exc:
+            note = (
+                f" None of the {len(uploads)} files in this upload were stored."
+                if len(uploads) > 1
+                else ""
+            )
+            raise _ingest_error_to_api(exc, note) from exc
+        ingested.append((upload, doc))
+
+    outcomes: list[UploadOutcome] = []
+    written: list[str] = []
+    seen: dict[str, Document] = {}
+    try:
+        for upload, doc in ingested:
+            existing = seen.get(doc.sha256) or session.scalar(
+                select(Document).where(
+                    Document.collection_id == collection.id, Document.text_sha256 == doc.sha256
+                )
+            )
+            if existing is not None:
+                outcomes.append(UploadOutcome(existing, created=False))
+                continue
+            row = Document(
+                workspace_id=workspace_id,
+                collection_id=collection.id,
+                filename=_display_name(upload.filename),
+                media_type=doc.media_type,
+                size_bytes=len(upload.data),
+                content_sha256=doc.content_sha256,
+                text_sha256=doc.sha256,
+                char_count=len(doc.text),
+                passage_count=len(doc.passages),
+                sentence_count=doc.sentence_count,
+                token_count=doc.token_count,
+                storage_key="",
+            )
+            session.add(row)
+            session.flush()
+            row.storage_key = f"workspaces/{workspace_id}/collections/{collection.id}/{row.id}"
+            written.append(row.storage_key)
+            storage.put_bytes(f"{row.storage_key}/original", upload.data)
+            storage.put_text(f"{row.storage_key}/text.txt", doc.text)
+            for p in doc.passages:
+                session.add(
+                    Passage(
+                        document_id=row.id,
+                        index=p.index,
+                        text=p.text,
+                        sentences=list(p.sentences),
+                        token_count=count_tokens(p.text),
+                    )
+                )
+            seen[doc.sha256] = row
+            outcomes.append(UploadOutcome(row, created=True))
+        session.flush()
+    except BaseException:
+        for key in written:
+            storage.delete_tree(key)
+        raise
+    return outcomes
+
+
+def list_documents(session: Session, workspace_id: str, collection_id: str) -> list[Document]:
+    get_collection(session, workspace_id, collection_id)
+    return list(
+        session.scalars(
+            select(Document)
+            .where(Document.collection_id == collection_id)
+            .order_by(Document.created_at, Document.id)
+        )
+    )
+
+
+def get_document(session: Session, workspace_id: str, document_id: str) -> Document:
+    doc = session.get(Document, document_id)
+    if doc is None or doc.workspace_id != workspace_id:
+        raise NotFound(f"document {document_id} not found")
+    return doc
+
+
+def document_passages(session: Session, document_id: str) -> list[Passage]:
+    return list(
+        session.scalars(
+            select(Passage).where(Passage.document_id == document_id).order_by(Passage.index)
+        )
+    )
+
+
+def delete_document(
+    session: Session, storage: LocalStorage, workspace_id: str, document_id: str
+) -> None:
+    doc = get_document(session, workspace_id, document_id)
+    key = doc.storage_key
+    session.delete(doc)
+    session.flush()
+    storage.delete_tree(key)
+
+
+def _display_name(filename: str) -> str:
+    """Keep only the last path component, for display; file names are never used as paths."""
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return (name or "upload")[:255]
+
+
+def _ingest_error_to_api(exc: IngestError, note: str) -> Exception:
+    from service import errors
+
+    cls = {413: errors.PayloadTooLarge, 415: errors.UnsupportedMediaType}.get(
+        exc.status_code, errors.Unprocessable
+    )
+    return cls(exc.message + note, code=exc.code)

@@ -1,0 +1,97 @@
+"""Service settings: one pydantic-settings class, read from DOCADAPT_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values people paste from examples; refused as an admin key.
+_PLACEHOLDER_KEYS = {"changeme", "change-me", "admin", "password", "secret", "test", "example"}
+MIN_ADMIN_KEY_LENGTH = 24
+
+
+class Settings(BaseSettings):
+    """Everything configurable about a docadapt deployment."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCADAPT_", extra="ignore")
+
+    environment: Literal["development", "production"] = "production"
+    data_dir: Path = Field(default=Path("./docadapt-data"), description="All files live here.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite file in the data dir."
+    )
+    admin_key: SecretStr | None = Field(
+        default=None, description="Admin API key; generated on first start when unset."
+    )
+
+    # Uploads
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_docx_uncompressed_bytes: int = 50 * 1024 * 1024
+
+    # Base model and vLLM
+    base_model_path: Path | None = Field(
+        default=None, description="A local Hugging Face model folder; default: embedded SmolLM2."
+    )
+    vllm_url: str | None = Field(
+        default=None, description="Use this remote vLLM server instead of starting one."
+    )
+    vllm_api_key: SecretStr | None = None
+    start_vllm: bool = Field(
+        default=True, description="Start a local vLLM when no DOCADAPT_VLLM_URL is set."
+    )
+    vllm_host: str = "127.0.0.1"
+    vllm_port: int = 0
+    vllm_max_lora_rank: int = 16
+    vllm_max_loras: int = 4
+    vllm_max_model_len: int = 8192
+    vllm_kv_cache_gb: int = 2
+    vllm_dtype: str = "float32"
+    vllm_start_timeout_s: float = 600.0
+    vllm_isolation_check: bool = True
+
+    # In-context answers (icl:<collection>)
+    icl_budget_tokens: int = 6000
+
+    # Augmentation teacher (default: the local vLLM's base model)
+    teacher_base_url: str | None = None
+    teacher_model: str = "base"
+    teacher_api_key: SecretStr | None = None
+    teacher_concurrency: int = 16
+    teacher_timeout_s: float = 300.0
+
+    # Jobs
+    workers: int = Field(default=1, description="Worker processes `docadapt serve` starts.")
+    job_lease_s: float = 60.0
+    job_max_attempts: int = 3
+
+    # Prices for cost reports (USD)
+    price_input_per_mtok: float = 0.10
+    price_cached_input_per_mtok: float = 0.025
+    price_output_per_mtok: float = 0.40
+    price_accelerator_hour: float = 2.50
+    price_cpu_hour: float = 0.05
+
+    @field_validator("admin_key")
+    @classmethod
+    def _refuse_weak_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value()
+        if raw.strip().lower() in _PLACEHOLDER_KEYS or len(raw) < MIN_ADMIN_KEY_LENGTH:
+            raise ValueError(
+                f"DOCADAPT_ADMIN_KEY is a placeholder or shorter than {MIN_ADMIN_KEY_LENGTH} "
+                "characters; set a long random value or leave it unset to have one generated"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _absolute_data_dir(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'docadapt.db'}"

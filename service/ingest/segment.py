@@ -1,0 +1,133 @@
+"""Normalized text into passages (about 150 words, on paragraph and sentence boundaries) and
+sentences (pysbd, English rules)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pysbd
+
+from service.ingest.normalize import LIST_ITEM
+
+DEFAULT_TARGET_WORDS = 150
+DEFAULT_MIN_WORDS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A passage of a document: its position, its text, and the sentences that make it up
+    (each sentence appears verbatim in ``text``)."""
+
+    index: int
+    text: str
+    sentences: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class _Unit:
+    """A piece of text that stays inside one passage: a paragraph, or part of a long one."""
+
+    sentences: list[str]
+    list_item: bool
+
+    @property
+    def words(self) -> int:
+        return sum(len(s.split()) for s in self.sentences)
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.sentences)
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of one paragraph, by pysbd's English rules, stripped, empty ones dropped.
+    Line breaks inside the paragraph count as spaces (PDF and hard-wrapped text break lines
+    mid-sentence)."""
+    flat = " ".join(text.split())
+    if not flat:
+        return []
+    # A Segmenter keeps per-call state on itself, so one per call keeps threads apart.
+    segmenter = pysbd.Segmenter(language="en", clean=False)
+    return [s.strip() for s in segmenter.segment(flat) if s.strip()]
+
+
+def segment(
+    text: str,
+    *,
+    target_words: int = DEFAULT_TARGET_WORDS,
+    min_words: int = DEFAULT_MIN_WORDS,
+) -> list[Passage]:
+    """Split normalized text (paragraphs separated by blank lines) into passages.
+
+    Each paragraph, and each list item line, is a unit. A unit longer than ``target_words``
+    is split at sentence boundaries into near-equal parts of at most ``target_words`` (a single
+    longer sentence stays whole). A unit shorter than ``min_words`` (a heading, a list item, a
+    one-line paragraph) is merged with its neighbour while the passage stays within
+    ``target_words + min_words``. Passages never cut a sentence; their indexes count from 0.
+    Within a passage, merged paragraphs are separated by a blank line, list items by a line
+    break; inside a paragraph, line breaks become spaces."""
+    units = [part for unit in _units(text) for part in _split_long(unit, target_words)]
+    groups: list[list[_Unit]] = []
+    for unit in units:
+        if groups:
+            current = groups[-1]
+            words = sum(u.words for u in current)
+            small = words < min_words or unit.words < min_words
+            if small and words + unit.words <= target_words + min_words:
+                current.append(unit)
+                continue
+        groups.append([unit])
+    return [
+        Passage(
+            index=i,
+            text=_join(group),
+            sentences=tuple(s for unit in group for s in unit.sentences),
+        )
+        for i, group in enumerate(groups)
+    ]
+
+
+def _units(text: str) -> list[_Unit]:
+    units = []
+    for paragraph in text.split("\n\n"):
+        block: list[str] = []
+        blocks: list[tuple[list[str], bool]] = []
+        for line in paragraph.split("\n"):
+            if LIST_ITEM.match(line) or not blocks:
+                block = [line]
+                blocks.append((block, bool(LIST_ITEM.match(line))))
+            else:
+                block.append(line)
+        for lines, list_item in blocks:
+            sentences = split_sentences("\n".join(lines))
+            if sentences:
+                units.append(_Unit(sentences, list_item))
+    return units
+
+
+def _split_long(unit: _Unit, target_words: int) -> list[_Unit]:
+    if unit.words <= target_words or len(unit.sentences) == 1:
+        return [unit]
+    # Near-equal parts avoid a long passage followed by a stub.
+    per_part = unit.words / math.ceil(unit.words / target_words)
+    parts: list[_Unit] = []
+    current: list[str] = []
+    count = 0
+    for sentence in unit.sentences:
+        n = len(sentence.split())
+        if current and (count + n > target_words or count >= per_part):
+            parts.append(_Unit(current, unit.list_item))
+            current, count = [], 0
+        current.append(sentence)
+        count += n
+    if current:
+        parts.append(_Unit(current, unit.list_item))
+    return parts
+
+
+def _join(group: list[_Unit]) -> str:
+    text = group[0].text
+    for unit in group[1:]:
+        text += ("\n" if unit.list_item else "\n\n") + unit.text
+    return text

@@ -1,0 +1,1 @@
+"""Durable jobs: the job table is the queue; workers claim jobs under a renewable lease."""

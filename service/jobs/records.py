@@ -1,0 +1,161 @@
+"""Job records: create, claim under a lease, report progress, finish, cancel.
+
+A worker claims a queued job, or a running one whose lease lapsed (its worker died), with a
+compare-and-set update, so two workers never run one job at once. On PostgreSQL the candidate
+row is locked with FOR UPDATE SKIP LOCKED; SQLite has a single writer on one machine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from service.db.tables import Job, utcnow
+from service.errors import Conflict, NotFound
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def create_job(
+    session: Session, workspace_id: str, kind: str, params: dict[str, Any], subject_id: str | None
+) -> Job:
+    job = Job(workspace_id=workspace_id, kind=kind, params=params, subject_id=subject_id)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, workspace_id: str, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.workspace_id != workspace_id:
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+def request_cancel(session: Session, workspace_id: str, job_id: str) -> Job:
+    """Cancel: a queued job stops at once; a running one at its next progress report."""
+    job = get_job(session, workspace_id, job_id)
+    if job.status in TERMINAL:
+        raise Conflict(f"job {job_id} already {job.status}")
+    now = utcnow()
+    if job.status == "queued":
+        job.status, job.finished_at, job.message = "cancelled", now, "cancelled before it started"
+    job.cancel_requested = True
+    job.updated_at = now
+    job.version += 1
+    session.flush()
+    return job
+
+
+def _as_aware(ts: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes; everything we store is UTC.
+    return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
+
+
+def claim_next(session: Session, owner: str, lease_s: float, kinds: list[str]) -> Job | None:
+    """Claim one runnable job for `owner`, or None. Commits."""
+    now = utcnow()
+    runnable = or_(
+        Job.status == "queued",
+        (Job.status == "running") & (Job.lease_expires_at < now),
+    )
+    query = select(Job.id).where(runnable, Job.kind.in_(kinds)).order_by(Job.created_at).limit(1)
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    job_id = session.scalar(query)
+    if job_id is None:
+        session.rollback()
+        return None
+    claimed = session.execute(
+        update(Job)
+        .where(Job.id == job_id, runnable)
+        .values(
+            status="running",
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            attempts=Job.attempts + 1,
+            started_at=now,
+            updated_at=now,
+            version=Job.version + 1,
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.commit()
+    if claimed != 1:
+        return None  # another worker won the race
+    return session.get(Job, job_id, populate_existing=True)
+
+
+def renew_lease(session: Session, job_id: str, owner: str, lease_s: float) -> bool:
+    """Extend the lease; False when the job is no longer ours (e.g. lease lost)."""
+    now = utcnow()
+    n = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
+        .values(lease_expires_at=now + timedelta(seconds=lease_s))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.commit()
+    return n == 1
+
+
+def finish(
+    session: Session,
+    job_id: str,
+    owner: str,
+    status: str,
+    *,
+    error: str | None = None,
+    result: dict[str, Any] | None = None,
+    message: str | None = None,
+) -> None:
+    now = utcnow()
+    values: dict[str, Any] = {
+        "status": status,
+        "finished_at": now,
+        "updated_at": now,
+        "lease_expires_at": None,
+        "eta_seconds": 0.0 if status == "succeeded" else None,
+        "version": Job.version + 1,
+    }
+    if error is not None:
+        values["error"] = error
+    if result is not None:
+        values["result"] = result
+    if message is not None:
+        values["message"] = message
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == owner)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def job_public(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "subject_id": job.subject_id,
+        "status": job.status,
+        "progress": {
+            "done": job.progress_done,
+            "total": job.progress_total,
+            "fraction": (job.progress_done / job.progress_total) if job.progress_total else None,
+        },
+        "eta_seconds": job.eta_seconds,
+        "message": job.message,
+        "metrics": job.metrics,
+        "error": job.error,
+        "result": job.result,
+        "attempts": job.attempts,
+        "cancel_requested": job.cancel_requested,
+        "params": job.params,
+        "created_at": _as_aware(job.created_at),
+        "started_at": _as_aware(job.started_at),
+        "finished_at": _as_aware(job.finished_at),
+        "updated_at": _as_aware(job.updated_at),
+    }

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from service.schemas.common import PublicModel
+
+
+class CollectionCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+
+
+class CollectionPublic(PublicModel):
+    id: str
+    name: str
+    description: str
+    created_at: datetime
+    document_count: int = 0
+    token_count: int = 0
+    sentence_count: int = 0
+
+
+class CollectionsPublic(BaseModel):
+    data: list[CollectionPublic]
+
+
+class DocumentPublic(PublicModel):
+    id: str
+    collection_id: str
+    filename: str
+    media_type: str
+    size_bytes: int
+    content_sha256: str
+    char_count: int
+    passage_count: int
+    sentence_count: int
+    token_count: int
+    created_at: datetime
+    duplicate: bool = Field(
+        default=False, description="True when identical content was already in the collection."
+    )
+
+
+class DocumentsPublic(BaseModel):
+    data: list[DocumentPublic]
+
+
+class PassagePublic(PublicModel):
+    index: int
+    text: str
+    sentences: list[str]
+    token_count: int
+
+
+class DocumentDetail(DocumentPublic):
+    text: str
+    passages: list[PassagePublic]

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from service.schemas.common import PublicModel
+
+
+class WorkspaceCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class WorkspacePublic(PublicModel):
+    id: str
+    name: str
+    created_at: datetime
+
+
+class WorkspaceCreated(BaseModel):
+    workspace: WorkspacePublic
+    api_key: str = Field(description="Shown once; store it now.")

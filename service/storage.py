@@ -1,0 +1,56 @@
+"""File storage behind one small interface: a local folder now, an S3-compatible bucket later.
+
+Keys are built by the service from ids (never from user-supplied file names)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+class LocalStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        """The local path of a key; refuses keys that would leave the storage root."""
+        p = (self.root / key).resolve()
+        if not p.is_relative_to(self.root.resolve()):
+            raise ValueError(f"storage key escapes the root: {key!r}")
+        return p
+
+    def put_bytes(self, key: str, data: bytes) -> Path:
+        """Write atomically (temp file + rename), so a reader never sees half a file."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    def put_text(self, key: str, text: str) -> Path:
+        return self.put_bytes(key, text.encode("utf-8"))
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def read_text(self, key: str) -> str:
+        return self.read_bytes(key).decode("utf-8")
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def delete_tree(self, key: str) -> None:
+        p = self.path(key)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)

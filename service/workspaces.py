@@ -1,0 +1,33 @@
+"""Workspaces and their API keys."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.db.tables import ApiKey, Workspace
+from service.errors import Unauthorized
+from service.security import generate_api_key, hash_api_key
+
+
+def create_workspace(session: Session, name: str) -> tuple[Workspace, str]:
+    """Create a workspace and its first API key; the key is returned once and stored hashed."""
+    workspace = Workspace(name=name)
+    session.add(workspace)
+    session.flush()
+    key = generate_api_key()
+    session.add(ApiKey(workspace_id=workspace.id, key_hash=hash_api_key(key), prefix=key[:12]))
+    session.flush()
+    return workspace, key
+
+
+def workspace_for_key(session: Session, key: str) -> Workspace:
+    """The workspace an API key belongs to; 401 for an unknown or revoked key."""
+    row = session.execute(
+        select(Workspace)
+        .join(ApiKey, ApiKey.workspace_id == Workspace.id)
+        .where(ApiKey.key_hash == hash_api_key(key), ApiKey.revoked_at.is_(None))
+    ).scalar_one_or_none()
+    if row is None:
+        raise Unauthorized("invalid API key")
+    return row
