@@ -65,6 +65,29 @@ class VLLMClient:
             raise VLLMRequestError(resp.status_code, _error_detail(resp))
         return resp
 
+    async def open_stream(self, path: str, payload: dict[str, Any]) -> httpx.Response:
+        """POST `payload` and return the open streaming response once vLLM accepted it.
+
+        Errors map as in `request` (raised before any chunk is read); the caller reads the body
+        with `aiter_lines()` and must `aclose()` the response.
+        """
+        req = self._http.build_request("POST", path, json=payload)
+        try:
+            resp = await self._http.send(req, stream=True)
+        except httpx.TransportError as exc:
+            raise VLLMUnavailable(f"vLLM at {self.base_url} is unreachable: {exc!r}") from exc
+        if resp.status_code >= 400:
+            try:
+                await resp.aread()
+            except httpx.TransportError as exc:
+                raise VLLMUnavailable(f"vLLM answered {resp.status_code}: {exc!r}") from exc
+            finally:
+                await resp.aclose()
+            if resp.status_code >= 500:
+                raise VLLMUnavailable(f"vLLM answered {resp.status_code}: {resp.text[:500]}")
+            raise VLLMRequestError(resp.status_code, _error_detail(resp))
+        return resp
+
     async def post_json(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         return (await self.request("POST", path, json=payload)).json()
 

@@ -320,7 +320,8 @@ _SYMMETRIC_WORDS = frozenset(
 
 
 def _canon_phrase(phrase: str) -> str:
-    return " ".join(tokens(phrase))
+    """Lookup key of a relation phrase: lowercase tokens, no articles."""
+    return " ".join(t for t in tokens(phrase) if t not in ARTICLES)
 
 
 _INVERSE: dict[str, str] = {}
@@ -386,6 +387,8 @@ def normalize_relation(phrase: str, source: str | None = None) -> str:
     )
     if toks[0] not in _COPULAS and is_comparative_word and len(toks) <= 3:
         toks = [copula, *toks]
+    elif toks[0] in _COPULAS and src and copula in _COPULAS and copula != toks[0]:
+        toks[0] = copula  # the teacher's "is" where the source says "are"
     if toks[0] in _COPULAS and len(toks) >= 2 and (
         toks[1] in {"more", "less"} or er_candidates(toks[1])
     ) and toks[-1] != "than" and "than" in src:

@@ -181,8 +181,11 @@ class Adapter(Timestamped, Base):
     workspace_id: Mapped[str] = mapped_column(
         ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
     )
-    # Globally unique and never reused: vLLM keys its prefix cache on the adapter name.
-    name: Mapped[str] = mapped_column(String(120), unique=True)
+    # What users call it (unique among the workspace's live adapters).
+    name: Mapped[str] = mapped_column(String(120))
+    # The name vLLM knows it by: globally unique and never reused for other weights, since
+    # vLLM keys its prefix cache on it; users never see another workspace's.
+    served_name: Mapped[str] = mapped_column(String(120), unique=True)
     collection_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     augmentation_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     job_id: Mapped[str | None] = mapped_column(String(40), nullable=True)

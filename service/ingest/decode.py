@@ -26,8 +26,9 @@ def bom_encoding(data: bytes) -> str | None:
 
 def decode_text(data: bytes) -> str:
     """Decode a text file. A BOM decides; else strict UTF-8; else the encoding
-    charset_normalizer finds; else Windows-1252 (then Latin-1, which never fails). The result
-    never starts with a BOM; undecodable bytes under a BOM become U+FFFD."""
+    charset_normalizer finds, but Windows-1252 when that is among its best guesses (it often
+    ties with its neighbours on short texts); else Windows-1252, then Latin-1, which never
+    fails. The result never starts with a BOM; undecodable bytes under a BOM become U+FFFD."""
     encoding = bom_encoding(data)
     if encoding is not None:
         return data.decode(encoding, errors="replace")
@@ -35,9 +36,12 @@ def decode_text(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    best = charset_normalizer.from_bytes(data).best()
-    if best is not None:
-        return str(best)
+    matches = list(charset_normalizer.from_bytes(data))
+    if matches:
+        # Short texts fit several code pages equally well; the commonest one wins such a tie.
+        tied = [m for m in matches if m.chaos <= matches[0].chaos]
+        if not any("cp1252" in m.could_be_from_charset for m in tied):
+            return str(matches[0])
     try:
         return data.decode("cp1252")
     except UnicodeDecodeError:

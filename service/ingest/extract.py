@@ -100,7 +100,8 @@ def html_to_text(html: bytes | str) -> str:
         comment.extract()
     # Collapse source whitespace first, so the separators added below are the only breaks.
     for string in soup.find_all(string=True):
-        if not isinstance(string, NavigableString) or string.find_parent("pre") is not None:
+        # Exactly NavigableString: its subclasses (doctype, CDATA, ...) are not visible text.
+        if type(string) is not NavigableString or string.find_parent("pre") is not None:
             continue
         string.replace_with(_SPACE_RUN.sub(" ", str(string)))
     for br in soup.find_all("br"):

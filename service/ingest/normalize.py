@@ -16,17 +16,17 @@ _LINE_HYPHEN = re.compile(r"(?<=[^\W\d_])[-\u2010]\n(?=[^\W\d_])")
 _SPACES = re.compile(r"[^\S\n]+")  # any whitespace but a line break
 _BLANK_RUN = re.compile(r"\n{2,}")
 # A line that starts a list item keeps its line break; other lines of a paragraph are joined.
-LIST_ITEM = re.compile(r"^(?:[-*+•◦▪‣]|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)])\s")
+LIST_ITEM = re.compile(r"^(?:[-*+•◦▪‣]|\(?\d{1,3}[.)]|\(?[a-z]\))\s")
 
 
 def normalize_text(text: str) -> str:
     """Return ``text`` in canonical form: Unicode NFKC (ligatures, full-width forms and
-    non-breaking spaces become plain), invisible characters and other control characters
-    removed, every line ending "\\n", runs of spaces and tabs one space, lines stripped, words
-    hyphenated across a line break joined ("infor-\\nmation" -> "information", "Anglo-\\nSaxon"
-    -> "Anglo-Saxon"), and paragraphs
-    separated by exactly one blank line. Lines inside a paragraph keep their single line break.
-    Idempotent; "" when nothing visible is left."""
+    non-breaking spaces become plain), invisible and control characters removed, runs of spaces
+    and tabs one space, words hyphenated across a line break joined ("infor-\\nmation" ->
+    "information"; "Anglo-\\nSaxon" -> "Anglo-Saxon"), each paragraph on one line (wrapped lines
+    joined by a space; only a line that starts a list item, "- x" or "2. x", keeps its line
+    break) and paragraphs separated by exactly one blank line, whatever line endings or blank
+    runs separated them before. Idempotent; "" when nothing visible is left."""
     text = text.replace("\r\n", "\n").translate(_BREAKS)
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
     text = "".join(

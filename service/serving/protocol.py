@@ -277,7 +277,7 @@ def _is_set(key: str, value: Any) -> bool:
         return False
     if key == "modalities" and value == ["text"]:
         return False
-    return not (key in ("best_of", "n") and value == 1)
+    return not (key == "best_of" and value == 1)
 
 
 def _rejection(exc: ValidationError) -> RequestRejected:

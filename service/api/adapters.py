@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, UploadFile, status
+from fastapi.responses import Response
+
+from adapters import registry
+from adapters.base_model import model_fingerprint
+from service.db.tables import Adapter
+from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
+from service.errors import PayloadTooLarge, ServiceUnavailable, Unprocessable
+
+router = APIRouter(tags=["adapters"])
+
+MAX_ADAPTER_ARCHIVE_BYTES = 512 * 1024 * 1024
+
+
+def require_serving(runtime: RuntimeDep) -> Any:
+    if runtime.vllm is None:
+        raise ServiceUnavailable("no vLLM server is configured; adapters cannot be loaded")
+    if not runtime.adapters_enabled:
+        raise ServiceUnavailable(f"adapters are disabled: {runtime.adapters_disabled_reason}")
+    return runtime.vllm
+
+
+@router.post("/v1/adapters/import", status_code=status.HTTP_201_CREATED)
+async def import_adapter(
+    file: Annotated[UploadFile, File(description="A PEFT LoRA adapter as .tar.gz or .zip")],
+    name: Annotated[str, Form(description="The adapter's name in this workspace")],
+    session: SessionDep,
+    runtime: RuntimeDep,
+    workspace: CurrentWorkspace,
+) -> dict[str, Any]:
+    from adapters.peft_validation import safe_extract_archive, validate_peft_adapter
+
+    client = require_serving(runtime)
+    registry.check_name_free(session, workspace.id, name)
+    data = await file.read(MAX_ADAPTER_ARCHIVE_BYTES + 1)
+    if len(data) > MAX_ADAPTER_ARCHIVE_BYTES:
+        raise PayloadTooLarge(f"adapter archive larger than {MAX_ADAPTER_ARCHIVE_BYTES} bytes")
+    scratch = Path(tempfile.mkdtemp(dir=runtime.settings.data_dir, prefix=".import-"))
+    try:
+        try:
+            folder = safe_extract_archive(data, scratch)
+        except ValueError as exc:
+            raise Unprocessable(f"{file.filename}: {exc}", code="invalid_adapter") from exc
+        problems = validate_peft_adapter(
+            folder, runtime.model_dir, runtime.settings.vllm_max_lora_rank
+        )
+        if problems:
+            raise Unprocessable(
+                f"{file.filename} is not an adapter vLLM can serve on this base model: "
+                + "; ".join(problems),
+                code="invalid_adapter",
+                details={"problems": problems},
+            )
+        import json
+
+        config = json.loads((folder / "adapter_config.json").read_text())
+        adapter = Adapter(
+            workspace_id=workspace.id,
+            name=name,
+            served_name="",
+            source="imported",
+            status="loading",
+            base_model=str(runtime.model_dir),
+            base_model_hash=model_fingerprint(runtime.model_dir),
+            hyperparameters={k: config.get(k) for k in ("r", "lora_alpha", "target_modules")},
+            rank=int(config.get("r") or 0),
+        )
+        session.add(adapter)
+        session.flush()
+        adapter.served_name = registry.served_name_for(adapter.id)
+        registry.store_artifact(runtime.storage, adapter, folder)
+        session.commit()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    adapter = await registry.activate(
+        runtime.session_factory, runtime.storage, client, adapter.id,
+        max_lora_rank=runtime.settings.vllm_max_lora_rank,
+    )
+    public = registry.adapter_public(adapter)
+    if adapter.status != "ready":
+        raise Unprocessable(
+            f"adapter {adapter.id} failed its check after loading: {adapter.status_reason}",
+            code="adapter_check_failed",
+            details={"adapter": public},
+        )
+    return public
+
+
+@router.get("/v1/adapters")
+def list_adapters(
+    session: SessionDep, workspace: CurrentWorkspace, collection_id: str | None = None
+) -> dict[str, Any]:
+    rows = registry.list_adapters(session, workspace.id, collection_id)
+    return {"data": [registry.adapter_public(a) for a in rows]}
+
+
+@router.get("/v1/adapters/{adapter_id}")
+def get_adapter(adapter_id: str, session: SessionDep, workspace: CurrentWorkspace) -> dict[str, Any]:
+    return registry.adapter_public(registry.get_adapter(session, workspace.id, adapter_id))
+
+
+@router.get("/v1/adapters/{adapter_id}/download")
+def download_adapter(
+    adapter_id: str, session: SessionDep, runtime: RuntimeDep, workspace: CurrentWorkspace
+) -> Response:
+    adapter = registry.get_adapter(session, workspace.id, adapter_id)
+    data = registry.archive_bytes(runtime.storage, adapter)
+    return Response(
+        data,
+        media_type="application/gzip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{adapter.name}.tar.gz"',
+            "X-Artifact-SHA256": adapter.artifact_sha256 or "",
+        },
+    )
+
+
+@router.delete("/v1/adapters/{adapter_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_adapter(
+    adapter_id: str, session: SessionDep, runtime: RuntimeDep, workspace: CurrentWorkspace
+) -> None:
+    adapter = registry.get_adapter(session, workspace.id, adapter_id)
+    if adapter.status in ("queued", "training") and adapter.job_id:
+        from service.jobs import records
+
+        records.request_cancel(session, workspace.id, adapter.job_id)
+    if runtime.vllm is not None and adapter.status == "ready":
+        from adapters.vllm import unload_adapter
+
+        await unload_adapter(runtime.vllm, adapter.served_name)
+    if adapter.artifact_key:
+        runtime.storage.delete_tree(adapter.artifact_key)
+    registry.set_status(adapter, "deleted")
+    adapter.artifact_key = None
+    session.commit()

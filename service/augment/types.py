@@ -1,0 +1,125 @@
+"""Plain data the augmentation engine takes and returns (no database, no HTTP)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+StrategyName = Literal["local", "decomposed", "global"]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of a collection to augment.
+
+    For local and decomposed: a sentence or passage (`id` is the unit id, `document_id` its
+    document). For global: a whole document (`id` is the document id, `document_id` the same),
+    with `title` used in the prompt.
+    """
+
+    id: str
+    document_id: str
+    text: str
+    title: str | None = None
+
+
+@dataclass
+class Example:
+    """One generated training statement with its provenance."""
+
+    text: str
+    strategy: StrategyName
+    document_id: str
+    unit_ids: list[str]
+    source_text: str
+    template_name: str
+    template_version: str
+    template_hash: str
+    teacher_model: str
+    sampling: dict[str, Any]
+    # Tokens of the teacher request(s) that produced this example; every example of one request
+    # carries the same figures (`request_ids` lets a sum count each request once).
+    prompt_tokens: int
+    completion_tokens: int
+    request_ids: list[str]
+    context_document_ids: list[str] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)  # strategy-specific (e.g. the triple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class YieldStats:
+    """What happened to the work of one strategy: units, requests, tokens and per-stage yield.
+
+    generated: teacher outputs received (choices); parsed: statements split out of them;
+    kept: statements that became examples; dropped: statements (or outputs) dropped, by reason.
+    parsed == kept + the statement drops, so an empty result explains itself.
+    """
+
+    units_total: int = 0
+    units_skipped: int = 0  # finished in an earlier run of a resumed job
+    units_done: int = 0
+    units_failed: int = 0
+    requests: int = 0
+    requests_failed: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    generated: int = 0
+    parsed: int = 0
+    kept: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    wall_s: float = 0.0
+
+    def drop(self, reason: str, count: int = 1) -> None:
+        self.dropped[reason] += count
+
+    def merge(self, other: YieldStats) -> None:
+        """Add another run's counts into this one (wall time adds too)."""
+        for name in (
+            "units_total units_skipped units_done units_failed requests requests_failed "
+            "retries prompt_tokens completion_tokens cached_prompt_tokens generated parsed kept"
+        ).split():
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.dropped.update(other.dropped)
+        self.wall_s += other.wall_s
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["dropped"] = dict(sorted(self.dropped.items()))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> YieldStats:
+        data = dict(data)
+        dropped = Counter(data.pop("dropped", {}))
+        return cls(**data, dropped=dropped)
+
+
+@dataclass
+class UnitResult:
+    """The outcome of one unit: its examples and its own counts (handed to `on_unit_done`)."""
+
+    unit_id: str
+    document_id: str
+    examples: list[Example]
+    stats: YieldStats
+    failed: bool = False
+    error: str | None = None
+
+
+OnUnitDone = Callable[[UnitResult], Awaitable[None] | None]
+
+
+@dataclass
+class StrategyResult:
+    """Everything a strategy run produced, and its counts."""
+
+    strategy: StrategyName
+    examples: list[Example]
+    stats: YieldStats

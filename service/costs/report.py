@@ -1,0 +1,486 @@
+"""The evaluation report: one JSON-serialisable dict, rendered as Markdown, HTML or a PNG plot.
+
+`build_report` is the only place numbers are computed; the renderers only format what the dict
+holds, so the JSON, Markdown, HTML and plot always agree.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from jinja2 import Environment, StrictUndefined
+
+from service.costs.model import (
+    PRICE_DESCRIPTIONS,
+    AdapterCostInputs,
+    Prices,
+    QueryProfile,
+    break_even_queries,
+    cumulative_cost,
+    curve_plan,
+    one_time_cost,
+    per_query_cost,
+)
+from service.evaluate.scoring import METRIC_LABELS, ItemResult, LatencyProbe
+from service.evaluate.stats import CONFIDENCE, compute_stats
+
+REPORT_SCHEMA = "docadapt.evaluation-report/1"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Section ids, in order; the HTML has one element per id, the Markdown one heading per title.
+SECTIONS = {
+    "summary": "Summary",
+    "accuracy": "Accuracy",
+    "categories": "Accuracy by category",
+    "paired-tests": "Paired tests against ICL",
+    "usage": "Tokens and latency per query",
+    "per-query-cost": "Cost per query",
+    "one-time-cost": "One-time cost of each adapter",
+    "break-even": "Break-even",
+    "cost-curve": "Cumulative cost",
+    "prices": "Prices used",
+    "notes": "Assumptions and notes",
+}
+_CACHING_LABEL = {False: "without prefix caching", True: "with prefix caching"}
+
+
+def build_report(
+    results: Sequence[ItemResult],
+    *,
+    prices: Prices,
+    adapters: Mapping[str, AdapterCostInputs] | None = None,
+    latency: Mapping[str, LatencyProbe] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    confidence: float = CONFIDENCE,
+) -> dict[str, Any]:
+    """The full report of an evaluation, as plain JSON types.
+
+    `results`: every item under every mode (from `Scorer.score`). `adapters`: the cost records of
+    each adapter mode, keyed by mode name (a missing one leaves its one-time cost and break-even
+    unknown). `latency`: cold/warm probes per mode name (`Scorer.probe_latency`); without one, a
+    mode's cold and warm latency both fall back to its median item latency under the evaluation's
+    load. `meta`: passed through (ids, names, dates).
+    """
+    if not results:
+        raise ValueError("no results to report on")
+    adapters = adapters or {}
+    latency = latency or {}
+    stats = compute_stats(results, confidence)
+    notes: list[str] = []
+
+    usage: dict[str, Any] = {}
+    profiles: dict[str, QueryProfile] = {}
+    for mode in stats.modes:
+        u = stats.usage[mode]
+        probe = latency.get(mode)
+        cold = probe.cold_median_s if probe else u.latency_p50_s
+        warm = probe.warm_median_s if probe else u.latency_p50_s
+        usage[mode] = u.model_dump() | {
+            "latency_cold_s": cold,
+            "latency_warm_s": warm,
+            "latency_source": (
+                f"single-request probe, median of {len(probe.cold_s)} cold and "
+                f"{len(probe.warm_s)} warm requests" if probe
+                else "median item latency under the evaluation's concurrency (no probe)"
+            ),
+        }
+        profiles[mode] = QueryProfile(
+            prompt_tokens=u.mean_prompt_tokens, completion_tokens=u.mean_completion_tokens,
+            cacheable_tokens=u.mean_cacheable_tokens, latency_cold_s=cold, latency_warm_s=warm,
+        )
+        if u.errors:
+            notes.append(f"{mode}: vLLM refused {u.errors} of {u.n} items (too long or invalid); "
+                         "they count as wrong and are left out of tokens and latency.")
+
+    per_query: dict[str, dict[str, Any]] = {}
+    for mode, profile in profiles.items():
+        per_query[mode] = {
+            ("cached" if c else "uncached"): asdict(per_query_cost(profile, prices, prefix_cached=c))
+            for c in (False, True)
+        }
+
+    adapter_modes = [m for m in stats.modes if stats.mode_kinds[m] == "adapter"]
+    icl = next((m for m in stats.modes if stats.mode_kinds[m] == "icl"), None)
+    one_time: dict[str, Any] = {}
+    for mode in adapter_modes:
+        record = adapters.get(mode)
+        if record is None:
+            notes.append(f"{mode}: no augmentation/training records, so its one-time cost and "
+                         "break-even are unknown.")
+            continue
+        cost = one_time_cost(record, prices)
+        one_time[mode] = asdict(cost)
+
+    break_even: list[dict[str, Any]] = []
+    if icl is None:
+        notes.append("No icl mode was evaluated, so there is no break-even against ICL.")
+    else:
+        for mode in adapter_modes:
+            for cached in (False, True):
+                key = "cached" if cached else "uncached"
+                a = per_query[mode][key]["usd"]
+                i = per_query[icl][key]["usd"]
+                entry: dict[str, Any] = {
+                    "adapter": mode, "reference": icl, "prefix_cached": cached,
+                    "assumption": f"ICL {_CACHING_LABEL[cached]}",
+                    "adapter_per_query_usd": a, "icl_per_query_usd": i,
+                    "saving_per_query_usd": i - a,
+                }
+                if mode not in one_time:
+                    entry |= {"one_time_usd": None, "n_queries": None, "status": "unknown"}
+                else:
+                    n = break_even_queries(one_time[mode]["total_usd"], a, i)
+                    entry |= {"one_time_usd": one_time[mode]["total_usd"], "n_queries": n,
+                              "status": "never" if n is None else "breaks_even"}
+                break_even.append(entry)
+
+    n_max, x_scale = curve_plan([b["n_queries"] for b in break_even])
+    lines: list[dict[str, Any]] = []
+    if icl is not None:
+        for cached in (False, True):
+            lines.append({"label": f"{icl} ({_CACHING_LABEL[cached]})", "mode": icl,
+                          "prefix_cached": cached, "one_time_usd": 0.0,
+                          "per_query_usd": per_query[icl]["cached" if cached else "uncached"]["usd"]})
+    for mode in adapter_modes:
+        if mode in one_time:
+            # An adapter's prompt has no document prefix; its caching variants differ only in
+            # latency, so the curve uses the uncached figure (the break-evens use both).
+            lines.append({"label": mode, "mode": mode, "prefix_cached": False,
+                          "one_time_usd": one_time[mode]["total_usd"],
+                          "per_query_usd": per_query[mode]["uncached"]["usd"]})
+
+    notes.extend(_standing_notes(prices))
+    n_items = len({r.item_id for r in results})
+    return {
+        "schema": REPORT_SCHEMA,
+        "meta": dict(meta or {}),
+        "summary": {
+            "n_items": n_items,
+            "modes": stats.modes,
+            "mode_kinds": stats.mode_kinds,
+            "metrics": stats.metrics,
+            "metric_labels": {m: METRIC_LABELS[m] for m in stats.metrics},
+            "confidence": confidence,
+            "primary_accuracy": {m: stats.accuracy[m]["correct"].accuracy for m in stats.modes},
+        },
+        "accuracy": {m: {k: a.model_dump() for k, a in v.items()}
+                     for m, v in stats.accuracy.items()},
+        "accuracy_by_category": {
+            m: {c: {k: a.model_dump() for k, a in cv.items()} for c, cv in v.items()}
+            for m, v in stats.by_category.items()
+        },
+        "paired_tests": [t.model_dump() for t in stats.paired],
+        "usage": usage,
+        "per_query_cost": per_query,
+        "one_time_cost": one_time,
+        "break_even": break_even,
+        "cost_curve": {"n_max": n_max, "x_scale": x_scale, "lines": lines},
+        "prices": prices.to_dict(),
+        "price_descriptions": PRICE_DESCRIPTIONS,
+        "notes": notes,
+    }
+
+
+def _standing_notes(prices: Prices) -> list[str]:
+    notes = [
+        "Multiple-choice items are scored by the log-likelihood of each choice as a continuation "
+        "of the prompt, choices not shown (Lampinen et al. 2025); mc_sum decides by the summed "
+        "log-likelihood, mc_norm by the per-token mean. The primary metric ('correct') is mc_sum "
+        "for multiple choice and normalized exact match for generation.",
+        "Intervals are 95% Wilson score intervals; paired tests are exact McNemar tests on the "
+        "items both modes scored.",
+        "Tokens per query are measured means: for multiple choice, the prompt (context and "
+        "question) and the correct answer's tokens as the completion; for generation, vLLM's "
+        "usage counts.",
+        "Without prefix caching every prompt token is priced at the input price and latency is "
+        "cold; with prefix caching the shared document prefix (icl) is priced at the "
+        "cached-input price on every query (steady state) and latency is warm.",
+        "One-time cost = augmentation teacher tokens at token prices + training wall time at "
+        "the hourly price of its hardware + training tokens at the training token price.",
+        "Break-even n* = ceil(one-time cost / (ICL per-query cost - adapter per-query cost)): "
+        "from n* queries on the adapter's total is at most ICL's; 'never' when the adapter is "
+        "not cheaper per query.",
+    ]
+    if prices.serving_hardware is None:
+        notes.append("Queries are priced by tokens only (a hosted API); latency is reported but "
+                     "not priced.")
+    else:
+        notes.append(f"Each query also pays its single-request latency at the "
+                     f"{prices.serving_hardware}-hour price (self-hosted serving, no batching: "
+                     "an upper bound).")
+    return notes
+
+
+# -- formatting helpers -------------------------------------------------------------------------
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _acc(a: Mapping[str, Any]) -> str:
+    if not a["n"]:
+        return "n/a"
+    return f"{_pct(a['accuracy'])} [{_pct(a['ci_low'])}, {_pct(a['ci_high'])}] ({a['correct']}/{a['n']})"
+
+
+def _usd(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    if x == 0:
+        return "$0"
+    if abs(x) >= 100:
+        return f"${x:,.2f}"
+    if abs(x) >= 0.01:
+        return f"${x:.4f}"
+    return f"${x:.3g}"
+
+
+def _num(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None else f"{x:,.{digits}f}"
+
+
+def _secs(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f} s"
+
+
+def _p(x: float) -> str:
+    return f"{x:.3g}" if x >= 0.001 else f"{x:.2e}"
+
+
+def _break_even_text(b: Mapping[str, Any]) -> str:
+    if b["status"] == "unknown":
+        return "unknown (no cost records)"
+    if b["status"] == "never":
+        return "never (adapter not cheaper per query)"
+    return f"{b['n_queries']:,} queries"
+
+
+def _tables(report: Mapping[str, Any]) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """Every table of the report as (header, rows) of strings, shared by Markdown and HTML."""
+    s = report["summary"]
+    modes, metrics = s["modes"], s["metrics"]
+    kinds = s["mode_kinds"]
+    t: dict[str, tuple[list[str], list[list[str]]]] = {}
+    t["accuracy"] = (
+        ["mode", "kind"] + [s["metric_labels"][m] for m in metrics],
+        [[m, kinds[m]] + [_acc(report["accuracy"][m][k]) for k in metrics] for m in modes],
+    )
+    rows = []
+    for m in modes:
+        for cat, accs in report["accuracy_by_category"][m].items():
+            rows.append([m, cat] + [_acc(accs[k]) for k in metrics])
+    t["categories"] = (["mode", "category"] + [s["metric_labels"][m] for m in metrics], rows)
+    t["paired-tests"] = (
+        ["mode", "reference", "metric", "n", "both right", "only mode", "only reference",
+         "both wrong", "difference", "p-value"],
+        [[p["mode"], p["reference"], p["metric"], str(p["n"]), str(p["both_correct"]),
+          str(p["only_mode"]), str(p["only_reference"]), str(p["both_wrong"]),
+          _pct(p["difference"]), _p(p["p_value"])] for p in report["paired_tests"]],
+    )
+    t["usage"] = (
+        ["mode", "items", "errors", "prompt tokens", "cached-prefix tokens", "completion tokens",
+         "latency p50", "latency p95", "cold latency", "warm latency", "latency source"],
+        [[m, str(u["n"]), str(u["errors"]), _num(u["mean_prompt_tokens"]),
+          _num(u["mean_cacheable_tokens"]), _num(u["mean_completion_tokens"]),
+          _secs(u["latency_p50_s"]), _secs(u["latency_p95_s"]), _secs(u["latency_cold_s"]),
+          _secs(u["latency_warm_s"]), u["latency_source"]]
+         for m, u in report["usage"].items()],
+    )
+    t["per-query-cost"] = (
+        ["mode", "without prefix caching", "with prefix caching", "assumption (uncached)",
+         "assumption (cached)"],
+        [[m, _usd(c["uncached"]["usd"]), _usd(c["cached"]["usd"]), c["uncached"]["assumption"],
+          c["cached"]["assumption"]] for m, c in report["per_query_cost"].items()],
+    )
+    t["one-time-cost"] = (
+        ["adapter", "teacher tokens", "training compute", "training tokens", "total",
+         "teacher prompt / cached / completion tokens", "training tokens", "training wall time"],
+        [[m, _usd(c["teacher_usd"]), _usd(c["training_compute_usd"]),
+          _usd(c["training_tokens_usd"]), _usd(c["total_usd"]),
+          f"{c['inputs']['teacher_prompt_tokens']:,} / "
+          f"{c['inputs']['teacher_cached_prompt_tokens']:,} / "
+          f"{c['inputs']['teacher_completion_tokens']:,}",
+          f"{c['inputs']['training_tokens']:,}",
+          f"{c['inputs']['training_wall_s']:.1f} s on {c['inputs']['training_hardware']}"]
+         for m, c in report["one_time_cost"].items()],
+    )
+    t["break-even"] = (
+        ["adapter", "against", "assumption", "one-time", "adapter per query", "ICL per query",
+         "saving per query", "break-even"],
+        [[b["adapter"], b["reference"], b["assumption"], _usd(b["one_time_usd"]),
+          _usd(b["adapter_per_query_usd"]), _usd(b["icl_per_query_usd"]),
+          _usd(b["saving_per_query_usd"]), _break_even_text(b)] for b in report["break_even"]],
+    )
+    t["prices"] = (
+        ["price", "value", "meaning"],
+        [[k, "none" if v is None else str(v), report["price_descriptions"].get(k, "")]
+         for k, v in report["prices"].items()],
+    )
+    return t
+
+
+def _summary_lines(report: Mapping[str, Any]) -> list[str]:
+    s = report["summary"]
+    meta = report["meta"]
+    lines = [f"{k}: {v}" for k, v in meta.items()]
+    lines.append(f"{s['n_items']} items; modes: {', '.join(s['modes'])}.")
+    for m in s["modes"]:
+        lines.append(f"{m}: {_acc(report['accuracy'][m]['correct'])} (primary metric)")
+    for b in report["break_even"]:
+        lines.append(f"{b['adapter']} vs {b['reference']} {_CACHING_LABEL[b['prefix_cached']]}: "
+                     f"break-even {_break_even_text(b)}")
+    return lines
+
+
+# -- Markdown -----------------------------------------------------------------------------------
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return "_none_"
+    out = ["| " + " | ".join(_md_cell(h) for h in header) + " |",
+           "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The report as GitHub-flavoured Markdown: one section per `SECTIONS` entry."""
+    tables = _tables(report)
+    title = report["meta"].get("title", "Evaluation report")
+    parts = [f"# {title}", ""]
+    for sid, heading in SECTIONS.items():
+        parts += [f"## {heading}", ""]
+        if sid == "summary":
+            parts += [f"- {line}" for line in _summary_lines(report)]
+        elif sid == "cost-curve":
+            cc = report["cost_curve"]
+            parts.append(f"Cumulative cost over 0 to {cc['n_max']:,} queries ({cc['x_scale']} axis); "
+                         "the plot is `cost-curve.png`.")
+            parts += [f"- {ln['label']}: {_usd(ln['one_time_usd'])} + {_usd(ln['per_query_usd'])} "
+                      "per query" for ln in cc["lines"]]
+        elif sid == "notes":
+            parts += [f"- {n}" for n in report["notes"]]
+        else:
+            parts.append(_md_table(*tables[sid]))
+        parts.append("")
+    return "\n".join(parts)
+
+
+# -- HTML ---------------------------------------------------------------------------------------
+
+_HTML = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }}</title>
+<style>
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:72rem;
+padding:0 1rem;color:#1d2430;line-height:1.45}
+h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d8dde5;padding-bottom:.2rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0;display:block;overflow-x:auto}
+th,td{border:1px solid #d8dde5;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f1f4f8}tr:nth-child(even) td{background:#fafbfc}
+img{max-width:100%;height:auto;border:1px solid #d8dde5}.none{color:#667}
+</style></head><body>
+<h1>{{ title }}</h1>
+{% for sid, heading in sections %}<section id="{{ sid }}"><h2>{{ heading }}</h2>
+{% if sid == "summary" %}<ul>{% for line in summary %}<li>{{ line }}</li>{% endfor %}</ul>
+{% elif sid == "notes" %}<ul>{% for n in notes %}<li>{{ n }}</li>{% endfor %}</ul>
+{% elif sid == "cost-curve" %}<img alt="Cumulative cost against number of queries" src="data:image/png;base64,{{ png_b64 }}">
+{% else %}{% set header, rows = tables[sid] %}{% if rows %}<table><thead><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
+{% for row in rows %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
+{% endfor %}</tbody></table>{% else %}<p class="none">none</p>{% endif %}
+{% endif %}</section>
+{% endfor %}</body></html>
+"""
+
+_ENV = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=False)
+_TEMPLATE = _ENV.from_string(_HTML)
+
+
+def render_html(report: Mapping[str, Any], png_bytes: bytes) -> str:
+    """A self-contained HTML page: every section, inline CSS, the plot as a base64 data URI."""
+    if not png_bytes.startswith(PNG_SIGNATURE):
+        raise ValueError("png_bytes is not a PNG image")
+    return _TEMPLATE.render(
+        title=report["meta"].get("title", "Evaluation report"),
+        sections=list(SECTIONS.items()),
+        summary=_summary_lines(report),
+        notes=report["notes"],
+        tables=_tables(report),
+        png_b64=base64.b64encode(png_bytes).decode("ascii"),
+    )
+
+
+# -- PNG ----------------------------------------------------------------------------------------
+
+def render_cost_curve_png(report: Mapping[str, Any], *, dpi: int = 110) -> bytes:
+    """Cumulative cost against the number of queries for ICL (cached, uncached) and each adapter,
+    with every break-even point marked and labelled. matplotlib's Agg backend, no pyplot state."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    cc = report["cost_curve"]
+    n_max, log_x = int(cc["n_max"]), cc["x_scale"] == "log"
+    xs = np.geomspace(1, n_max, 400) if log_x else np.linspace(0, n_max, 400)
+    fig = Figure(figsize=(9, 5.5), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    styles = {True: "--", False: "-"}
+    colors: dict[str, str] = {}
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2"]
+    all_y: list[float] = []
+    for line in cc["lines"]:
+        color = colors.setdefault(line["mode"], palette[len(colors) % len(palette)])
+        ys = [cumulative_cost(line["one_time_usd"], line["per_query_usd"], x) for x in xs]
+        all_y += ys
+        ax.plot(xs, ys, styles[line["prefix_cached"]], color=color, lw=2, label=line["label"])
+    log_y = log_x and bool(all_y) and min(all_y) > 0
+    marked = 0
+    for b in report["break_even"]:
+        n = b["n_queries"]
+        if n is None or n <= 0 or n > n_max:
+            continue
+        y = cumulative_cost(b["one_time_usd"], b["adapter_per_query_usd"], n)
+        ax.plot([n], [y], "o", ms=8, mfc="white", mec="black", mew=1.5, zorder=5)
+        ax.axvline(n, color="grey", lw=0.8, ls=":", zorder=1)
+        label = f"{b['adapter']} vs ICL {'cached' if b['prefix_cached'] else 'uncached'}:\n" \
+                f"n* = {n:,}"
+        ax.annotate(label, (n, y), xytext=(8, -28 if marked % 2 else 10),
+                    textcoords="offset points", fontsize=8,
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "grey", "alpha": 0.9})
+        marked += 1
+    never = [b for b in report["break_even"] if b["status"] == "never"]
+    if never:
+        text = "\n".join(f"{b['adapter']} vs ICL {'cached' if b['prefix_cached'] else 'uncached'}: "
+                         "never breaks even" for b in never)
+        ax.text(0.01, 0.98, text, transform=ax.transAxes, va="top", fontsize=8,
+                bbox={"boxstyle": "round,pad=0.3", "fc": "#fff4f4", "ec": "#d62728"})
+    if log_x:
+        ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlim(xs[0], n_max)
+    if not log_y:
+        ax.set_ylim(bottom=0)
+    ax.set_xlabel("number of queries" + (" (log scale)" if log_x else ""))
+    ax.set_ylabel("cumulative cost (USD)" + (" (log scale)" if log_y else ""))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _usd(v) if math.isfinite(v) else ""))
+    ax.set_title("Cumulative cost: adapters vs. documents in context (ICL)")
+    ax.grid(True, which="major", alpha=0.3)
+    if cc["lines"]:
+        ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

