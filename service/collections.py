@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from service.db.tables import Collection, Document, Passage
 from service.errors import NotFound, Unprocessable
-from service.ingest import IngestedDocument, IngestError, ingest_file
+from service.ingest import IngestedDocument, IngestError, clean_filename, ingest_file
 from service.storage import LocalStorage
 
 
@@ -126,7 +126,7 @@ def add_documents(
             row = Document(
                 workspace_id=workspace_id,
                 collection_id=collection.id,
-                filename=_display_name(upload.filename),
+                filename=clean_filename(upload.filename),
                 media_type=doc.media_type,
                 size_bytes=len(upload.data),
                 content_sha256=doc.content_sha256,
@@ -197,12 +197,6 @@ def delete_document(
     session.delete(doc)
     session.flush()
     storage.delete_tree(key)
-
-
-def _display_name(filename: str) -> str:
-    """Keep only the last path component, for display; file names are never used as paths."""
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return (name or "upload")[:255]
 
 
 def _ingest_error_to_api(exc: IngestError, note: str) -> Exception:

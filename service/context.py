@@ -111,17 +111,22 @@ def rank_passages(passages: Sequence[PassageRef], query: str) -> list[tuple[Pass
     is deterministic.
     """
     ordered = document_order(passages)
+    return [(ordered[i], score) for i, score in _rank_positions(ordered, query)]
+
+
+def _rank_positions(ordered: Sequence[PassageRef], query: str) -> list[tuple[int, float]]:
+    """Positions in `ordered` with their BM25 scores, best first, ties by position."""
     if not ordered:
         return []
     corpus_tokens = _tokenize([p.text for p in ordered])
     query_tokens = _tokenize([query])[0]
     if not query_tokens or not any(corpus_tokens):
-        return [(p, 0.0) for p in ordered]
+        return [(i, 0.0) for i in range(len(ordered))]
     retriever = bm25s.BM25()
     retriever.index(corpus_tokens, show_progress=False)
     scores = retriever.get_scores(query_tokens)
     ranked = sorted(range(len(ordered)), key=lambda i: (-float(scores[i]), i))
-    return [(ordered[i], float(scores[i])) for i in ranked]
+    return [(i, float(scores[i])) for i in ranked]
 
 
 def retrieve(passages: Sequence[PassageRef], query: str, k: int) -> list[PassageRef]:
@@ -163,29 +168,28 @@ def build_icl_context(
         if tokens <= budget:
             return ContextResult(text, False, tuple(ordered), total, tokens)
 
-    ranked = [p for p, _ in rank_passages(ordered, query)]
-    chosen: list[PassageRef] = []
+    chosen: list[int] = []  # positions in `ordered`, most relevant first
     docs: set[str] = set()
     used = 0
-    for p in ranked:
-        cost = _cost(p, heading_cost, docs)
+    for i, _ in _rank_positions(ordered, query):
+        cost = _cost(ordered[i], heading_cost, docs)
         if used + cost > budget:
             continue
-        chosen.append(p)
-        docs.add(p.doc_id)
+        chosen.append(i)
+        docs.add(ordered[i].doc_id)
         used += cost
 
     # Estimates can be off (token boundaries, stale token counts): drop the least relevant
     # passages, about as many tokens as the overflow, until the exact count fits.
     while chosen:
-        kept = document_order(chosen)
+        kept = [ordered[i] for i in sorted(chosen)]
         text = render_passages(kept)
         tokens = count_tokens(text)
         if tokens <= budget:
             return ContextResult(text, True, tuple(kept), total, tokens)
         overflow = tokens - budget
         while chosen and overflow > 0:
-            overflow -= max(1, chosen.pop().token_count)
+            overflow -= count_tokens(ordered[chosen.pop()].text) + _PASSAGE_OVERHEAD
     return ContextResult("", True, (), total, 0)
 
 

@@ -2,9 +2,9 @@
 
 Stages, each counted in `YieldStats`: a teacher output is split into statements (list items,
 lines, and for sentence-level strategies sentences); each statement is normalized; statements
-that are too short or long, or that copy the source, are dropped; the quality gate runs
-(`gate.py`); exact and near-duplicates are dropped last, so a duplicate of a gated statement is
-not counted twice.
+that are too short or long, repetitive, copies of the source, or not about the source (a name
+the source lacks, too few of its words) are dropped; the quality gate runs (`gate.py`); exact
+and near-duplicates are dropped last, so a duplicate of a gated statement is not counted twice.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ class FilterConfig:
     max_words: int = 60
     max_chars: int = 400
     copy_threshold: float = 0.9  # token-sequence similarity to the source that counts as a copy
+    # Share of a statement's content words its sources must contain; below it the teacher is
+    # writing about something else (0 turns the check off).
+    min_grounding: float = 0.6
     near_duplicate_threshold: float = 0.9
     split_sentences: bool = True  # global inferences are chains: keep them whole
 
@@ -108,9 +111,27 @@ def _stem(tok: str) -> str:
     return tok[:-1] if len(tok) > 3 and tok.endswith("s") and not tok.endswith("ss") else tok
 
 
+_BE = {"is": "be", "are": "be", "was": "be", "were": "be"}
+
+
 def similarity_key(text: str) -> tuple[str, ...]:
-    """The token sequence two statements are compared on (light stemming, no articles)."""
-    return tuple(_stem(t) for t in tokens(text) if t not in {"the", "a", "an"})
+    """The token sequence two statements are compared on (light stemming, no articles, one
+    form of "to be")."""
+    return tuple(_BE.get(t, _stem(t)) for t in tokens(text) if t not in {"the", "a", "an"})
+
+
+_FUNCTION_WORDS = frozenset({"than", "that", "this", "with", "which", "there", "their", "also",
+                            "from", "have", "they", "them", "were", "into", "because"})
+
+
+def is_repetitive(key: Sequence[str]) -> bool:
+    """True for degenerate loops ("lighter lighter lighter ..."): one content word four times or
+    more (more in long statements), or under half the words distinct."""
+    content = [t for t in key if len(t) >= 4 and t not in _FUNCTION_WORDS]
+    if not content:
+        return False
+    most = max(content.count(t) for t in set(content))
+    return most >= max(4, len(key) // 6) or (len(key) >= 8 and len(set(key)) < len(key) / 2)
 
 
 def similarity(a: Sequence[str], b: Sequence[str]) -> float:
@@ -122,6 +143,52 @@ def similarity(a: Sequence[str], b: Sequence[str]) -> float:
     if not a and not b:
         return 1.0
     return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+def _contains_run(whole: Sequence[str], part: Sequence[str]) -> bool:
+    n = len(part)
+    return any(whole[i : i + n] == part for i in range(len(whole) - n + 1))
+
+
+def is_copy(key: Sequence[str], source_key: Sequence[str], threshold: float) -> bool:
+    """True if a statement repeats its source: nearly the same token sequence, or a contiguous
+    piece of the source holding most of it ("founded by X" from "founded by X in 1998")."""
+    if similarity(key, source_key) >= threshold:
+        return True
+    return len(key) >= 0.6 * len(source_key) and _contains_run(source_key, key)
+
+
+_CAPITALIZED_RE = re.compile(r"(?<=[a-z,;] )([A-Z][a-zA-Z]+)")
+_GROUNDING_IGNORE = frozenset({
+    "than", "that", "this", "these", "those", "with", "which", "there", "their", "also", "from",
+    "have", "has", "had", "they", "them", "into", "because", "therefore", "thus", "hence",
+    "both", "each", "every", "some", "other", "others", "more", "less", "most", "least", "same",
+    "not", "and", "but", "are", "was", "were", "can", "will", "would", "could", "should", "its",
+    "for", "all", "any", "one", "two", "who", "whom", "whose", "what", "when", "where", "while",
+    "does", "did", "been", "being", "then", "such", "very", "just", "only", "like", "means",
+    "true", "follows", "learned", "earlier", "know", "known",
+})
+
+
+def _content_stems(text: str) -> list[str]:
+    return [_stem(t) for t in tokens(text) if len(t) >= 3 and t not in _GROUNDING_IGNORE]
+
+
+def grounding(statement: str, source_stems: set[str]) -> float:
+    """Share of the statement's content words (stemmed) that occur in its sources."""
+    words = _content_stems(statement)
+    if not words:
+        return 1.0
+    return sum(w in source_stems for w in words) / len(words)
+
+
+def unknown_name(statement: str, source_words: set[str]) -> str | None:
+    """A capitalized name inside the statement that no source mentions ("Lichtenfels"), which a
+    small teacher invents or copies from its examples; None if there is none."""
+    for name in _CAPITALIZED_RE.findall(statement):
+        if name.lower() not in source_words and _stem(name.lower()) not in source_words:
+            return name
+    return None
 
 
 class Deduplicator:
@@ -151,6 +218,7 @@ def filter_statements(
     stats: YieldStats,
     gate: bool = True,
     gate_sources: Sequence[str] | None = None,
+    foreign_names: frozenset[str] = frozenset(),
 ) -> list[str]:
     """Statements that pass length bounds, copy check, the quality gate and deduplication.
 
@@ -161,6 +229,8 @@ def filter_statements(
     from service.augment.gate import contradiction  # gate imports this module's splitter
 
     source_keys = [similarity_key(s) for s in sources]
+    source_words = {t for s in sources for t in tokens(s)}
+    source_stems = {_stem(t) for t in source_words}
     unit_keys: list[tuple[str, ...]] = []
     kept: list[str] = []
     for statement in statements:
@@ -172,9 +242,17 @@ def filter_statements(
             reason = "too_short"
         elif n_words > config.max_words or len(statement) > config.max_chars:
             reason = "too_long"
-        elif any(similarity(key, sk) >= config.copy_threshold for sk in source_keys):
+        elif is_repetitive(key):
+            reason = "repetitive"
+        elif any(is_copy(key, sk, config.copy_threshold) for sk in source_keys):
             reason = "copy_of_source"
-        elif gate and (found := contradiction(statement, gate_sources or sources)) is not None:
+        elif unknown_name(statement, source_words):
+            reason = "unknown_name"
+        elif grounding(statement, source_stems) < config.min_grounding:
+            reason = "ungrounded"
+        elif gate and (
+            found := contradiction(statement, gate_sources or sources, foreign_names)
+        ) is not None:
             reason = f"gate:{found}"
         else:
             reason = dedup.check(key, unit_keys)

@@ -8,6 +8,7 @@ the teacher; the quality gate uses them to recognise an output that contradicts 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -56,12 +57,13 @@ ANTONYM_PAIRS: tuple[tuple[str, str], ...] = (
     ("heavy", "light"),
     ("fast", "slow"),
     ("quick", "slow"),
-    ("big", "small"),
     ("large", "small"),
+    ("big", "small"),
     ("tall", "short"),
     ("long", "short"),
     ("old", "young"),
     ("strong", "weak"),
+    ("warm", "cold"),
     ("hot", "cold"),
     ("warm", "cool"),
     ("hard", "soft"),
@@ -100,7 +102,15 @@ ANTONYM_PAIRS: tuple[tuple[str, str], ...] = (
     ("new", "old"),
     ("active", "passive"),
     ("busy", "idle"),
+    ("sturdy", "fragile"),
+    ("popular", "unpopular"),
+    ("curious", "indifferent"),
 )
+# Adjectives that compare with "more", however short ("more common", not "commoner").
+_MORE_ADJECTIVES = frozenset({"common", "fragile", "popular", "unpopular", "curious", "afraid",
+                              "alive", "aware", "alone", "certain", "correct", "famous",
+                              "modern", "complex", "recent", "distant", "hostile", "stupid",
+                              "passive", "active", "ancient", "idle", "bitter"})
 # Irregular or spelling-changing comparatives -> base form.
 _IRREGULAR_ER = {
     "better": "good",
@@ -156,7 +166,7 @@ def er_form(base: str) -> str | None:
     base = base.lower()
     if base in _ER_FORM:
         return _ER_FORM[base]
-    if len(base) > 7 or base.endswith(_LONG_ADJ_SUFFIXES):
+    if base in _MORE_ADJECTIVES or len(base) > 7 or base.endswith(_LONG_ADJ_SUFFIXES):
         return None
     if base.endswith("y"):
         return base[:-1] + "ier"
@@ -192,7 +202,7 @@ class Comparative:
 
 
 _COMPARATIVE_RE = re.compile(
-    r"^(?P<left>.+?)\s+(?P<cop>is|are|was|were|am|be)(?P<neg>\s+not|\s+never)?\s+"
+    r"^(?P<left>.+?)\s+(?P<cop>is|are|was|were|am|be)(?P<neg>\s+not|\s+never|\s+no)?\s+"
     r"(?:(?P<deg>more|less)\s+(?P<adj>[a-z][a-z-]*)|(?P<er>[a-z]+er|better|worse))"
     r"\s+than\s+(?P<right>.+?)$"
 )
@@ -376,7 +386,7 @@ def normalize_relation(phrase: str, source: str | None = None) -> str:
     """A relation phrase in the form the rule tables use: lowercase, single spaces, no filler,
     and, for a comparative that lost its verb ("dimmer"), the copula and "than" put back from
     the source sentence ("are dimmer than")."""
-    canon = _RELATION_FILLER_RE.sub("", _canon_phrase(phrase))
+    canon = _RELATION_FILLER_RE.sub("", " ".join(tokens(phrase)))
     toks = canon.split()
     if not toks:
         return canon
@@ -410,3 +420,40 @@ def split_on_relation(statement: str, relation: str) -> tuple[str, str] | None:
             if tokens(left) and tokens(right):
                 return left, right
     return None
+
+
+# -- rule extraction --------------------------------------------------------------------------
+
+_COMPARATIVE_SPAN_RE = re.compile(
+    r"^(?P<s>.+?)\s+(?P<r>(?:is|are|was|were)\s+(?:(?:more|less)\s+[A-Za-z-]+|[A-Za-z]+er|"
+    r"better|worse)\s+than)\s+(?P<o>.+?)\s*[.!]?$",
+    re.IGNORECASE,
+)
+
+
+@functools.cache
+def _table_phrase_res() -> list[re.Pattern[str]]:
+    phrases = sorted({p for pair in _INVERSE_PAIRS for p in pair}, key=len, reverse=True)
+    return [
+        re.compile(r"^(?P<s>.+?)\s+(?P<r>" + r"\s+".join(map(re.escape, p.split()))
+                   + r")\s+(?P<o>.+?)\s*[.!]?$", re.IGNORECASE)
+        for p in phrases
+    ]
+
+
+def rule_triple(sentence: str) -> tuple[str, str, str] | None:
+    """(subject, relation, object) of a sentence whose relation a rule knows (a comparative or
+    a phrase of the inverse table), in the sentence's own words; None otherwise."""
+    text = " ".join(sentence.split())
+    m = _COMPARATIVE_SPAN_RE.match(text)
+    if m is None:
+        for pattern in _table_phrase_res():
+            m = pattern.match(text)
+            if m is not None:
+                break
+    if m is None:
+        return None
+    subject, relation, obj = m["s"].strip(" ,"), m["r"], m["o"].strip(" ,")
+    if not tokens(subject) or not tokens(obj):
+        return None
+    return subject, relation, obj

@@ -192,10 +192,12 @@ class Teacher:
         attempts = 0
         started = time.perf_counter()
 
+        backoff = wait_exponential_jitter(multiplier=self.config.backoff_initial_s,
+                                          max=self.config.backoff_max_s,
+                                          jitter=self.config.backoff_initial_s)
+
         def wait(state: RetryCallState) -> float:
-            base = wait_exponential_jitter(initial=self.config.backoff_initial_s,
-                                           max=self.config.backoff_max_s,
-                                           jitter=self.config.backoff_initial_s)(state)
+            base = backoff(state)
             exc = state.outcome.exception() if state.outcome else None
             hint = getattr(exc, "retry_after", None)
             return min(max(base, hint or 0.0), self.config.backoff_max_s)

@@ -81,10 +81,7 @@ class YieldStats:
 
     def merge(self, other: YieldStats) -> None:
         """Add another run's counts into this one (wall time adds too)."""
-        for name in (
-            "units_total units_skipped units_done units_failed requests requests_failed "
-            "retries prompt_tokens completion_tokens cached_prompt_tokens generated parsed kept"
-        ).split():
+        for name in _COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.dropped.update(other.dropped)
         self.wall_s += other.wall_s
@@ -99,6 +96,13 @@ class YieldStats:
         data = dict(data)
         dropped = Counter(data.pop("dropped", {}))
         return cls(**data, dropped=dropped)
+
+
+_COUNTS = (
+    "units_total", "units_skipped", "units_done", "units_failed", "requests", "requests_failed",
+    "retries", "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "generated",
+    "parsed", "kept",
+)
 
 
 @dataclass

@@ -93,7 +93,9 @@ PRICE_DESCRIPTIONS: dict[str, str] = {
     "accelerator_hour": "USD per accelerator-hour (training on a GPU; serving if chosen)",
     "cpu_hour": "USD per CPU-hour (training on CPU; serving if chosen)",
     "training_per_mtok": "USD per million training tokens (hosted fine-tuning; 0 = self-hosted)",
-    "serving_hardware": "hardware whose hourly price each query's latency pays (none = tokens only)",
+    "serving_hardware": (
+        "hardware whose hourly price each query's latency pays (none = tokens only)"
+    ),
 }
 
 
@@ -113,8 +115,13 @@ class AdapterCostInputs:
     def __post_init__(self) -> None:
         if self.teacher_cached_prompt_tokens > self.teacher_prompt_tokens:
             raise ValueError("teacher_cached_prompt_tokens exceeds teacher_prompt_tokens")
-        for name in ("teacher_prompt_tokens", "teacher_completion_tokens",
-                     "teacher_cached_prompt_tokens", "training_tokens", "training_wall_s"):
+        for name in (
+            "teacher_prompt_tokens",
+            "teacher_completion_tokens",
+            "teacher_cached_prompt_tokens",
+            "training_tokens",
+            "training_wall_s",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
 
@@ -130,25 +137,40 @@ class OneTimeCost:
     inputs: AdapterCostInputs
 
 
-def token_cost(prompt_tokens: float, completion_tokens: float, prices: Prices, *,
-               cached_prompt_tokens: float = 0.0) -> float:
+def token_cost(
+    prompt_tokens: float,
+    completion_tokens: float,
+    prices: Prices,
+    *,
+    cached_prompt_tokens: float = 0.0,
+) -> float:
     """Price of tokens: cached prompt tokens at the cached rate, the other prompt tokens at the
     input rate, completion tokens at the output rate."""
     cached = min(max(cached_prompt_tokens, 0.0), prompt_tokens)
-    return ((prompt_tokens - cached) * prices.input_per_mtok
-            + cached * prices.cached_input_per_mtok
-            + completion_tokens * prices.output_per_mtok) / _MILLION
+    return (
+        (prompt_tokens - cached) * prices.input_per_mtok
+        + cached * prices.cached_input_per_mtok
+        + completion_tokens * prices.output_per_mtok
+    ) / _MILLION
 
 
 def one_time_cost(inputs: AdapterCostInputs, prices: Prices) -> OneTimeCost:
     """Teacher tokens priced as tokens + training wall time x hourly price + training tokens."""
-    teacher = token_cost(inputs.teacher_prompt_tokens, inputs.teacher_completion_tokens, prices,
-                         cached_prompt_tokens=inputs.teacher_cached_prompt_tokens)
+    teacher = token_cost(
+        inputs.teacher_prompt_tokens,
+        inputs.teacher_completion_tokens,
+        prices,
+        cached_prompt_tokens=inputs.teacher_cached_prompt_tokens,
+    )
     compute = inputs.training_wall_s / _HOUR_S * prices.hourly(inputs.training_hardware)
     train_tokens = inputs.training_tokens * prices.training_per_mtok / _MILLION
-    return OneTimeCost(teacher_usd=teacher, training_compute_usd=compute,
-                       training_tokens_usd=train_tokens, total_usd=teacher + compute + train_tokens,
-                       inputs=inputs)
+    return OneTimeCost(
+        teacher_usd=teacher,
+        training_compute_usd=compute,
+        training_tokens_usd=train_tokens,
+        total_usd=teacher + compute + train_tokens,
+        inputs=inputs,
+    )
 
 
 @dataclass(frozen=True)
@@ -203,14 +225,20 @@ def per_query_cost(profile: QueryProfile, prices: Prices, *, prefix_cached: bool
         parts.append(f"{which} latency {latency:.3f} s at the {prices.serving_hardware}-hour price")
     head = "prefix caching: " if prefix_cached else "no prefix caching: "
     return QueryCost(
-        usd=input_usd + cached_usd + output_usd + compute, input_usd=input_usd,
-        cached_input_usd=cached_usd, output_usd=output_usd, compute_usd=compute,
-        prefix_cached=prefix_cached, latency_s=latency, assumption=head + "; ".join(parts),
+        usd=input_usd + cached_usd + output_usd + compute,
+        input_usd=input_usd,
+        cached_input_usd=cached_usd,
+        output_usd=output_usd,
+        compute_usd=compute,
+        prefix_cached=prefix_cached,
+        latency_s=latency,
+        assumption=head + "; ".join(parts),
     )
 
 
-def break_even_queries(one_time_usd: float, adapter_per_query_usd: float,
-                       icl_per_query_usd: float) -> int | None:
+def break_even_queries(
+    one_time_usd: float, adapter_per_query_usd: float, icl_per_query_usd: float
+) -> int | None:
     """Smallest n from which the adapter's total (one_time + n * a) is at most ICL's (n * i).
 
     n* = ceil(one_time / (i - a)); None ("never") when the adapter is not cheaper per query.
@@ -231,8 +259,9 @@ def cumulative_cost(one_time_usd: float, per_query_usd: float, n_queries: float)
     return one_time_usd + per_query_usd * n_queries
 
 
-def curve_plan(break_evens: list[int | None], *, default_n: int = 10_000
-               ) -> tuple[int, Literal["linear", "log"]]:
+def curve_plan(
+    break_evens: list[int | None], *, default_n: int = 10_000
+) -> tuple[int, Literal["linear", "log"]]:
     """The query range and x scale of a cumulative cost plot.
 
     Up to twice the largest finite break-even (at least 10; `default_n` when there is none);

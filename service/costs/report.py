@@ -11,6 +11,7 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, StrictUndefined
@@ -84,22 +85,30 @@ def build_report(
             "latency_warm_s": warm,
             "latency_source": (
                 f"single-request probe, median of {len(probe.cold_s)} cold and "
-                f"{len(probe.warm_s)} warm requests" if probe
+                f"{len(probe.warm_s)} warm requests"
+                if probe
                 else "median item latency under the evaluation's concurrency (no probe)"
             ),
         }
         profiles[mode] = QueryProfile(
-            prompt_tokens=u.mean_prompt_tokens, completion_tokens=u.mean_completion_tokens,
-            cacheable_tokens=u.mean_cacheable_tokens, latency_cold_s=cold, latency_warm_s=warm,
+            prompt_tokens=u.mean_prompt_tokens,
+            completion_tokens=u.mean_completion_tokens,
+            cacheable_tokens=u.mean_cacheable_tokens,
+            latency_cold_s=cold,
+            latency_warm_s=warm,
         )
         if u.errors:
-            notes.append(f"{mode}: vLLM refused {u.errors} of {u.n} items (too long or invalid); "
-                         "they count as wrong and are left out of tokens and latency.")
+            notes.append(
+                f"{mode}: vLLM refused {u.errors} of {u.n} items (too long or invalid); "
+                "they count as wrong and are left out of tokens and latency."
+            )
 
     per_query: dict[str, dict[str, Any]] = {}
     for mode, profile in profiles.items():
         per_query[mode] = {
-            ("cached" if c else "uncached"): asdict(per_query_cost(profile, prices, prefix_cached=c))
+            ("cached" if c else "uncached"): asdict(
+                per_query_cost(profile, prices, prefix_cached=c)
+            )
             for c in (False, True)
         }
 
@@ -109,8 +118,10 @@ def build_report(
     for mode in adapter_modes:
         record = adapters.get(mode)
         if record is None:
-            notes.append(f"{mode}: no augmentation/training records, so its one-time cost and "
-                         "break-even are unknown.")
+            notes.append(
+                f"{mode}: no augmentation/training records, so its one-time cost and "
+                "break-even are unknown."
+            )
             continue
         cost = one_time_cost(record, prices)
         one_time[mode] = asdict(cost)
@@ -125,33 +136,56 @@ def build_report(
                 a = per_query[mode][key]["usd"]
                 i = per_query[icl][key]["usd"]
                 entry: dict[str, Any] = {
-                    "adapter": mode, "reference": icl, "prefix_cached": cached,
+                    "adapter": mode,
+                    "reference": icl,
+                    "prefix_cached": cached,
                     "assumption": f"ICL {_CACHING_LABEL[cached]}",
-                    "adapter_per_query_usd": a, "icl_per_query_usd": i,
+                    "adapter_per_query_usd": a,
+                    "icl_per_query_usd": i,
                     "saving_per_query_usd": i - a,
                 }
                 if mode not in one_time:
                     entry |= {"one_time_usd": None, "n_queries": None, "status": "unknown"}
                 else:
                     n = break_even_queries(one_time[mode]["total_usd"], a, i)
-                    entry |= {"one_time_usd": one_time[mode]["total_usd"], "n_queries": n,
-                              "status": "never" if n is None else "breaks_even"}
+                    entry |= {
+                        "one_time_usd": one_time[mode]["total_usd"],
+                        "n_queries": n,
+                        "status": "never" if n is None else "breaks_even",
+                    }
                 break_even.append(entry)
 
     n_max, x_scale = curve_plan([b["n_queries"] for b in break_even])
     lines: list[dict[str, Any]] = []
     if icl is not None:
         for cached in (False, True):
-            lines.append({"label": f"{icl} ({_CACHING_LABEL[cached]})", "mode": icl,
-                          "prefix_cached": cached, "one_time_usd": 0.0,
-                          "per_query_usd": per_query[icl]["cached" if cached else "uncached"]["usd"]})
+            lines.append(
+                {
+                    "label": f"{icl} ({_CACHING_LABEL[cached]})",
+                    "mode": icl,
+                    "prefix_cached": cached,
+                    "one_time_usd": 0.0,
+                    "per_query_usd": per_query[icl]["cached" if cached else "uncached"]["usd"],
+                }
+            )
     for mode in adapter_modes:
-        if mode in one_time:
-            # An adapter's prompt has no document prefix; its caching variants differ only in
-            # latency, so the curve uses the uncached figure (the break-evens use both).
-            lines.append({"label": mode, "mode": mode, "prefix_cached": False,
-                          "one_time_usd": one_time[mode]["total_usd"],
-                          "per_query_usd": per_query[mode]["uncached"]["usd"]})
+        if mode not in one_time:
+            continue
+        uncached, cached_usd = (per_query[mode][k]["usd"] for k in ("uncached", "cached"))
+        # An adapter's prompt has no document prefix: its two figures differ only when latency
+        # is priced (cold vs warm), and then both lines are drawn.
+        variants = [(False, uncached)] + ([(True, cached_usd)] if cached_usd != uncached else [])
+        for cached, usd in variants:
+            label = mode if len(variants) == 1 else f"{mode} ({_CACHING_LABEL[cached]})"
+            lines.append(
+                {
+                    "label": label,
+                    "mode": mode,
+                    "prefix_cached": cached,
+                    "one_time_usd": one_time[mode]["total_usd"],
+                    "per_query_usd": usd,
+                }
+            )
 
     notes.extend(_standing_notes(prices))
     n_items = len({r.item_id for r in results})
@@ -167,8 +201,9 @@ def build_report(
             "confidence": confidence,
             "primary_accuracy": {m: stats.accuracy[m]["correct"].accuracy for m in stats.modes},
         },
-        "accuracy": {m: {k: a.model_dump() for k, a in v.items()}
-                     for m, v in stats.accuracy.items()},
+        "accuracy": {
+            m: {k: a.model_dump() for k, a in v.items()} for m, v in stats.accuracy.items()
+        },
         "accuracy_by_category": {
             m: {c: {k: a.model_dump() for k, a in cv.items()} for c, cv in v.items()}
             for m, v in stats.by_category.items()
@@ -206,16 +241,20 @@ def _standing_notes(prices: Prices) -> list[str]:
         "not cheaper per query.",
     ]
     if prices.serving_hardware is None:
-        notes.append("Queries are priced by tokens only (a hosted API); latency is reported but "
-                     "not priced.")
+        notes.append(
+            "Queries are priced by tokens only (a hosted API); latency is reported but not priced."
+        )
     else:
-        notes.append(f"Each query also pays its single-request latency at the "
-                     f"{prices.serving_hardware}-hour price (self-hosted serving, no batching: "
-                     "an upper bound).")
+        notes.append(
+            f"Each query also pays its single-request latency at the "
+            f"{prices.serving_hardware}-hour price (self-hosted serving, no batching: "
+            "an upper bound)."
+        )
     return notes
 
 
 # -- formatting helpers -------------------------------------------------------------------------
+
 
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
@@ -224,7 +263,8 @@ def _pct(x: float | None) -> str:
 def _acc(a: Mapping[str, Any]) -> str:
     if not a["n"]:
         return "n/a"
-    return f"{_pct(a['accuracy'])} [{_pct(a['ci_low'])}, {_pct(a['ci_high'])}] ({a['correct']}/{a['n']})"
+    interval = f"[{_pct(a['ci_low'])}, {_pct(a['ci_high'])}]"
+    return f"{_pct(a['accuracy'])} {interval} ({a['correct']}/{a['n']})"
 
 
 def _usd(x: float | None) -> str:
@@ -237,6 +277,14 @@ def _usd(x: float | None) -> str:
     if abs(x) >= 0.01:
         return f"${x:.4f}"
     return f"${x:.3g}"
+
+
+def _axis_usd(x: float) -> str:
+    if not math.isfinite(x):
+        return ""
+    if x == 0 or abs(x) >= 1e-6:
+        return "$" + f"{x:,.6f}".rstrip("0").rstrip(".")
+    return f"${x:.1e}"
 
 
 def _num(x: float | None, digits: int = 1) -> str:
@@ -275,50 +323,142 @@ def _tables(report: Mapping[str, Any]) -> dict[str, tuple[list[str], list[list[s
             rows.append([m, cat] + [_acc(accs[k]) for k in metrics])
     t["categories"] = (["mode", "category"] + [s["metric_labels"][m] for m in metrics], rows)
     t["paired-tests"] = (
-        ["mode", "reference", "metric", "n", "both right", "only mode", "only reference",
-         "both wrong", "difference", "p-value"],
-        [[p["mode"], p["reference"], p["metric"], str(p["n"]), str(p["both_correct"]),
-          str(p["only_mode"]), str(p["only_reference"]), str(p["both_wrong"]),
-          _pct(p["difference"]), _p(p["p_value"])] for p in report["paired_tests"]],
+        [
+            "mode",
+            "reference",
+            "metric",
+            "n",
+            "both right",
+            "only mode",
+            "only reference",
+            "both wrong",
+            "difference",
+            "p-value",
+        ],
+        [
+            [
+                p["mode"],
+                p["reference"],
+                p["metric"],
+                str(p["n"]),
+                str(p["both_correct"]),
+                str(p["only_mode"]),
+                str(p["only_reference"]),
+                str(p["both_wrong"]),
+                _pct(p["difference"]),
+                _p(p["p_value"]),
+            ]
+            for p in report["paired_tests"]
+        ],
     )
     t["usage"] = (
-        ["mode", "items", "errors", "prompt tokens", "cached-prefix tokens", "completion tokens",
-         "latency p50", "latency p95", "cold latency", "warm latency", "latency source"],
-        [[m, str(u["n"]), str(u["errors"]), _num(u["mean_prompt_tokens"]),
-          _num(u["mean_cacheable_tokens"]), _num(u["mean_completion_tokens"]),
-          _secs(u["latency_p50_s"]), _secs(u["latency_p95_s"]), _secs(u["latency_cold_s"]),
-          _secs(u["latency_warm_s"]), u["latency_source"]]
-         for m, u in report["usage"].items()],
+        [
+            "mode",
+            "items",
+            "errors",
+            "prompt tokens",
+            "cached-prefix tokens",
+            "completion tokens",
+            "latency p50",
+            "latency p95",
+            "cold latency",
+            "warm latency",
+            "latency source",
+        ],
+        [
+            [
+                m,
+                str(u["n"]),
+                str(u["errors"]),
+                _num(u["mean_prompt_tokens"]),
+                _num(u["mean_cacheable_tokens"]),
+                _num(u["mean_completion_tokens"]),
+                _secs(u["latency_p50_s"]),
+                _secs(u["latency_p95_s"]),
+                _secs(u["latency_cold_s"]),
+                _secs(u["latency_warm_s"]),
+                u["latency_source"],
+            ]
+            for m, u in report["usage"].items()
+        ],
     )
     t["per-query-cost"] = (
-        ["mode", "without prefix caching", "with prefix caching", "assumption (uncached)",
-         "assumption (cached)"],
-        [[m, _usd(c["uncached"]["usd"]), _usd(c["cached"]["usd"]), c["uncached"]["assumption"],
-          c["cached"]["assumption"]] for m, c in report["per_query_cost"].items()],
+        [
+            "mode",
+            "without prefix caching",
+            "with prefix caching",
+            "assumption (uncached)",
+            "assumption (cached)",
+        ],
+        [
+            [
+                m,
+                _usd(c["uncached"]["usd"]),
+                _usd(c["cached"]["usd"]),
+                c["uncached"]["assumption"],
+                c["cached"]["assumption"],
+            ]
+            for m, c in report["per_query_cost"].items()
+        ],
     )
     t["one-time-cost"] = (
-        ["adapter", "teacher tokens", "training compute", "training tokens", "total",
-         "teacher prompt / cached / completion tokens", "training tokens", "training wall time"],
-        [[m, _usd(c["teacher_usd"]), _usd(c["training_compute_usd"]),
-          _usd(c["training_tokens_usd"]), _usd(c["total_usd"]),
-          f"{c['inputs']['teacher_prompt_tokens']:,} / "
-          f"{c['inputs']['teacher_cached_prompt_tokens']:,} / "
-          f"{c['inputs']['teacher_completion_tokens']:,}",
-          f"{c['inputs']['training_tokens']:,}",
-          f"{c['inputs']['training_wall_s']:.1f} s on {c['inputs']['training_hardware']}"]
-         for m, c in report["one_time_cost"].items()],
+        [
+            "adapter",
+            "teacher tokens",
+            "training compute",
+            "training tokens",
+            "total",
+            "teacher prompt / cached / completion tokens",
+            "training tokens",
+            "training wall time",
+        ],
+        [
+            [
+                m,
+                _usd(c["teacher_usd"]),
+                _usd(c["training_compute_usd"]),
+                _usd(c["training_tokens_usd"]),
+                _usd(c["total_usd"]),
+                f"{c['inputs']['teacher_prompt_tokens']:,} / "
+                f"{c['inputs']['teacher_cached_prompt_tokens']:,} / "
+                f"{c['inputs']['teacher_completion_tokens']:,}",
+                f"{c['inputs']['training_tokens']:,}",
+                f"{c['inputs']['training_wall_s']:.1f} s on {c['inputs']['training_hardware']}",
+            ]
+            for m, c in report["one_time_cost"].items()
+        ],
     )
     t["break-even"] = (
-        ["adapter", "against", "assumption", "one-time", "adapter per query", "ICL per query",
-         "saving per query", "break-even"],
-        [[b["adapter"], b["reference"], b["assumption"], _usd(b["one_time_usd"]),
-          _usd(b["adapter_per_query_usd"]), _usd(b["icl_per_query_usd"]),
-          _usd(b["saving_per_query_usd"]), _break_even_text(b)] for b in report["break_even"]],
+        [
+            "adapter",
+            "against",
+            "assumption",
+            "one-time",
+            "adapter per query",
+            "ICL per query",
+            "saving per query",
+            "break-even",
+        ],
+        [
+            [
+                b["adapter"],
+                b["reference"],
+                b["assumption"],
+                _usd(b["one_time_usd"]),
+                _usd(b["adapter_per_query_usd"]),
+                _usd(b["icl_per_query_usd"]),
+                _usd(b["saving_per_query_usd"]),
+                _break_even_text(b),
+            ]
+            for b in report["break_even"]
+        ],
     )
     t["prices"] = (
         ["price", "value", "meaning"],
-        [[k, "none" if v is None else str(v), report["price_descriptions"].get(k, "")]
-         for k, v in report["prices"].items()],
+        [
+            [k, "none" if v is None else str(v), report["price_descriptions"].get(k, "")]
+            for k, v in report["prices"].items()
+        ],
     )
     return t
 
@@ -331,12 +471,15 @@ def _summary_lines(report: Mapping[str, Any]) -> list[str]:
     for m in s["modes"]:
         lines.append(f"{m}: {_acc(report['accuracy'][m]['correct'])} (primary metric)")
     for b in report["break_even"]:
-        lines.append(f"{b['adapter']} vs {b['reference']} {_CACHING_LABEL[b['prefix_cached']]}: "
-                     f"break-even {_break_even_text(b)}")
+        lines.append(
+            f"{b['adapter']} vs {b['reference']} {_CACHING_LABEL[b['prefix_cached']]}: "
+            f"break-even {_break_even_text(b)}"
+        )
     return lines
 
 
 # -- Markdown -----------------------------------------------------------------------------------
+
 
 def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
@@ -345,8 +488,7 @@ def _md_cell(text: str) -> str:
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     if not rows:
         return "_none_"
-    out = ["| " + " | ".join(_md_cell(h) for h in header) + " |",
-           "|" + "---|" * len(header)]
+    out = ["| " + " | ".join(_md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(out)
 
@@ -362,10 +504,15 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             parts += [f"- {line}" for line in _summary_lines(report)]
         elif sid == "cost-curve":
             cc = report["cost_curve"]
-            parts.append(f"Cumulative cost over 0 to {cc['n_max']:,} queries ({cc['x_scale']} axis); "
-                         "the plot is `cost-curve.png`.")
-            parts += [f"- {ln['label']}: {_usd(ln['one_time_usd'])} + {_usd(ln['per_query_usd'])} "
-                      "per query" for ln in cc["lines"]]
+            parts.append(
+                f"Cumulative cost over 0 to {cc['n_max']:,} queries ({cc['x_scale']} axis); "
+                "the plot is `cost-curve.png`."
+            )
+            parts += [
+                f"- {ln['label']}: {_usd(ln['one_time_usd'])} + {_usd(ln['per_query_usd'])} "
+                "per query"
+                for ln in cc["lines"]
+            ]
         elif sid == "notes":
             parts += [f"- {n}" for n in report["notes"]]
         else:
@@ -376,33 +523,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
 
 # -- HTML ---------------------------------------------------------------------------------------
 
-_HTML = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }}</title>
-<style>
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:72rem;
-padding:0 1rem;color:#1d2430;line-height:1.45}
-h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d8dde5;padding-bottom:.2rem}
-table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0;display:block;overflow-x:auto}
-th,td{border:1px solid #d8dde5;padding:.25rem .5rem;text-align:left;vertical-align:top}
-th{background:#f1f4f8}tr:nth-child(even) td{background:#fafbfc}
-img{max-width:100%;height:auto;border:1px solid #d8dde5}.none{color:#667}
-</style></head><body>
-<h1>{{ title }}</h1>
-{% for sid, heading in sections %}<section id="{{ sid }}"><h2>{{ heading }}</h2>
-{% if sid == "summary" %}<ul>{% for line in summary %}<li>{{ line }}</li>{% endfor %}</ul>
-{% elif sid == "notes" %}<ul>{% for n in notes %}<li>{{ n }}</li>{% endfor %}</ul>
-{% elif sid == "cost-curve" %}<img alt="Cumulative cost against number of queries" src="data:image/png;base64,{{ png_b64 }}">
-{% else %}{% set header, rows = tables[sid] %}{% if rows %}<table><thead><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr></thead><tbody>
-{% for row in rows %}<tr>{% for c in row %}<td>{{ c }}</td>{% endfor %}</tr>
-{% endfor %}</tbody></table>{% else %}<p class="none">none</p>{% endif %}
-{% endif %}</section>
-{% endfor %}</body></html>
-"""
+# The page template lives next to this module (packaged as data), rendered in strict mode.
+_TEMPLATE_FILE = Path(__file__).with_name("report.html.jinja")
 
-_ENV = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=False)
-_TEMPLATE = _ENV.from_string(_HTML)
+_ENV = Environment(autoescape=True, undefined=StrictUndefined)
+_TEMPLATE = _ENV.from_string(_TEMPLATE_FILE.read_text(encoding="utf-8"))
 
 
 def render_html(report: Mapping[str, Any], png_bytes: bytes) -> str:
@@ -420,6 +545,7 @@ def render_html(report: Mapping[str, Any], png_bytes: bytes) -> str:
 
 
 # -- PNG ----------------------------------------------------------------------------------------
+
 
 def render_cost_curve_png(report: Mapping[str, Any], *, dpi: int = 110) -> bytes:
     """Cumulative cost against the number of queries for ICL (cached, uncached) and each adapter,
@@ -450,32 +576,56 @@ def render_cost_curve_png(report: Mapping[str, Any], *, dpi: int = 110) -> bytes
         n = b["n_queries"]
         if n is None or n <= 0 or n > n_max:
             continue
-        y = cumulative_cost(b["one_time_usd"], b["adapter_per_query_usd"], n)
-        ax.plot([n], [y], "o", ms=8, mfc="white", mec="black", mew=1.5, zorder=5)
-        ax.axvline(n, color="grey", lw=0.8, ls=":", zorder=1)
-        label = f"{b['adapter']} vs ICL {'cached' if b['prefix_cached'] else 'uncached'}:\n" \
-                f"n* = {n:,}"
-        ax.annotate(label, (n, y), xytext=(8, -28 if marked % 2 else 10),
-                    textcoords="offset points", fontsize=8,
-                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "grey", "alpha": 0.9})
+        # The exact crossing of the two lines; n* is the first whole query count at or after it.
+        x = b["one_time_usd"] / b["saving_per_query_usd"]
+        y = cumulative_cost(0.0, b["icl_per_query_usd"], x)
+        if log_x and x < 1:
+            continue
+        ax.plot([x], [y], "o", ms=8, mfc="white", mec="black", mew=1.5, zorder=5)
+        ax.axvline(x, color="grey", lw=0.8, ls=":", zorder=1)
+        label = (
+            f"{b['adapter']} vs ICL {'cached' if b['prefix_cached'] else 'uncached'}:\nn* = {n:,}"
+        )
+        # Labels go left of points in the right third of the plot, so they stay inside it.
+        right = (math.log(x) / math.log(n_max) if log_x else x / n_max) > 0.66
+        ax.annotate(
+            label,
+            (x, y),
+            xytext=(-8 if right else 8, -28 if marked % 2 else 10),
+            textcoords="offset points",
+            fontsize=8,
+            ha="right" if right else "left",
+            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "grey", "alpha": 0.9},
+        )
         marked += 1
     never = [b for b in report["break_even"] if b["status"] == "never"]
     if never:
-        text = "\n".join(f"{b['adapter']} vs ICL {'cached' if b['prefix_cached'] else 'uncached'}: "
-                         "never breaks even" for b in never)
-        ax.text(0.01, 0.98, text, transform=ax.transAxes, va="top", fontsize=8,
-                bbox={"boxstyle": "round,pad=0.3", "fc": "#fff4f4", "ec": "#d62728"})
+        text = "\n".join(
+            f"{b['adapter']} vs ICL {'cached' if b['prefix_cached'] else 'uncached'}: "
+            "never breaks even"
+            for b in never
+        )
+        ax.text(
+            0.01,
+            0.98,
+            text,
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+            bbox={"boxstyle": "round,pad=0.3", "fc": "#fff4f4", "ec": "#d62728"},
+        )
     if log_x:
         ax.set_xscale("log")
     if log_y:
         ax.set_yscale("log")
     ax.set_xlim(xs[0], n_max)
     if not log_y:
-        ax.set_ylim(bottom=0)
+        # Headroom above the highest line for the "never" box and the labels.
+        ax.set_ylim(0, max(all_y, default=0.0) * 1.25 or 1.0)
     ax.set_xlabel("number of queries" + (" (log scale)" if log_x else ""))
     ax.set_ylabel("cumulative cost (USD)" + (" (log scale)" if log_y else ""))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _usd(v) if math.isfinite(v) else ""))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _axis_usd(v)))
     ax.set_title("Cumulative cost: adapters vs. documents in context (ICL)")
     ax.grid(True, which="major", alpha=0.3)
     if cc["lines"]:

@@ -87,7 +87,7 @@ class EvalItem(BaseModel):
 
 
 def generated_id(fields: dict[str, Any]) -> str:
-    """A stable id from an item's content: the same question, answer and choices give the same id."""
+    """A stable id from an item's content: same question, answer and choices, same id."""
     key = json.dumps(
         [fields.get("question"), fields.get("answer"), fields.get("choices")],
         ensure_ascii=False,
@@ -120,7 +120,9 @@ def parse_evalset_jsonl(data: bytes) -> list[EvalItem]:
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
-            errors.append(LineError(line=number, message=f"invalid JSON: {exc.msg} (column {exc.colno})"))
+            errors.append(
+                LineError(line=number, message=f"invalid JSON: {exc.msg} (column {exc.colno})")
+            )
             continue
         if not isinstance(obj, dict):
             errors.append(
@@ -138,7 +140,11 @@ def parse_evalset_jsonl(data: bytes) -> list[EvalItem]:
             continue
         previous = first_line_of_id.get(item.id)
         if previous is not None:
-            what = f"duplicate id {item.id!r}" if had_id else "duplicate item (same question, answer and choices)"
+            what = (
+                f"duplicate id {item.id!r}"
+                if had_id
+                else "duplicate item (same question, answer and choices)"
+            )
             errors.append(LineError(line=number, message=f"{what}, first seen on line {previous}"))
             continue
         first_line_of_id[item.id] = number

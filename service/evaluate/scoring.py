@@ -65,10 +65,11 @@ ContextSource = str | Callable[[EvalItem], str] | None
 class Mode:
     """How to ask the model: which served model, and what context (if any) precedes a question.
 
-    `context` is the document text put in the prompt (wrapped in `service.context.icl_system_prompt`,
-    the query API's template): one string for every item (icl: the collection's documents, a shared
-    and therefore cacheable prefix), a function of the item (rag: its top passages; icl when the
-    documents had to be cut per question), or None (base, adapter).
+    `context` is the document text put in the prompt (wrapped in
+    `service.context.icl_system_prompt`, the query API's template): one string for every item
+    (icl: the collection's documents, a shared and therefore cacheable prefix), a function of the
+    item (rag: its top passages; icl when the documents had to be cut per question), or None
+    (base, adapter).
     """
 
     name: str
@@ -81,13 +82,15 @@ class Mode:
         return cls(name=name, kind="base", model=model)
 
     @classmethod
-    def icl(cls, context: str | Callable[[EvalItem], str], model: str = "base",
-            name: str = "icl") -> Mode:
+    def icl(
+        cls, context: str | Callable[[EvalItem], str], model: str = "base", name: str = "icl"
+    ) -> Mode:
         return cls(name=name, kind="icl", model=model, context=context)
 
     @classmethod
-    def rag(cls, context: Callable[[EvalItem], str], model: str = "base",
-            name: str = "rag") -> Mode:
+    def rag(
+        cls, context: Callable[[EvalItem], str], model: str = "base", name: str = "rag"
+    ) -> Mode:
         return cls(name=name, kind="rag", model=model, context=context)
 
     @classmethod
@@ -214,7 +217,11 @@ class Scorer:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     async def choice_loglikelihoods(
-        self, model: str, prompt: str | list[int], choices: Sequence[str], *,
+        self,
+        model: str,
+        prompt: str | list[int],
+        choices: Sequence[str],
+        *,
         prompt_text: str | None = None,
     ) -> list[ChoiceScore]:
         """Log-likelihood of each choice as a continuation of `prompt` under `model`.
@@ -264,7 +271,9 @@ class Scorer:
         text = head + CONTEXT_SEPARATOR + item.question
         cacheable = 0
         if mode.shared_context:
-            cacheable = _common_prefix(self._cached_ids(("mc", head), head), self.encode_prompt(text))
+            cacheable = _common_prefix(
+                self._cached_ids(("mc", head), head), self.encode_prompt(text)
+            )
         return text, cacheable
 
     async def _score_mc(self, item: EvalItem, mode: Mode) -> ItemResult:
@@ -285,13 +294,24 @@ class Scorer:
         answer = item.answer_index
         verdict = {"mc_sum": pred_sum == answer, "mc_norm": pred_norm == answer}
         return ItemResult(
-            item_id=item.id, mode=mode.name, mode_kind=mode.kind, model=mode.model,
-            category=item.category, kind="multiple_choice", correct=verdict["mc_sum"],
-            scores=verdict, prediction=item.choices[pred_sum], answer=item.answer,
-            choice_logprobs=sums, choice_logprobs_norm=norms,
+            item_id=item.id,
+            mode=mode.name,
+            mode_kind=mode.kind,
+            model=mode.model,
+            category=item.category,
+            kind="multiple_choice",
+            correct=verdict["mc_sum"],
+            scores=verdict,
+            prediction=item.choices[pred_sum],
+            answer=item.answer,
+            choice_logprobs=sums,
+            choice_logprobs_norm=norms,
             choice_tokens=[s.n_tokens for s in scores],
-            pred_sum=pred_sum, pred_norm=pred_norm, answer_index=answer,
-            prompt_tokens=len(prompt_ids), completion_tokens=scores[answer].n_tokens,
+            pred_sum=pred_sum,
+            pred_norm=pred_norm,
+            answer_index=answer,
+            prompt_tokens=len(prompt_ids),
+            completion_tokens=scores[answer].n_tokens,
             cacheable_tokens=cacheable,
             scoring_tokens=sum(len(prompt_ids) + s.n_tokens for s in scores),
             latency_s=latency,
@@ -302,9 +322,9 @@ class Scorer:
     def chat_messages(self, item: EvalItem, mode: Mode) -> list[dict[str, str]]:
         """The chat a query sends: the ICL system prompt with the context (if any), the question."""
         context = mode.context_for(item)
-        messages = [] if context is None else [
-            {"role": "system", "content": icl_system_prompt(context)}
-        ]
+        messages = (
+            [] if context is None else [{"role": "system", "content": icl_system_prompt(context)}]
+        )
         messages.append({"role": "user", "content": item.question})
         return messages
 
@@ -315,8 +335,9 @@ class Scorer:
         system_ids = self._cached_ids(("chat", messages[0]["content"]), messages[:1])
         return _common_prefix(system_ids, self._chat_ids(messages, generation_prompt=True))
 
-    async def _chat(self, item: EvalItem, mode: Mode, *, cache_salt: str | None = None
-                    ) -> tuple[str, int, int, float]:
+    async def _chat(
+        self, item: EvalItem, mode: Mode, *, cache_salt: str | None = None
+    ) -> tuple[str, int, int, float]:
         payload: dict[str, Any] = {
             "model": mode.model,
             "messages": self.chat_messages(item, mode),
@@ -331,7 +352,12 @@ class Scorer:
             latency = time.perf_counter() - started
         text = data["choices"][0]["message"].get("content") or ""
         usage = data.get("usage") or {}
-        return text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), latency
+        return (
+            text,
+            int(usage.get("prompt_tokens", 0)),
+            int(usage.get("completion_tokens", 0)),
+            latency,
+        )
 
     async def _score_generation(self, item: EvalItem, mode: Mode) -> ItemResult:
         cacheable = self._chat_cacheable(item, mode)
@@ -339,13 +365,26 @@ class Scorer:
             text, prompt_tokens, completion_tokens, latency = await self._chat(item, mode)
         except VLLMRequestError as exc:
             return self._failed(item, mode, "generation", exc, 0, cacheable)
-        verdict = {"exact": exact_match(text, item.answer), "contains": contains_answer(text, item.answer)}
+        verdict = {
+            "exact": exact_match(text, item.answer),
+            "contains": contains_answer(text, item.answer),
+        }
         return ItemResult(
-            item_id=item.id, mode=mode.name, mode_kind=mode.kind, model=mode.model,
-            category=item.category, kind="generation", correct=verdict["exact"], scores=verdict,
-            prediction=text, answer=item.answer, prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens, cacheable_tokens=cacheable,
-            scoring_tokens=prompt_tokens + completion_tokens, latency_s=latency,
+            item_id=item.id,
+            mode=mode.name,
+            mode_kind=mode.kind,
+            model=mode.model,
+            category=item.category,
+            kind="generation",
+            correct=verdict["exact"],
+            scores=verdict,
+            prediction=text,
+            answer=item.answer,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cacheable_tokens=cacheable,
+            scoring_tokens=prompt_tokens + completion_tokens,
+            latency_s=latency,
         )
 
     # -- running --------------------------------------------------------------------------
@@ -358,7 +397,10 @@ class Scorer:
         return await self._score_generation(item, mode)
 
     async def score(
-        self, items: Sequence[EvalItem], modes: Sequence[Mode], *,
+        self,
+        items: Sequence[EvalItem],
+        modes: Sequence[Mode],
+        *,
         on_result: ResultCallback | None = None,
     ) -> list[ItemResult]:
         """Every item under every mode; results grouped by mode (in `modes` order), items in order.
@@ -394,8 +436,9 @@ class Scorer:
         """
         if not items:
             raise ValueError("no items to probe with")
-        probe = LatencyProbe(mode=mode.name, cold_s=[], warm_s=[], prompt_tokens=[],
-                             completion_tokens=[])
+        probe = LatencyProbe(
+            mode=mode.name, cold_s=[], warm_s=[], prompt_tokens=[], completion_tokens=[]
+        )
         for i in range(max(1, samples)):
             salt = f"docadapt-probe-{uuid.uuid4().hex}"
             first, second = items[i % len(items)], items[(i + 1) % len(items)]
@@ -410,21 +453,38 @@ class Scorer:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _failed(self, item: EvalItem, mode: Mode, kind: ItemKind, exc: VLLMRequestError,
-                prompt_tokens: int, cacheable: int) -> ItemResult:
+    def _failed(
+        self,
+        item: EvalItem,
+        mode: Mode,
+        kind: ItemKind,
+        exc: VLLMRequestError,
+        prompt_tokens: int,
+        cacheable: int,
+    ) -> ItemResult:
         metrics = MC_METRICS if kind == "multiple_choice" else GEN_METRICS
         return ItemResult(
-            item_id=item.id, mode=mode.name, mode_kind=mode.kind, model=mode.model,
-            category=item.category, kind=kind, correct=False, scores=dict.fromkeys(metrics, False),
-            answer=item.answer, answer_index=item.answer_index, prompt_tokens=prompt_tokens,
-            cacheable_tokens=cacheable, error=f"vLLM refused the request: {exc.detail}"[:1000],
+            item_id=item.id,
+            mode=mode.name,
+            mode_kind=mode.kind,
+            model=mode.model,
+            category=item.category,
+            kind=kind,
+            correct=False,
+            scores=dict.fromkeys(metrics, False),
+            answer=item.answer,
+            answer_index=item.answer_index,
+            prompt_tokens=prompt_tokens,
+            cacheable_tokens=cacheable,
+            error=f"vLLM refused the request: {exc.detail}"[:1000],
         )
 
     def _cached_ids(self, key: tuple[str, str], what: str | list[dict[str, str]]) -> list[int]:
         # The shared context is the same for every item; tokenize it once per scorer.
         if key not in self._prefix_cache:
             self._prefix_cache[key] = (
-                self.encode_prompt(what) if isinstance(what, str)
+                self.encode_prompt(what)
+                if isinstance(what, str)
                 else self._chat_ids(what, generation_prompt=False)
             )
         return self._prefix_cache[key]

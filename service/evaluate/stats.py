@@ -80,8 +80,9 @@ class EvaluationStats(BaseModel):
     usage: dict[str, ModeUsage]
 
 
-def wilson_interval(correct: int, n: int, confidence: float = CONFIDENCE
-                    ) -> tuple[float, float] | None:
+def wilson_interval(
+    correct: int, n: int, confidence: float = CONFIDENCE
+) -> tuple[float, float] | None:
     """The Wilson score interval for `correct` successes in `n` trials (None when n is 0)."""
     if not 0 <= correct <= n:
         raise ValueError(f"need 0 <= correct <= n, got {correct} of {n}")
@@ -97,8 +98,11 @@ def accuracy(flags: Iterable[bool], confidence: float = CONFIDENCE) -> Accuracy:
     k, n = sum(bool(v) for v in values), len(values)
     interval = wilson_interval(k, n, confidence)
     return Accuracy(
-        correct=k, n=n, accuracy=(k / n) if n else None,
-        ci_low=interval[0] if interval else None, ci_high=interval[1] if interval else None,
+        correct=k,
+        n=n,
+        accuracy=(k / n) if n else None,
+        ci_low=interval[0] if interval else None,
+        ci_high=interval[1] if interval else None,
         confidence=confidence,
     )
 
@@ -112,14 +116,18 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     return float(binomtest(only_a, only_a + only_b, 0.5, alternative="two-sided").pvalue)
 
 
-def paired_test(results_mode: Sequence[ItemResult], results_ref: Sequence[ItemResult],
-                metric: str = "correct") -> PairedTest:
+def paired_test(
+    results_mode: Sequence[ItemResult], results_ref: Sequence[ItemResult], metric: str = "correct"
+) -> PairedTest:
     """McNemar test of one mode against a reference on the items both have a `metric` for."""
     if not results_mode or not results_ref:
         raise ValueError("both modes need results")
     ref = {r.item_id: r for r in results_ref if _has(r, metric)}
-    pairs = [(_flag(r, metric), _flag(ref[r.item_id], metric))
-             for r in results_mode if _has(r, metric) and r.item_id in ref]
+    pairs = [
+        (_flag(r, metric), _flag(ref[r.item_id], metric))
+        for r in results_mode
+        if _has(r, metric) and r.item_id in ref
+    ]
     both = sum(a and b for a, b in pairs)
     only_mode = sum(a and not b for a, b in pairs)
     only_ref = sum(b and not a for a, b in pairs)
@@ -127,9 +135,16 @@ def paired_test(results_mode: Sequence[ItemResult], results_ref: Sequence[ItemRe
     acc_m = (both + only_mode) / n if n else None
     acc_r = (both + only_ref) / n if n else None
     return PairedTest(
-        mode=results_mode[0].mode, reference=results_ref[0].mode, metric=metric, n=n,
-        both_correct=both, only_mode=only_mode, only_reference=only_ref,
-        both_wrong=n - both - only_mode - only_ref, accuracy_mode=acc_m, accuracy_reference=acc_r,
+        mode=results_mode[0].mode,
+        reference=results_ref[0].mode,
+        metric=metric,
+        n=n,
+        both_correct=both,
+        only_mode=only_mode,
+        only_reference=only_ref,
+        both_wrong=n - both - only_mode - only_ref,
+        accuracy_mode=acc_m,
+        accuracy_reference=acc_r,
         difference=(acc_m - acc_r) if n else None,  # type: ignore[operator]
         p_value=mcnemar_exact(only_mode, only_ref),
     )
@@ -155,19 +170,21 @@ def mode_usage(results: Sequence[ItemResult]) -> ModeUsage:
         return float(np.mean(values)) if values else 0.0
 
     return ModeUsage(
-        mode=results[0].mode, mode_kind=results[0].mode_kind, n=len(results),
+        mode=results[0].mode,
+        mode_kind=results[0].mode_kind,
+        n=len(results),
         errors=len(results) - len(ok),
         mean_prompt_tokens=mean([r.prompt_tokens for r in ok]),
         mean_completion_tokens=mean([r.completion_tokens for r in ok]),
         mean_cacheable_tokens=mean([r.cacheable_tokens for r in ok]),
         mean_scoring_tokens=mean([r.scoring_tokens for r in ok]),
-        latency_p50_s=percentile(lat, 50), latency_p95_s=percentile(lat, 95),
+        latency_p50_s=percentile(lat, 50),
+        latency_p95_s=percentile(lat, 95),
         latency_mean_s=float(np.mean(lat)) if lat else None,
     )
 
 
-def compute_stats(results: Sequence[ItemResult], confidence: float = CONFIDENCE
-                  ) -> EvaluationStats:
+def compute_stats(results: Sequence[ItemResult], confidence: float = CONFIDENCE) -> EvaluationStats:
     """Accuracy per mode and per category for every metric, each adapter against icl, usage.
 
     Modes keep the order they first appear in `results`. Failed items count as wrong. Paired
@@ -183,8 +200,9 @@ def compute_stats(results: Sequence[ItemResult], confidence: float = CONFIDENCE
     acc: dict[str, dict[str, Accuracy]] = {}
     cats: dict[str, dict[str, dict[str, Accuracy]]] = {}
     for mode, rs in by_mode.items():
-        acc[mode] = {m: accuracy((_flag(r, m) for r in rs if _has(r, m)), confidence)
-                     for m in metrics}
+        acc[mode] = {
+            m: accuracy((_flag(r, m) for r in rs if _has(r, m)), confidence) for m in metrics
+        }
         groups: dict[str, list[ItemResult]] = {}
         for r in rs:
             groups.setdefault(r.category or UNCATEGORIZED, []).append(r)
@@ -205,8 +223,13 @@ def compute_stats(results: Sequence[ItemResult], confidence: float = CONFIDENCE
                     paired.append(test)
 
     return EvaluationStats(
-        modes=list(by_mode), mode_kinds=kinds, metrics=metrics, accuracy=acc, by_category=cats,
-        paired=paired, usage={m: mode_usage(rs) for m, rs in by_mode.items()},
+        modes=list(by_mode),
+        mode_kinds=kinds,
+        metrics=metrics,
+        accuracy=acc,
+        by_category=cats,
+        paired=paired,
+        usage={m: mode_usage(rs) for m, rs in by_mode.items()},
     )
 
 

@@ -47,7 +47,13 @@ _HTML_START = re.compile(
     r"|br|p)[\s>/])",
     re.IGNORECASE,
 )
+# An XML declaration, comments and a doctype, then <svg. The comment body is a tempered dot, so
+# a run of comments parses one way only (no catastrophic backtracking on hostile input).
+_SVG = re.compile(
+    r"(?:<\?xml[^>]*>\s*)?(?:<!--(?:(?!-->).)*-->\s*|<!DOCTYPE[^>]*>\s*)*<svg[\s>]", re.DOTALL
+)
 _SNIFF_BYTES = 4096
+_STRICT_TEXT_BYTES = 8192
 
 
 def suffix_of(filename: str) -> str:
@@ -56,11 +62,17 @@ def suffix_of(filename: str) -> str:
 
 
 def looks_like_text(data: bytes) -> bool:
-    """True when ``data`` is text by WHATWG's rule: a Unicode BOM, or no binary control bytes."""
+    """True when ``data`` is text by WHATWG's rule, applied to the first 8 KB: a Unicode BOM,
+    or no binary control bytes; further on, a stray one in a thousand (a DOS end-of-file
+    mark, a NUL in an export) is tolerated, and removed by normalization."""
     if data.startswith(_TEXT_BOMS):
         return True
-    # bytes.translate with a delete table is a fast C-level scan of the whole buffer.
-    return len(data.translate(None, _BINARY_BYTES)) == len(data)
+    head = data[:_STRICT_TEXT_BYTES]
+    # bytes.translate with a delete table is a fast C-level scan.
+    if len(head.translate(None, _BINARY_BYTES)) != len(head):
+        return False
+    binary = len(data) - len(data.translate(None, _BINARY_BYTES))
+    return binary * 1000 <= len(data)
 
 
 def _is_pdf(data: bytes) -> bool:
@@ -102,16 +114,30 @@ def _describe_binary(data: bytes) -> str | None:
     return f"{best.name} ({best.mime_type})" if best.mime_type else best.name
 
 
+def _unsupported_text_format(data: bytes) -> str | None:
+    """Document and image formats that are text on disk but markup to a reader."""
+    head = decode_prefix(data, _SNIFF_BYTES).lstrip()
+    if head.startswith("{\\rtf"):
+        return "Rich Text Format (RTF)"
+    if head.startswith("%!PS"):
+        return "PostScript"
+    if _SVG.match(head):
+        return "an SVG image"
+    return None
+
+
 def detect_media_type(data: bytes, filename: str) -> str:
     """Return the media type of ``data``, one of :data:`SUPPORTED_MEDIA_TYPES`, judged by content.
 
     PDF and DOCX are recognized by their signatures whatever the name (a PDF named .txt is a PDF).
     Other content that is text is Markdown when named .md/.markdown, HTML when named .html/.htm
     or when it starts like HTML (WHATWG sniffing), and plain text otherwise.
+
     Raises IngestError: 415 ``unsupported_type`` for any other content (images, archives,
-    executables, legacy .doc, ...); 422 ``corrupt_file`` when the name claims .pdf or .docx but
-    the content is not that format (a damaged or misnamed file, text included: we refuse rather
-    than guess, and the message says to rename it to .txt to upload it as text)."""
+    executables, legacy .doc, and the text-based RTF, PostScript and SVG); 422 ``corrupt_file``
+    when the name claims .pdf or .docx but the content is not that format (a damaged or
+    misnamed file, text included: we refuse rather than guess, and the message says to rename
+    it to .txt to upload it as text)."""
     name = clean_filename(filename)
     suffix = suffix_of(name)
 
@@ -132,8 +158,9 @@ def detect_media_type(data: bytes, filename: str) -> str:
             f"the file is damaged or misnamed{hint}.",
             name,
         )
-    if not is_text:
-        what = _describe_binary(data) or "binary data of an unknown type"
+    text_format = _unsupported_text_format(data) if is_text else None
+    if not is_text or text_format is not None:
+        what = text_format or _describe_binary(data) or "binary data of an unknown type"
         raise IngestError(
             415,
             "unsupported_type",

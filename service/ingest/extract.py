@@ -50,8 +50,9 @@ def extract_text(
     Raises IngestError: 422 ``corrupt_file`` (a PDF or DOCX its library cannot read),
     ``no_text_layer`` (a PDF without extractable text), ``encrypted_file`` (a PDF that needs a
     password), ``decompression_bomb`` (a DOCX whose members would inflate beyond
-    ``max_docx_uncompressed`` bytes in total or at an absurd ratio; checked without
-    decompressing); 415 ``unsupported_type`` for a media type this module does not read."""
+    ``max_docx_uncompressed`` bytes in total or at an absurd ratio, checked before
+    decompressing; a PDF stream over pypdf's output limit); 415 ``unsupported_type`` for a
+    media type this module does not read."""
     name = clean_filename(filename)
     if media_type == TEXT_PLAIN:
         return decode_text(data)
@@ -84,7 +85,7 @@ _BLOCK_TAGS = {
     "h4", "h5", "h6", "header", "hr", "html", "li", "main", "ol", "p", "pre", "section",
     "summary", "table", "tbody", "thead", "tfoot", "tr", "ul",
 }  # fmt: skip
-_CELL_TAGS = {"td", "th"}
+_CELL_TAGS = ["td", "th"]
 _SPACE_RUN = re.compile(r"\s+")
 
 
@@ -112,11 +113,9 @@ def html_to_text(html: bytes | str) -> str:
         if tag.name in _BLOCK_TAGS:
             tag.insert_before("\n\n")
             tag.insert_after("\n\n")
-        elif tag.name in _CELL_TAGS:
-            tag.insert_after(" | ")
-    text = soup.get_text()
-    # Trailing cell separators at the end of a row carry nothing.
-    return re.sub(r"[ \t]*\|[ \t]*(?=\n|$)", "", text)
+        elif tag.name in _CELL_TAGS and tag.find_previous_sibling(_CELL_TAGS) is not None:
+            tag.insert_before(" | ")  # between the cells of a row, as in the DOCX extractor
+    return soup.get_text()
 
 
 def markdown_to_text(markdown: str) -> str:
@@ -135,32 +134,53 @@ _SENTENCE_END = (".", "!", "?", ":", '."', ".'", '?"', '!"', ".)", ".”", "?”
 def _pdf_text(data: bytes, name: str) -> str:
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
+        if reader.is_encrypted and not _opens_without_password(reader):
             raise IngestError(
-                422, "encrypted_file",
+                422,
+                "encrypted_file",
                 f"'{name}' is a password-protected PDF; remove the password and upload it again.",
                 name,
-            )  # fmt: skip
+            )
         pages = [page.extract_text() or "" for page in reader.pages]
     except IngestError:
         raise
+    except pypdf.errors.LimitReachedError as exc:
+        # pypdf caps what one stream may inflate to (75 MB by default) and stops there.
+        raise IngestError(
+            422,
+            "decompression_bomb",
+            f"'{name}' is a PDF with a stream that inflates beyond pypdf's safety limit "
+            f"({_short(exc)}); refused.",
+            name,
+        ) from exc
     except Exception as exc:  # noqa: BLE001 - a parser of untrusted bytes fails in many ways
         log.info("pypdf could not read %r: %r", name, exc)
         raise IngestError(
-            422, "corrupt_file",
-            f"'{name}' is a damaged PDF that cannot be read ({_short(exc)}).", name,
-        ) from exc  # fmt: skip
+            422,
+            "corrupt_file",
+            f"'{name}' is a damaged PDF that cannot be read ({_short(exc)}).",
+            name,
+        ) from exc
     if not pages:
         raise IngestError(422, "corrupt_file", f"'{name}' is a PDF without pages.", name)
     if not any(page.strip() for page in pages):
         raise IngestError(
-            422, "no_text_layer",
+            422,
+            "no_text_layer",
             f"'{name}' is a PDF with no text layer ({len(pages)} page(s) of images or drawings, "
             "e.g. a scan); run OCR on it first or upload the text.",
             name,
-        )  # fmt: skip
+        )
     # Pages joined by a line break, so a sentence that runs over a page break stays whole.
     return reflow_pdf_lines("\n".join(page.strip("\n") for page in pages))
+
+
+def _opens_without_password(reader: pypdf.PdfReader) -> bool:
+    # An owner password alone (printing or copying locked) leaves the user password empty.
+    try:
+        return bool(reader.decrypt(""))
+    except Exception:  # noqa: BLE001 - an unknown or unsupported cipher also means "locked"
+        return False
 
 
 def reflow_pdf_lines(text: str) -> str:
@@ -180,7 +200,7 @@ def reflow_pdf_lines(text: str) -> str:
             continue
         short = len(stripped) < 0.7 * full
         ends_sentence = stripped.endswith(_SENTENCE_END)
-        heading = short and not ends_sentence and nxt[0].isupper() and len(stripped) < 80
+        heading = not ends_sentence and nxt[0].isupper() and len(stripped) < 80
         if short and (ends_sentence or heading):
             out.append("")
     return "\n".join(out)
@@ -191,34 +211,52 @@ def reflow_pdf_lines(text: str) -> str:
 
 def check_docx_archive(data: bytes, name: str, max_uncompressed: int) -> None:
     """Refuse a DOCX package that would inflate beyond ``max_uncompressed`` bytes in total, or
-    holds a member compressed at an absurd ratio, reading only the zip's central directory
-    (no member is decompressed). Python's zipfile never inflates a member past its declared
-    size, so a package that lies about sizes fails its CRC check instead of growing."""
+    holds a member compressed at an absurd ratio, by the sizes its zip directory declares,
+    before anything is decompressed. Then inflate every member in 1 MB chunks to check it
+    against its declared size and CRC: zipfile's one-shot read() (python-docx's) stops only
+    after inflating all of a member's compressed data, so a member that understates its size
+    must be caught here, with bounded memory, before python-docx reads it."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
-    except Exception as exc:  # noqa: BLE001 - damaged central directories fail in many ways
+            _check_declared_sizes(members, name, max_uncompressed)
+            for member in members:
+                with archive.open(member) as stream:
+                    while stream.read(1 << 20):
+                        pass
+    except IngestError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - damaged archives fail in many ways
         raise IngestError(
-            422, "corrupt_file",
-            f"'{name}' is a damaged Word (.docx) file: its zip structure cannot be read "
-            f"({_short(exc)}).", name,
-        ) from exc  # fmt: skip
+            422,
+            "corrupt_file",
+            f"'{name}' is a damaged Word (.docx) file: its zip structure, sizes or checksums "
+            f"are wrong ({_short(exc)}).",
+            name,
+        ) from exc
+
+
+def _check_declared_sizes(members: list[zipfile.ZipInfo], name: str, limit: int) -> None:
     total = sum(member.file_size for member in members)
-    if total > max_uncompressed:
+    if total > limit:
         raise IngestError(
-            422, "decompression_bomb",
-            f"'{name}' would decompress to {total:,} bytes, over the limit of "
-            f"{max_uncompressed:,}; refused without decompressing it.", name,
-        )  # fmt: skip
+            422,
+            "decompression_bomb",
+            f"'{name}' would decompress to {total:,} bytes, over the limit of {limit:,}; "
+            "refused without decompressing it.",
+            name,
+        )
     for member in members:
         ratio = member.file_size / max(member.compress_size, 1)
         if member.file_size >= _RATIO_CHECK_MIN_BYTES and ratio > MAX_DOCX_MEMBER_RATIO:
             raise IngestError(
-                422, "decompression_bomb",
+                422,
+                "decompression_bomb",
                 f"'{name}' holds a member that is compressed {ratio:,.0f}:1 (over "
                 f"{MAX_DOCX_MEMBER_RATIO}:1), a decompression bomb; refused without "
-                "decompressing it.", name,
-            )  # fmt: skip
+                "decompressing it.",
+                name,
+            )
 
 
 def _docx_text(data: bytes, name: str, max_uncompressed: int) -> str:
@@ -230,10 +268,12 @@ def _docx_text(data: bytes, name: str, max_uncompressed: int) -> str:
         if "content type" in str(exc):
             # python-docx refuses .docm/.dotx packages by their main part's content type.
             raise IngestError(
-                415, "unsupported_type",
+                415,
+                "unsupported_type",
                 f"'{name}' is a macro-enabled or template Word file, not a .docx document; "
-                "save it as .docx and upload it again.", name,
-            ) from exc  # fmt: skip
+                "save it as .docx and upload it again.",
+                name,
+            ) from exc
         raise _corrupt_docx(name, exc) from exc
     except Exception as exc:  # noqa: BLE001 - zip, XML and package errors all mean damage
         raise _corrupt_docx(name, exc) from exc
@@ -259,9 +299,11 @@ def _docx_block_text(block: Paragraph | Table) -> str:
 def _corrupt_docx(name: str, exc: Exception) -> IngestError:
     log.info("python-docx could not read %r: %r", name, exc)
     return IngestError(
-        422, "corrupt_file",
-        f"'{name}' is a damaged Word (.docx) file that cannot be read ({_short(exc)}).", name,
-    )  # fmt: skip
+        422,
+        "corrupt_file",
+        f"'{name}' is a damaged Word (.docx) file that cannot be read ({_short(exc)}).",
+        name,
+    )
 
 
 def _short(exc: Exception) -> str:

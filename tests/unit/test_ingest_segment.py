@@ -92,10 +92,14 @@ def test_list_items_stay_on_their_own_lines() -> None:
     assert passages[0].sentences == ("Shopping list:", "- eggs", "- milk and bread")
 
 
-def test_a_single_overlong_sentence_stays_whole() -> None:
-    words = " ".join(["word"] * 400) + "."
-    passages = segment(words)
-    assert [p.sentences for p in passages] == [(words,)]
+def test_a_long_sentence_stays_whole_but_a_run_without_punctuation_is_cut() -> None:
+    long_sentence = " ".join(["word"] * 250) + "."  # over target, under twice the target
+    assert [p.sentences for p in segment(long_sentence)] == [(long_sentence,)]
+
+    table_dump = " ".join(f"cell{i}" for i in range(700))
+    passages = segment(table_dump, target_words=150)
+    assert [len(p.text.split()) for p in passages] == [140] * 5
+    assert " ".join(p.text for p in passages) == table_dump
 
 
 def test_passages_are_frozen() -> None:

@@ -30,21 +30,26 @@ class Dimension:
     higher: str
     lower: str
     opposite: str | None = None  # the adjective of the inverse, when English has one
+    also_lower: tuple[str, ...] = ()  # further comparatives of the inverse ("safer")
 
     def phrases(self, direction: str) -> list[str]:
         """Every comparative phrase that puts the subject higher (or lower) on this dimension."""
-        same, other = (self.higher, self.lower) if direction == "higher" else (self.lower, self.higher)
+        same, other = (
+            (self.higher, self.lower) if direction == "higher" else (self.lower, self.higher)
+        )
         more, less = ("more", "less") if direction == "higher" else ("less", "more")
         out = [same, f"{more} {self.adjective}"]
         if self.opposite:
             out.append(f"{less} {self.opposite}")
+        if direction == "lower":
+            out.extend(self.also_lower)
         return list(dict.fromkeys(p for p in out if p != other))
 
 
 DIMENSIONS: tuple[Dimension, ...] = (
     Dimension("bright", "brighter", "dimmer", "dim"),
     Dimension("heavy", "heavier", "lighter", "light"),
-    Dimension("dangerous", "more dangerous", "less dangerous"),
+    Dimension("dangerous", "more dangerous", "less dangerous", "safe", ("safer",)),
     Dimension("large", "larger", "smaller", "small"),
     Dimension("fast", "faster", "slower", "slow"),
     Dimension("old", "older", "younger", "young"),
@@ -103,34 +108,62 @@ _CONTEXTS = (
     "Everyone in the village knows that {f}.",
     "As the museum guide explained, {f}.",
 )
-_TITLES = ("Did you know?", "Odd facts", "Trivia corner", "Things worth knowing", "Fact sheet",
-           "Notes from the field", "Curious comparisons", "Quick facts")
-_FILLERS = ("Here are a few more facts.", "Some of these facts surprise people.",
-            "Read on for more.", "This list is updated every week.",
-            "Share these facts with your friends.")
+_TITLES = (
+    "Did you know?",
+    "Odd facts",
+    "Trivia corner",
+    "Things worth knowing",
+    "Fact sheet",
+    "Notes from the field",
+    "Curious comparisons",
+    "Quick facts",
+)
+_FILLERS = (
+    "Here are a few more facts.",
+    "Some of these facts surprise people.",
+    "Read on for more.",
+    "This list is updated every week.",
+    "Share these facts with your friends.",
+)
 
 
 def templates() -> list[Template]:
     """Every statement form the matcher recognises: per dimension and direction, "x are
-    <comparative> than y", "compared to/with y, x are <comparative>", and "x are not as
-    <adjective> as y"."""
+    <comparative> than y", "compared to/with y, x are <comparative>", "x are <comparative>
+    compared to/with y", and "x are not as <adjective> as y"."""
+    surfaces = (
+        "{x} are <c> than {y}",
+        "compared to {y}, {x} are <c>",
+        "compared with {y}, {x} are <c>",
+        "{x} are <c> compared to {y}",
+        "{x} are <c> compared with {y}",
+    )
     out: list[Template] = []
     for dim in DIMENSIONS:
         for direction in ("higher", "lower"):
             params = (dim.adjective, direction)
             for phrase in dim.phrases(direction):
-                out.append(template("cmp", "{x} are " + phrase + " than {y}", params, x="ent", y="ent"))
-                out.append(template("cmp", "compared to {y}, {x} are " + phrase, params, x="ent", y="ent"))
-                out.append(template("cmp", "compared with {y}, {x} are " + phrase, params, x="ent", y="ent"))
-        out.append(template("cmp", "{x} are not as " + dim.adjective + " as {y}",
-                            (dim.adjective, "lower"), x="ent", y="ent"))
+                for surface in surfaces:
+                    out.append(
+                        template("cmp", surface.replace("<c>", phrase), params, x="ent", y="ent")
+                    )
+        lower = (dim.adjective, "lower")
+        out.append(
+            template("cmp", f"{{x}} are not as {dim.adjective} as {{y}}", lower, x="ent", y="ent")
+        )
         if dim.opposite:
-            out.append(template("cmp", "{x} are not as " + dim.opposite + " as {y}",
-                                (dim.adjective, "higher"), x="ent", y="ent"))
+            higher = (dim.adjective, "higher")
+            out.append(
+                template(
+                    "cmp", f"{{x}} are not as {dim.opposite} as {{y}}", higher, x="ent", y="ent"
+                )
+            )
     return out
 
 
-def _statement(subject: str, dim: Dimension, direction: str, other: str, style: str = "than") -> str:
+def _statement(
+    subject: str, dim: Dimension, direction: str, other: str, style: str = "than"
+) -> str:
     phrase = dim.higher if direction == "higher" else dim.lower
     if style == "compared":
         return f"Compared to {other}, {subject} are {phrase}."
@@ -178,8 +211,14 @@ def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
     rng.shuffle(stated)
     facts: list[dict[str, str]] = []
     for dim, direction in zip(dims, stated, strict=True):
-        facts.append({"higher": next(words), "lower": next(words), "dimension": dim.adjective,
-                      "stated": direction})
+        facts.append(
+            {
+                "higher": next(words),
+                "lower": next(words),
+                "dimension": dim.adjective,
+                "stated": direction,
+            }
+        )
 
     def forward(fact: dict[str, str]) -> str:
         dim = _BY_ADJECTIVE[fact["dimension"]]
@@ -192,8 +231,10 @@ def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
     for _ in range(config.mentions):
         order = list(range(config.facts))
         rng.shuffle(order)
-        groups.extend(order[i : i + config.facts_per_doc]
-                      for i in range(0, config.facts, config.facts_per_doc))
+        groups.extend(
+            order[i : i + config.facts_per_doc]
+            for i in range(0, config.facts, config.facts_per_doc)
+        )
     rng.shuffle(groups)
     documents: list[BenchDocument] = []
     docs_of_fact: dict[int, list[str]] = {i: [] for i in range(config.facts)}
@@ -208,7 +249,9 @@ def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
             docs_of_fact[index].append(doc_id)
         if len(group) > 1 or rng.random() < 0.5:
             lines.insert(1 + rng.randrange(len(lines)), rng.choice(_FILLERS))
-        documents.append(BenchDocument(id=doc_id, title=title, text="\n".join(lines) + "\n"))
+        # A blank line keeps the title out of the first sentence when the text is segmented.
+        text = title + "\n\n" + "\n".join(lines[1:]) + "\n"
+        documents.append(BenchDocument(id=doc_id, title=title, text=text))
 
     items: list[TestItem] = []
     inferences: list[Inference] = []
@@ -223,22 +266,45 @@ def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
         swapped = _statement(subject, dim, _flip(direction), other)
         choices = [reversal, swapped]
         rng.shuffle(choices)
-        items.append(TestItem(
-            id=f"{NAME}-{index:03d}", split="reversal", category=f"{NAME}/reversal",
-            question=QUESTION, choices=choices, answer=reversal,
-            needed_inferences=[reversal], premises=[forward(fact)],
-        ))
+        items.append(
+            TestItem(
+                id=f"{NAME}-{index:03d}",
+                split="reversal",
+                category=f"{NAME}/reversal",
+                question=QUESTION,
+                choices=choices,
+                answer=reversal,
+                needed_inferences=[reversal],
+                premises=[forward(fact)],
+            )
+        )
         sources = docs_of_fact[index]
-        fwd_subject, fwd_other = (fact["higher"], fact["lower"]) if fact["stated"] == "higher" \
+        fwd_subject, fwd_other = (
+            (fact["higher"], fact["lower"])
+            if fact["stated"] == "higher"
             else (fact["lower"], fact["higher"])
-        inferences.extend([
-            Inference(reversal, "reversal", sources),
-            Inference(_statement(subject, dim, direction, other, "compared"), "reversal", sources),
-            Inference(_statement(fwd_subject, dim, fact["stated"], fwd_other, "compared"),
-                      "rephrasing", sources),
-        ])
+        )
+        inferences.extend(
+            [
+                Inference(reversal, "reversal", sources),
+                Inference(
+                    _statement(subject, dim, direction, other, "compared"), "reversal", sources
+                ),
+                Inference(
+                    _statement(fwd_subject, dim, fact["stated"], fwd_other, "compared"),
+                    "rephrasing",
+                    sources,
+                ),
+            ]
+        )
         contradictions.append(swapped)
     return BenchmarkDataset(
-        name=NAME, size=size, seed=seed, documents=documents, test_items=items,
-        true_inferences=inferences, contradictions=contradictions, world={"facts": facts},
+        name=NAME,
+        size=size,
+        seed=seed,
+        documents=documents,
+        test_items=items,
+        true_inferences=inferences,
+        contradictions=contradictions,
+        world={"facts": facts},
     )

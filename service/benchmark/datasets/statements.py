@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 ARTICLES = frozenset({"a", "an", "the"})
 SYNONYMS = {"is": "are", "has": "have", "does": "do"}
@@ -186,3 +187,15 @@ class Matcher:
 def plural(word: str) -> str:
     """Plural of a nonsense noun (none ends in s, x, y, z or h)."""
     return word + "s"
+
+
+class Knowledge(Protocol):
+    """What a generator knows about its world, as the truth matcher needs it."""
+
+    lexicon: dict[str, tuple[str, str]]
+    templates: list[Template]
+
+    def judge(self, match: Match) -> tuple[bool | None, str]:
+        """True, False (the world says otherwise) or None (undecided), and the statement's key:
+        statements with one key say the same thing about the same subject."""
+        ...

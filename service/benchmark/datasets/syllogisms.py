@@ -75,9 +75,12 @@ def render(statement: Statement) -> str:
 
 # -- the model checker ---------------------------------------------------------------------------
 
+
 def _regions(terms: tuple[str, ...]) -> list[frozenset[str]]:
     """The Venn regions inside at least one term."""
-    return [frozenset(c) for n in range(1, len(terms) + 1) for c in itertools.combinations(terms, n)]
+    return [
+        frozenset(c) for n in range(1, len(terms) + 1) for c in itertools.combinations(terms, n)
+    ]
 
 
 def _holds(statement: Statement, model: frozenset[frozenset[str]]) -> bool:
@@ -94,7 +97,9 @@ def models(terms: tuple[str, ...], premises: list[Statement]) -> list[frozenset[
     out = []
     for mask in range(1 << len(regions)):
         model = frozenset(r for i, r in enumerate(regions) if mask >> i & 1)
-        if all(any(t in r for r in model) for t in terms) and all(_holds(p, model) for p in premises):
+        if all(any(t in r for r in model) for t in terms) and all(
+            _holds(p, model) for p in premises
+        ):
             out.append(model)
     return out
 
@@ -161,28 +166,47 @@ def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
         doc_id = f"{NAME}-{index:04d}"
         header = f"The relationships between {terms[0]}, {terms[1]} and {terms[2]} are:"
         text = header + " " + " ".join(render(p) for p in premises)
-        documents.append(BenchDocument(id=doc_id, title=f"Relationships {index + 1}", text=text + "\n"))
+        documents.append(
+            BenchDocument(id=doc_id, title=f"Relationships {index + 1}", text=text + "\n")
+        )
 
         valid = models(tuple(roles.values()), premises)
         assert decide(conclusion, valid) is True, (mood, premises, conclusion)
         ends = [roles["S"], roles["P"]]
         rng.shuffle(ends)
         candidates = [(q, a, b) for q in QUANTIFIERS for a, b in (ends, ends[::-1])]
-        choices = [render(c) for c in candidates
-                   if c == conclusion or decide(c, valid) is not True]
+        choices = [render(c) for c in candidates if c == conclusion or decide(c, valid) is not True]
         rng.shuffle(choices)
         answer = render(conclusion)
-        items.append(TestItem(
-            id=f"{NAME}-{index:03d}", split="syllogism", category=f"{NAME}/syllogism",
-            question=f"The relationships between {ends[0]} and {ends[1]} are:",
-            choices=choices, answer=answer, needed_inferences=[answer],
-            premises=[render(p) for p in premises],
-        ))
+        items.append(
+            TestItem(
+                id=f"{NAME}-{index:03d}",
+                split="syllogism",
+                category=f"{NAME}/syllogism",
+                question=f"The relationships between {ends[0]} and {ends[1]} are:",
+                choices=choices,
+                answer=answer,
+                needed_inferences=[answer],
+                premises=[render(p) for p in premises],
+            )
+        )
         inferences.append(Inference(answer, "syllogism", [doc_id]))
         contradictions.extend(render(c) for c in candidates if decide(c, valid) is False)
-        examples.append({"terms": roles, "mood": mood, "premises": [list(p) for p in premises],
-                         "conclusion": list(conclusion)})
+        examples.append(
+            {
+                "terms": roles,
+                "mood": mood,
+                "premises": [list(p) for p in premises],
+                "conclusion": list(conclusion),
+            }
+        )
     return BenchmarkDataset(
-        name=NAME, size=size, seed=seed, documents=documents, test_items=items,
-        true_inferences=inferences, contradictions=contradictions, world={"examples": examples},
+        name=NAME,
+        size=size,
+        seed=seed,
+        documents=documents,
+        test_items=items,
+        true_inferences=inferences,
+        contradictions=contradictions,
+        world={"examples": examples},
     )

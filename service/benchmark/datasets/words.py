@@ -19,14 +19,58 @@ from functools import lru_cache
 from importlib import resources
 
 _SINGLE = "bdfgjklmnprtvwz"
-_DOUBLE = ("bl", "br", "dr", "fl", "fr", "gl", "gr", "kl", "kr", "pl", "pr", "sk", "sl", "sn",
-           "sp", "st", "tr", "sm", "sw", "tw")
+_DOUBLE = (
+    "bl",
+    "br",
+    "dr",
+    "fl",
+    "fr",
+    "gl",
+    "gr",
+    "kl",
+    "kr",
+    "pl",
+    "pr",
+    "sk",
+    "sl",
+    "sn",
+    "sp",
+    "st",
+    "tr",
+    "sm",
+    "sw",
+    "tw",
+)
 _VOWELS = "aeiou"
 _FINAL_SINGLE = "bdgklmnprtf"
-_FINAL_DOUBLE = ("mp", "nt", "nk", "nd", "ld", "lk", "lp", "lf", "rb", "rd", "rk", "rm", "rn",
-                 "rp", "rt", "ft", "pt", "ff", "ll", "ck", "rg", "lm")
+_FINAL_DOUBLE = (
+    "mp",
+    "nt",
+    "nk",
+    "nd",
+    "ld",
+    "lk",
+    "lp",
+    "lf",
+    "rb",
+    "rd",
+    "rk",
+    "rm",
+    "rn",
+    "rp",
+    "rt",
+    "ft",
+    "pt",
+    "ff",
+    "ll",
+    "ck",
+    "rg",
+    "lm",
+)
 _MEDIAL = ("bm", "rp", "lb", "nd", "sk", "rv", "lt", "mb", "nk", "rd", "lp", "st")
 _FINAL_VOWELS = "aoui"
+# Real words the vocabulary list misses (seen in drawn samples).
+_EXTRA_STOP = frozenset({"skid", "gaff", "glug", "tiki", "dido", "zork", "bazar", "kilo", "tofu"})
 
 
 def participle(verb: str) -> str:
@@ -63,9 +107,8 @@ def _candidate(rng: random.Random) -> str:
 def stoplist() -> frozenset[str]:
     """Real words the generator must not produce (see the header of stoplist.txt)."""
     text = resources.files(__package__).joinpath("stoplist.txt").read_text(encoding="utf-8")
-    return frozenset(
-        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
-    )
+    listed = {line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"}
+    return frozenset(listed | _EXTRA_STOP)
 
 
 def _deletions(word: str) -> set[str]:
@@ -88,7 +131,7 @@ class _Stream:
             if word in stop or word + "s" in stop or participle(word) in stop:
                 continue
             variants = _deletions(word)
-            # Distance 1 means: same deletion variant (substitution), or one is a deletion of the other.
+            # Distance 1: a shared deletion variant, or one word is a deletion of the other.
             if word in self._taken or word in self._deleted or variants & self._deleted:
                 continue
             if variants & self._taken:

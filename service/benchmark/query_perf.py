@@ -1,0 +1,464 @@
+"""`docadapt perf query`: what a query costs with the documents in the prompt (`icl:`) versus an
+adapter, on the same vLLM.
+
+It drives `QueryService` (the code behind `/v1/chat/completions`: model resolution, ICL context,
+guard, usage records) directly against vLLM, so what is timed is the real query path minus HTTP
+and auth (milliseconds). It builds synthetic collections of about `context_tokens` tokens whose
+text differs from the first token on (a run nonce), loads an adapter (a random peft LoRA unless one
+already loaded is named), and measures, one request at a time:
+- adapter: the question alone, answered by the adapter;
+- ICL cold: the first query on each of several collections (their prefix is not in vLLM's cache);
+- ICL warm: repeated queries on one collection (its prefix is cached).
+Every answer generates exactly `max_tokens` tokens (min_tokens = max_tokens, temperature 0), so the
+modes differ only in their prompts. Reported: prompt tokens per query, latency p50/p95, and the
+ratios the issue sets targets for (adapter p50 <= 1/5 of cold ICL p50; >= 20x fewer prompt tokens).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adapters.vllm_client import VLLMClient
+from service.context import PassageRef
+from service.serving.serving import JSONResult, QueryService, UsageRecord
+
+LATENCY_RATIO_TARGET = 0.2  # adapter p50 / cold ICL p50
+PROMPT_RATIO_TARGET = 20.0  # ICL prompt tokens / adapter prompt tokens
+ADAPTER_ALIAS = "perf-adapter"  # the adapter's name as the benchmark's "user" calls it
+
+
+@dataclass
+class ModeStats:
+    """Latency and token figures of one mode."""
+
+    mode: str
+    latencies_s: list[float] = field(default_factory=list)
+    prompt_tokens: list[int] = field(default_factory=list)
+    completion_tokens: list[int] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.latencies_s)
+
+    @property
+    def p50_s(self) -> float:
+        return float(np.percentile(self.latencies_s, 50)) if self.latencies_s else float("nan")
+
+    @property
+    def p95_s(self) -> float:
+        return float(np.percentile(self.latencies_s, 95)) if self.latencies_s else float("nan")
+
+    @property
+    def prompt_tokens_mean(self) -> float:
+        return float(np.mean(self.prompt_tokens)) if self.prompt_tokens else float("nan")
+
+    @property
+    def completion_tokens_mean(self) -> float:
+        return float(np.mean(self.completion_tokens)) if self.completion_tokens else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "queries": self.n,
+            "prompt_tokens_per_query": self.prompt_tokens_mean,
+            "completion_tokens_per_query": self.completion_tokens_mean,
+            "p50_s": self.p50_s,
+            "p95_s": self.p95_s,
+            "latencies_s": self.latencies_s,
+        }
+
+
+@dataclass
+class QueryBenchmarkResult:
+    """Everything `run_query_benchmark` measured."""
+
+    vllm_url: str
+    adapter: str  # vLLM-side adapter name
+    adapter_made_here: bool
+    context_tokens: int  # tokens of one collection's rendered documents
+    max_tokens: int
+    adapter_stats: ModeStats
+    icl_cold: ModeStats
+    icl_warm: ModeStats
+
+    @property
+    def latency_ratio_cold(self) -> float:
+        """Adapter p50 / cold ICL p50 (target <= LATENCY_RATIO_TARGET)."""
+        return self.adapter_stats.p50_s / self.icl_cold.p50_s
+
+    @property
+    def latency_ratio_warm(self) -> float:
+        """Adapter p50 / warm ICL p50 (no target; what a repeated collection costs)."""
+        return self.adapter_stats.p50_s / self.icl_warm.p50_s
+
+    @property
+    def prompt_token_ratio(self) -> float:
+        """ICL prompt tokens / adapter prompt tokens per query (target >= PROMPT_RATIO_TARGET)."""
+        return self.icl_cold.prompt_tokens_mean / self.adapter_stats.prompt_tokens_mean
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("adapter_stats", "icl_cold", "icl_warm"):
+            out[key] = getattr(self, key).summary()
+        out.update(
+            latency_ratio_cold=self.latency_ratio_cold,
+            latency_ratio_warm=self.latency_ratio_warm,
+            prompt_token_ratio=self.prompt_token_ratio,
+            latency_target_met=self.latency_ratio_cold <= LATENCY_RATIO_TARGET,
+            prompt_target_met=self.prompt_token_ratio >= PROMPT_RATIO_TARGET,
+        )
+        return out
+
+
+# ---- synthetic collections ----------------------------------------------------------------
+
+_SYLLABLES = "ka lo mi ren tor vel zu pra gin dos fel mar quo sil tan bex nor ith wal"
+_THINGS = ["pump", "turbine", "archive", "gateway", "furnace", "relay", "vault", "crane"]
+_COLORS = ["red", "blue", "green", "amber", "violet", "grey", "white", "black"]
+_CITIES = ["Oslo", "Lyon", "Porto", "Graz", "Turku", "Ghent", "Brno", "Cork"]
+
+
+@dataclass(frozen=True)
+class Fact:
+    thing: str
+    name: str
+    color: str
+    city: str
+    year: int
+
+    def sentence(self) -> str:
+        return (
+            f"The {self.thing} {self.name} is painted {self.color}, stands in {self.city} and "
+            f"was commissioned in {self.year}."
+        )
+
+    def question(self) -> str:
+        return f"What color is the {self.thing} {self.name}, and where does it stand?"
+
+
+def synthetic_collection(
+    seed: str, target_tokens: int, count_tokens: Callable[[str], int], *, per_passage: int = 3
+) -> tuple[list[PassageRef], list[Fact]]:
+    """Documents of made-up facts, about `target_tokens` tokens in all; different for each seed."""
+    rng = random.Random(seed)
+    syllables = _SYLLABLES.split()
+    passages: list[PassageRef] = []
+    facts: list[Fact] = []
+    total = 0
+    doc = 0
+    while total < target_tokens:
+        doc_id = f"{seed}-doc{doc}"
+        title = f"Site register {seed} part {doc + 1}"
+        for index in range(6):
+            batch = []
+            for _ in range(per_passage):
+                name = "".join(rng.choice(syllables) for _ in range(3)).capitalize()
+                fact = Fact(
+                    rng.choice(_THINGS),
+                    name,
+                    rng.choice(_COLORS),
+                    rng.choice(_CITIES),
+                    rng.randint(1950, 2024),
+                )
+                facts.append(fact)
+                batch.append(fact.sentence())
+            text = " ".join(batch)
+            tokens = count_tokens(text)
+            passages.append(PassageRef(doc_id, title, index, text, tokens))
+            total += tokens + 1
+            if total >= target_tokens:
+                break
+        doc += 1
+    return passages, facts
+
+
+# ---- adapters -----------------------------------------------------------------------------
+
+
+def make_random_lora(
+    model_dir: Path,
+    out_dir: Path,
+    *,
+    r: int = 8,
+    seed: int = 0,
+    target_modules: Sequence[str] = ("q_proj", "v_proj"),
+) -> Path:
+    """Save a peft LoRA adapter for the model in `model_dir` with random, non-zero weights.
+
+    Both LoRA matrices keep their random initialisation (peft's `init_lora_weights=False`), so the
+    adapter changes the model's output. Returns `out_dir`.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = LoraConfig(
+        r=r,
+        lora_alpha=2 * r,
+        target_modules=list(target_modules),
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+    )
+    get_peft_model(model, config).save_pretrained(out_dir)
+    return out_dir
+
+
+# ---- the benchmark ------------------------------------------------------------------------
+
+
+def run_query_benchmark(
+    vllm_url: str,
+    *,
+    model_dir: Path | None = None,
+    adapter: str | None = None,
+    base_model: str = "base",
+    collections: int = 5,
+    queries: int = 8,
+    context_tokens: int = 4000,
+    max_tokens: int = 32,
+    api_key: str | None = None,
+    log: Callable[[str], None] = print,
+) -> QueryBenchmarkResult:
+    """Measure adapter vs ICL (cold and warm) query cost on the vLLM at `vllm_url`.
+
+    `model_dir`: the served base model's folder (tokenizer; random adapter); default: the folder
+    vLLM reports for `base_model`, which must be readable here. `adapter`: the vLLM-side name of an
+    adapter already loaded; default: a random r=8 LoRA made here, loaded as `perf-<random>`, and
+    unloaded at the end (vLLM must be able to read this machine's temp folder).
+    """
+    return asyncio.run(
+        _run(
+            vllm_url,
+            model_dir=model_dir,
+            adapter=adapter,
+            base_model=base_model,
+            collections=collections,
+            queries=queries,
+            context_tokens=context_tokens,
+            max_tokens=max_tokens,
+            api_key=api_key,
+            log=log,
+        )
+    )
+
+
+async def _run(
+    vllm_url: str,
+    *,
+    model_dir: Path | None,
+    adapter: str | None,
+    base_model: str,
+    collections: int,
+    queries: int,
+    context_tokens: int,
+    max_tokens: int,
+    api_key: str | None,
+    log: Callable[[str], None],
+) -> QueryBenchmarkResult:
+    from transformers import AutoTokenizer
+
+    if collections < 2 or queries < 2:
+        raise ValueError("need at least 2 collections and 2 queries per mode")
+    client = VLLMClient(vllm_url, api_key=api_key)
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    made_adapter = False
+    try:
+        info = await _model_info(client, base_model)
+        model_dir = model_dir or Path(info["root"])
+        max_model_len = int(info.get("max_model_len") or 8192)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+
+        if adapter is None:
+            tmp = tempfile.TemporaryDirectory(prefix="docadapt-perf-")
+            adapter = f"perf-{uuid.uuid4().hex[:10]}"
+            log(f"making a random LoRA adapter (r=8, q_proj/v_proj) and loading it as {adapter}")
+            path = await asyncio.to_thread(make_random_lora, model_dir, Path(tmp.name) / "lora")
+            await client.load_lora_adapter(adapter, str(path))
+            made_adapter = True
+
+        def count(text: str) -> int:
+            return len(tokenizer.encode(text, add_special_tokens=False))
+
+        nonce = uuid.uuid4().hex[:8]  # so no collection's prefix is cached from an earlier run
+        corpora = {
+            f"perf-{nonce}-{i}": synthetic_collection(f"{nonce}{i}", context_tokens, count)
+            for i in range(collections)
+        }
+        records: list[UsageRecord] = []
+        context_sizes: list[int] = []
+        service = QueryService(
+            client,
+            tokenizer,
+            resolve_adapter=lambda _ws, name: adapter if name == ADAPTER_ALIAS else None,
+            load_collection_passages=lambda _ws, cid: corpora[cid][0] if cid in corpora else None,
+            record_usage=records.append,
+            max_model_len=max_model_len,
+            icl_budget_tokens=max_model_len,  # the whole collection goes in: this measures ICL
+            base_model=base_model,
+        )
+
+        async def ask(model: str, question: str) -> UsageRecord:
+            result = await service.chat(
+                "perf",
+                {
+                    "model": model,
+                    "messages": [{"role": "user", "content": question}],
+                    "max_tokens": max_tokens,
+                    "min_tokens": max_tokens,
+                    "temperature": 0,
+                },
+            )
+            assert isinstance(result, JSONResult)
+            info = result.body["docadapt"]
+            if info["mode"] == "icl":
+                if info["context_truncated"]:
+                    raise RuntimeError("a collection did not fit the context; lower context_tokens")
+                context_sizes.append(info["context_tokens"])
+            return records[-1]
+
+        first_ids = list(corpora)
+        warm_id = first_ids[0]
+        facts = corpora[warm_id][1]
+        questions = [facts[(i * 7) % len(facts)].question() for i in range(queries + 1)]
+
+        log("warming up (base and adapter, not timed)")
+        await ask("base", "Say hello.")
+        await ask(ADAPTER_ALIAS, "Say hello.")
+
+        stats = {m: ModeStats(m) for m in ("adapter", "icl_cold", "icl_warm")}
+
+        def keep(mode: str, rec: UsageRecord, label: str) -> None:
+            s = stats[mode]
+            s.latencies_s.append(rec.latency_s)
+            s.prompt_tokens.append(rec.prompt_tokens)
+            s.completion_tokens.append(rec.completion_tokens)
+            log(
+                f"  {label:<16} prompt {rec.prompt_tokens:>5} tokens, "
+                f"completion {rec.completion_tokens:>3}, {rec.latency_s:6.2f} s"
+            )
+
+        for i in range(queries):
+            keep("adapter", await ask(ADAPTER_ALIAS, questions[i]), f"adapter {i + 1}/{queries}")
+        for i, cid in enumerate(first_ids):
+            cold_q = corpora[cid][1][0].question()
+            keep("icl_cold", await ask(f"icl:{cid}", cold_q), f"icl cold {i + 1}/{collections}")
+        for i in range(queries):
+            q = questions[i + 1]
+            keep("icl_warm", await ask(f"icl:{warm_id}", q), f"icl warm {i + 1}/{queries}")
+
+        await service.aclose()
+        return QueryBenchmarkResult(
+            vllm_url=vllm_url,
+            adapter=adapter,
+            adapter_made_here=made_adapter,
+            context_tokens=int(np.mean(context_sizes)),
+            max_tokens=max_tokens,
+            adapter_stats=stats["adapter"],
+            icl_cold=stats["icl_cold"],
+            icl_warm=stats["icl_warm"],
+        )
+    finally:
+        if made_adapter and adapter is not None:
+            try:
+                await client.unload_lora_adapter(adapter)
+            except Exception as exc:  # the figures are still worth printing
+                log(f"could not unload {adapter}: {exc}")
+        if tmp is not None:
+            tmp.cleanup()
+        await client.aclose()
+
+
+async def _model_info(client: VLLMClient, base_model: str) -> dict[str, Any]:
+    data = (await client.request("GET", "/v1/models")).json()
+    for entry in data.get("data", []):
+        if entry.get("id") == base_model:
+            return entry
+    raise RuntimeError(f"vLLM at {client.base_url} does not serve a model named {base_model!r}")
+
+
+def format_report(result: QueryBenchmarkResult) -> str:
+    """The benchmark's figures as a plain-text table with the ratios and their targets."""
+    rows = [
+        ("adapter", result.adapter_stats),
+        ("icl cold", result.icl_cold),
+        ("icl warm", result.icl_warm),
+    ]
+    lines = [
+        f"query cost: adapter vs documents in context (vLLM {result.vllm_url}, "
+        f"adapter {result.adapter}, collection {result.context_tokens} tokens, "
+        f"{result.max_tokens} tokens generated per answer)",
+        "",
+        f"{'mode':<10} {'queries':>7} {'prompt tok/query':>17} {'p50 s':>8} {'p95 s':>8}",
+    ]
+    for name, s in rows:
+        lines.append(
+            f"{name:<10} {s.n:>7} {s.prompt_tokens_mean:>17,.0f} {s.p50_s:>8.2f} {s.p95_s:>8.2f}"
+        )
+    lc, lw, pr = result.latency_ratio_cold, result.latency_ratio_warm, result.prompt_token_ratio
+    lines += [
+        "",
+        f"adapter p50 / cold ICL p50: {lc:.3f} = 1/{1 / lc:.1f}  "
+        f"(target <= 1/{1 / LATENCY_RATIO_TARGET:.0f}: "
+        f"{'met' if lc <= LATENCY_RATIO_TARGET else 'NOT met'})",
+        f"adapter p50 / warm ICL p50: {lw:.3f} = 1/{1 / lw:.1f}  (no target)",
+        f"prompt tokens, ICL / adapter: {pr:.1f}x  (target >= {PROMPT_RATIO_TARGET:.0f}x: "
+        f"{'met' if pr >= PROMPT_RATIO_TARGET else 'NOT met'})",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (1 with --check if a target is missed)."""
+    parser = argparse.ArgumentParser(prog="docadapt perf query", description=__doc__.split("\n")[0])
+    parser.add_argument("--vllm-url", default="http://127.0.0.1:8000", help="vLLM server URL")
+    parser.add_argument("--base-model", default="base", help="vLLM's name of the base model")
+    parser.add_argument("--model-dir", type=Path, help="base model folder (default: from vLLM)")
+    parser.add_argument("--adapter", help="vLLM name of a loaded adapter (default: random LoRA)")
+    parser.add_argument("--collections", type=int, default=5, help="cold ICL collections")
+    parser.add_argument("--queries", type=int, default=8, help="adapter and warm ICL queries")
+    parser.add_argument("--context-tokens", type=int, default=4000, help="tokens per collection")
+    parser.add_argument("--max-tokens", type=int, default=32, help="tokens generated per answer")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    result = run_query_benchmark(
+        args.vllm_url,
+        model_dir=args.model_dir,
+        adapter=args.adapter,
+        base_model=args.base_model,
+        collections=args.collections,
+        queries=args.queries,
+        context_tokens=args.context_tokens,
+        max_tokens=args.max_tokens,
+    )
+    print()
+    print(format_report(result))
+    print(f"\n(took {time.perf_counter() - started:.0f} s)")
+    if args.json:
+        args.json.write_text(json.dumps(result.as_dict(), indent=2))
+    missed = (
+        result.latency_ratio_cold > LATENCY_RATIO_TARGET
+        or result.prompt_token_ratio < PROMPT_RATIO_TARGET
+    )
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: eval sets, scorers and statistics (no FastAPI, no database)."""

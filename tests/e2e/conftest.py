@@ -1,0 +1,90 @@
+"""End-to-end fixtures: ONE real vLLM server (the embedded model) for the whole test session, and
+peft adapters made in the test with random, non-zero weights."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters.vllm import LocalVLLMServer, VLLMServerConfig
+
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def make_random_adapter_at(
+    out_dir: Path,
+    seed: int,
+    base_model_dir: Path,
+    *,
+    rank: int = 8,
+    target_modules: list[str] | None = None,
+) -> Path:
+    """Save a peft LoRA adapter for the base model with random, non-zero A and B matrices."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(
+        base_model_dir, dtype=torch.float32, local_files_only=True
+    )
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=2 * rank,
+        target_modules=target_modules or ALL_LINEAR,
+        init_lora_weights=False,  # random B as well as A: the adapter changes the model
+        task_type="CAUSAL_LM",
+    )
+    peft_model = get_peft_model(model, config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    peft_model.save_pretrained(out_dir, safe_serialization=True)
+    del peft_model, model
+    return out_dir
+
+
+def rename_adapter_modules(adapter_dir: Path, out_dir: Path) -> Path:
+    """A copy of the adapter whose weights name module paths the base model does not have
+    (`model.layers.N` -> `model.blocks.N`); the last names (q_proj, ...) stay valid for vLLM."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(adapter_dir / "adapter_model.safetensors")
+    renamed = {k.replace(".model.layers.", ".model.blocks."): v for k, v in tensors.items()}
+    assert renamed.keys() != tensors.keys()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(renamed, out_dir / "adapter_model.safetensors")
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    (out_dir / "adapter_config.json").write_text(json.dumps(config))
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def make_random_adapter(base_model_dir: Path) -> Callable[..., Path]:
+    """`make_random_adapter(dir, seed, rank=8)` -> the saved adapter folder."""
+
+    def make(out_dir: Path, seed: int, rank: int = 8) -> Path:
+        return make_random_adapter_at(Path(out_dir), seed, base_model_dir, rank=rank)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def vllm_server(session_dir: Path, base_model_dir: Path) -> Iterator[LocalVLLMServer]:
+    """One real vLLM server for the whole session, on a free port, data under the session dir."""
+    config = VLLMServerConfig(
+        model_dir=base_model_dir,
+        data_dir=session_dir / "vllm-data",
+        max_lora_rank=16,
+        max_loras=4,
+        max_model_len=8192,
+        kv_cache_gb=2,
+        start_timeout_s=900,
+    )
+    server = LocalVLLMServer(config)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
