@@ -20,6 +20,7 @@ from service.augment.params import AugmentParams
 from service.augment.postprocess import Deduplicator, filter_statements, split_sentences
 from service.augment.prompts import PromptTemplate, resolve_template
 from service.augment.relations import (
+    RULES_VERSION,
     invert_relation,
     is_bare_copula,
     is_symmetric,
@@ -161,18 +162,18 @@ async def run(
             calls.append(completion)
             parsed = parse_triple(completion.texts[0])
             if parsed is None:
-                stats.drop("extraction_unparsable")
+                stats.no_statement("extraction_unparsable")
                 return "", detail, calls
             triple = ground_triple(parsed[0], parsed[2], sentence)
             detail["extraction"] = "teacher"
             detail["teacher_triple"] = list(parsed)
             if triple is None:
-                stats.drop("extraction_not_in_sentence")
+                stats.no_statement("extraction_not_in_sentence")
                 return "", detail, calls
         relation = normalize_relation(triple.relation, sentence)
         detail["triple"] = [triple.subject, relation, triple.object]
         if is_bare_copula(relation):
-            stats.drop("no_invertible_relation")
+            stats.no_statement("no_invertible_relation")
             return "", detail, calls
         inverse: str | None = None
         ruled_inverse = invert_relation(relation) if params.use_rules else None
@@ -185,11 +186,11 @@ async def run(
             inverse = normalize_relation(text[0].strip(" .\"'")) if text else ""
             detail["inverse_source"] = "teacher"
             if not tokens(inverse or ""):
-                stats.drop("inverse_unparsable")
+                stats.no_statement("inverse_unparsable")
                 return "", detail, calls
             if tokens(inverse or "") == tokens(relation) and not is_symmetric(relation):
                 # The teacher copied the relation: composing would swap the names only.
-                stats.drop("inverse_is_copy")
+                stats.no_statement("inverse_is_copy")
                 return "", detail, calls
         detail["inverse"] = inverse
         return compose(triple, inverse), detail, calls
@@ -204,8 +205,18 @@ async def run(
                 [statement], sources=[sentence], config=params.filters, dedup=dedup,
                 stats=stats, gate=params.gate,
             )
-            used = calls
-            templates = [extract_t, inverse_t]
+            if calls:
+                templates = [extract_t, inverse_t]
+                source = {
+                    "template_name": "+".join(t.name for t in templates),
+                    "template_version": "+".join(t.version for t in templates),
+                    "template_hash": "+".join(t.hash for t in templates),
+                    "teacher_model": teacher.model,
+                    "sampling": sampling.to_dict(),
+                }
+            else:  # composed by rules alone: no prompt, no teacher
+                source = {"template_name": "rules", "template_version": RULES_VERSION,
+                          "template_hash": "", "teacher_model": "rules", "sampling": {}}
             examples.extend(
                 Example(
                     text=text,
@@ -213,14 +224,10 @@ async def run(
                     document_id=unit.document_id,
                     unit_ids=[unit.id],
                     source_text=sentence,
-                    template_name="+".join(t.name for t in templates),
-                    template_version="+".join(t.version for t in templates),
-                    template_hash="+".join(t.hash for t in templates),
-                    teacher_model=teacher.model,
-                    sampling=sampling.to_dict(),
-                    prompt_tokens=sum(c.prompt_tokens for c in used),
-                    completion_tokens=sum(c.completion_tokens for c in used),
-                    request_ids=[c.request_id for c in used],
+                    **source,
+                    prompt_tokens=sum(c.prompt_tokens for c in calls),
+                    completion_tokens=sum(c.completion_tokens for c in calls),
+                    request_ids=[c.request_id for c in calls],
                     detail=detail,
                 )
                 for text in kept

@@ -175,7 +175,7 @@ async def run(
                 truncated=finish == "length",
             )
             if not parts:
-                stats.drop("empty_output")
+                stats.no_statement("empty_output")
             statements.extend(parts)
         in_prompt = [texts[target.id], *(texts[i] for i in context_ids if i != target.id)]
         source_sentences = [s for t in in_prompt for s in split_sentences(t)]

@@ -44,7 +44,7 @@ async def run(
                 truncated=finish == "length",
             )
             if not parts:
-                stats.drop("empty_output")
+                stats.no_statement("empty_output")
             statements.extend(parts)
         kept = filter_statements(
             statements,

@@ -55,9 +55,10 @@ class Example:
 class YieldStats:
     """What happened to the work of one strategy: units, requests, tokens and per-stage yield.
 
-    generated: teacher outputs received (choices); parsed: statements split out of them;
-    kept: statements that became examples; dropped: statements (or outputs) dropped, by reason.
-    parsed == kept + the statement drops, so an empty result explains itself.
+    generated: teacher outputs received (choices); unparsed: outputs (or, for decomposed,
+    sentences) that gave no statement, by reason; parsed: statements split out or composed;
+    dropped: statements dropped, by reason; kept: statements that became examples.
+    parsed == kept + sum(dropped), so an empty result explains itself.
     """
 
     units_total: int = 0
@@ -74,28 +75,37 @@ class YieldStats:
     parsed: int = 0
     kept: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
+    unparsed: Counter[str] = field(default_factory=Counter)
     wall_s: float = 0.0
 
     def drop(self, reason: str, count: int = 1) -> None:
+        """Count a statement dropped for `reason`."""
         self.dropped[reason] += count
+
+    def no_statement(self, reason: str, count: int = 1) -> None:
+        """Count an output (or sentence) that gave no statement at all, for `reason`."""
+        self.unparsed[reason] += count
 
     def merge(self, other: YieldStats) -> None:
         """Add another run's counts into this one (wall time adds too)."""
         for name in _COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.dropped.update(other.dropped)
+        self.unparsed.update(other.unparsed)
         self.wall_s += other.wall_s
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["dropped"] = dict(sorted(self.dropped.items()))
+        out["unparsed"] = dict(sorted(self.unparsed.items()))
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> YieldStats:
         data = dict(data)
         dropped = Counter(data.pop("dropped", {}))
-        return cls(**data, dropped=dropped)
+        unparsed = Counter(data.pop("unparsed", {}))
+        return cls(**data, dropped=dropped, unparsed=unparsed)
 
 
 _COUNTS = (

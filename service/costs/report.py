@@ -466,7 +466,7 @@ def _tables(report: Mapping[str, Any]) -> dict[str, tuple[list[str], list[list[s
 def _summary_lines(report: Mapping[str, Any]) -> list[str]:
     s = report["summary"]
     meta = report["meta"]
-    lines = [f"{k}: {v}" for k, v in meta.items()]
+    lines = [f"{k}: {v}" for k, v in meta.items() if k != "title"]
     lines.append(f"{s['n_items']} items; modes: {', '.join(s['modes'])}.")
     for m in s["modes"]:
         lines.append(f"{m}: {_acc(report['accuracy'][m]['correct'])} (primary metric)")

@@ -175,6 +175,10 @@ def _describe(exc: ValidationError) -> str:
             parts.append("'choices' must be a list of strings")
         elif field == "choices":
             parts.append(f"choice {int(loc[1]) + 1} must be a string")
+        elif kind == "string_type":
+            parts.append(f"{field!r} must be a string")
+        elif kind == "string_too_long":
+            parts.append(f"{field!r} is too long (at most {MAX_ID_LENGTH} characters)")
         else:
             parts.append(f"{field!r}: {err['msg']}" if field else err["msg"])
     return "; ".join(parts)

@@ -145,7 +145,7 @@ def paired_test(
         both_wrong=n - both - only_mode - only_ref,
         accuracy_mode=acc_m,
         accuracy_reference=acc_r,
-        difference=(acc_m - acc_r) if n else None,  # type: ignore[operator]
+        difference=(only_mode - only_ref) / n if n else None,
         p_value=mcnemar_exact(only_mode, only_ref),
     )
 

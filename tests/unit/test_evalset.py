@@ -126,3 +126,16 @@ def test_invalid_utf8_names_its_line() -> None:
 def test_item_model_refuses_answer_outside_choices_directly() -> None:
     with pytest.raises(ValueError):
         EvalItem(id="x", question="q", answer="c", choices=("a", "b"))
+
+
+def test_wrong_types_are_explained() -> None:
+    errors = errors_of(
+        jsonl(
+            {"question": ["x"], "answer": True},
+            {"question": "q", "answer": "a", "choices": ["a", {"b": 1}]},
+            {"question": "q", "answer": "a", "id": "x" * 500},
+        )
+    )
+    assert errors[1] == "'question' must be a string; 'answer' must be a string"
+    assert errors[2] == "choice 2 must be a string"
+    assert "'id' is too long" in errors[3]
