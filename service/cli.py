@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="docadapt: documents in, a LoRA adapter that generalizes like ICL out.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="docadapt: documents in, a LoRA adapter that generalizes like ICL out.",
+    no_args_is_help=True,
+)
 admin_app = typer.Typer(help="Administrative commands.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 
@@ -40,6 +43,48 @@ def worker() -> None:
     run_worker()
 
 
+@app.command()
+def report(
+    evaluation_id: Annotated[str, typer.Argument(help="The evaluation's id (ev_...).")],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="md (default), json or html.")
+    ] = "md",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print an evaluation's report (read from this deployment's database)."""
+    from service.config import Settings
+    from service.db.session import make_engine, make_session_factory, migrate
+    from service.db.tables import Evaluation
+    from service.errors import DocadaptError
+    from service.evaluations import finished_report, render_report
+
+    if format not in ("md", "json", "html"):
+        raise typer.BadParameter("use md, json or html", param_hint="--format")
+    settings = Settings()
+    engine = make_engine(settings.sqlalchemy_url)
+    migrate(engine)
+    try:
+        with make_session_factory(engine)() as session:
+            evaluation = session.get(Evaluation, evaluation_id)
+            if evaluation is None:
+                typer.echo(f"evaluation {evaluation_id} not found", err=True)
+                raise typer.Exit(1)
+            try:
+                body, _ = render_report(finished_report(evaluation), format)
+            except DocadaptError as exc:
+                typer.echo(exc.message, err=True)
+                raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    if out is None:
+        typer.echo(body.decode(), nl=not body.endswith(b"\n"))
+    else:
+        out.write_bytes(body)
+        typer.echo(f"wrote {out}", err=True)
+
+
 @admin_app.command("create-workspace")
 def create_workspace_cmd(name: str) -> None:
     """Create a workspace and print its first API key (shown once)."""
@@ -57,6 +102,40 @@ def create_workspace_cmd(name: str) -> None:
     engine.dispose()
     typer.echo(f"workspace_id: {ws_id}")
     typer.echo(f"api_key: {key}")
+
+
+@app.command()
+def bench(
+    size: Annotated[
+        str, typer.Option(help="tiny, small (2-core CPU, <= 30 min), medium, large.")
+    ] = "small",
+    url: Annotated[
+        str, typer.Option(help="The running docadapt service.")
+    ] = "http://127.0.0.1:8000",
+    api_key: Annotated[str | None, typer.Option(help="Run in this key's workspace.")] = None,
+    admin_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Create a workspace for the run (default: the local "
+            "service's admin key, if readable here)."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for bench.json, bench.md, bench.png.")] = Path(
+        "bench-results"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the generated datasets.")] = 0,
+    strategies: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Augmented columns: local, global, both, decomposed, oracle "
+            "(repeat or comma-separate; default all)."
+        ),
+    ] = None,
+) -> None:
+    """Controlled generalization benchmark (Lampinen et al. 2025) against a running service."""
+    from service.benchmark.bench import cli_main
+
+    raise typer.Exit(cli_main(size, url, api_key, admin_key, out, seed, strategies))
 
 
 if __name__ == "__main__":

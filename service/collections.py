@@ -11,13 +11,16 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.context import PassageRef
 from service.db.tables import Collection, Document, Passage
 from service.errors import NotFound, Unprocessable
 from service.ingest import IngestedDocument, IngestError, clean_filename, ingest_file
 from service.storage import LocalStorage
 
 
-def create_collection(session: Session, workspace_id: str, name: str, description: str) -> Collection:
+def create_collection(
+    session: Session, workspace_id: str, name: str, description: str
+) -> Collection:
     collection = Collection(workspace_id=workspace_id, name=name, description=description)
     session.add(collection)
     session.flush()
@@ -187,6 +190,24 @@ def document_passages(session: Session, document_id: str) -> list[Passage]:
             select(Passage).where(Passage.document_id == document_id).order_by(Passage.index)
         )
     )
+
+
+def collection_passage_refs(
+    session: Session, workspace_id: str, collection_id: str
+) -> list[PassageRef]:
+    """Every passage of a collection, documents in upload order, as the ICL policy takes them
+    (service.context): the title is the document's file name."""
+    get_collection(session, workspace_id, collection_id)
+    rows = session.execute(
+        select(Document.id, Document.filename, Passage.index, Passage.text, Passage.token_count)
+        .join(Passage, Passage.document_id == Document.id)
+        .where(Document.collection_id == collection_id)
+        .order_by(Document.created_at, Document.id, Passage.index)
+    )
+    return [
+        PassageRef(doc_id, title, index, text, tokens)
+        for doc_id, title, index, text, tokens in rows
+    ]
 
 
 def delete_document(

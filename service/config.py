@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     teacher_api_key: SecretStr | None = None
     teacher_concurrency: int = 16
     teacher_timeout_s: float = 300.0
+    # "completion" suits small instruct models with few-shot prompts; chat-only APIs need "chat".
+    teacher_mode: Literal["chat", "completion"] = "completion"
+    teacher_max_attempts: int = 4
 
     # Jobs
     workers: int = Field(default=1, description="Worker processes `docadapt serve` starts.")

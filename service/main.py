@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         await start_model_services(runtime)
         if resolved.workers > 0:
-            spawn_workers(runtime, resolved.workers, runtime.extras.get("vllm_url"))
+            spawn_workers(runtime, resolved.workers)
         try:
             yield
         finally:

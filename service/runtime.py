@@ -35,6 +35,7 @@ class Runtime:
     # Set by start_model_services when a vLLM is configured or started.
     vllm: Any = None  # adapters.vllm_client.VLLMClient
     vllm_server: Any = None  # adapters.vllm.LocalVLLMServer (only when we started it)
+    adapter_loader: Any = None  # adapters.vllm.AdapterLoader
     adapters_enabled: bool = True
     adapters_disabled_reason: str | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -71,15 +72,18 @@ def build_core(settings: Settings) -> Runtime:
     )
 
 
-def spawn_workers(runtime: Runtime, count: int, vllm_url: str | None) -> None:
+def spawn_workers(runtime: Runtime, count: int) -> None:
     """Start `docadapt worker` processes that share this service's database and vLLM."""
     env = dict(os.environ)
     env["DOCADAPT_DATA_DIR"] = str(runtime.settings.data_dir)
     env["DOCADAPT_DATABASE_URL"] = runtime.settings.sqlalchemy_url
     if runtime.settings.base_model_path:
         env["DOCADAPT_BASE_MODEL_PATH"] = str(runtime.settings.base_model_path)
-    if vllm_url:
-        env["DOCADAPT_VLLM_URL"] = vllm_url
+    if runtime.extras.get("vllm_url"):
+        # Workers use this service's vLLM (started here or remote) and never start their own.
+        env["DOCADAPT_VLLM_URL"] = runtime.extras["vllm_url"]
+        if runtime.extras.get("vllm_api_key"):
+            env["DOCADAPT_VLLM_API_KEY"] = runtime.extras["vllm_api_key"]
     log_dir = runtime.settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     for i in range(count):

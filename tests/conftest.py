@@ -13,6 +13,10 @@ import pytest
 from service.config import Settings
 
 ADMIN_KEY = "test-admin-key-0123456789abcdefghij"
+# Read at import: the autouse _isolated_environment fixture removes DOCADAPT_* before fixtures run.
+_PRESET_MODEL_DIR = os.environ.get("DOCADAPT_TEST_MODEL_DIR")
+
+pytest_plugins = ["tests.e2e.service_fixtures"]
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +29,8 @@ def _isolated_environment(session_dir: Path) -> Iterator[None]:
     """No DOCADAPT_* from the caller's shell; caches of vLLM/torch/HF under the session dir."""
     saved = dict(os.environ)
     for name in list(os.environ):
-        if name.startswith("DOCADAPT_"):
+        # DOCADAPT_TEST_* only point tests at prepared resources (see tests/e2e/conftest.py).
+        if name.startswith("DOCADAPT_") and not name.startswith("DOCADAPT_TEST_"):
             del os.environ[name]
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -43,7 +48,7 @@ def base_model_dir(session_dir: Path) -> Path:
     """The embedded base model, materialized once for the whole test session."""
     from adapters.base_model import materialize_base_model
 
-    preset = os.environ.get("DOCADAPT_TEST_MODEL_DIR")
+    preset = _PRESET_MODEL_DIR
     if preset:
         return Path(preset)
     return materialize_base_model(session_dir / "model-data", None)

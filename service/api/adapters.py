@@ -10,11 +10,78 @@ from fastapi.responses import Response
 
 from adapters import registry
 from adapters.base_model import model_fingerprint
-from service.db.tables import Adapter
+from service.db.tables import Adapter, Augmentation
 from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
-from service.errors import PayloadTooLarge, ServiceUnavailable, Unprocessable
+from service.errors import NotFound, PayloadTooLarge, ServiceUnavailable, Unprocessable
+from service.jobs import records
+from service.schemas.adapters import AdapterCreate
 
 router = APIRouter(tags=["adapters"])
+
+
+@router.post("/v1/collections/{collection_id}/adapters", status_code=status.HTTP_201_CREATED)
+def create_adapter(
+    collection_id: str,
+    body: AdapterCreate,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    workspace: CurrentWorkspace,
+) -> dict[str, Any]:
+    """Queue a training job; the adapter is served once it is trained and passes the canary."""
+    from adapters.train import TrainConfig
+    from service.collections import get_collection, list_documents
+    from service.training.job import KIND
+
+    collection = get_collection(session, workspace.id, collection_id)
+    registry.check_name_free(session, workspace.id, body.name)
+    try:
+        config = TrainConfig.from_dict(body.hyperparameters)
+    except (TypeError, ValueError) as exc:
+        raise Unprocessable(f"invalid hyperparameters: {exc}", code="invalid_parameters") from exc
+    problems = config.validate(runtime.settings.vllm_max_lora_rank)
+    if problems:
+        raise Unprocessable(
+            "invalid hyperparameters: " + "; ".join(problems),
+            code="invalid_parameters",
+            details={"problems": problems},
+        )
+    docs = list_documents(session, workspace.id, collection.id)
+    if not docs:
+        raise Unprocessable(f"collection {collection.id} has no documents to train on")
+    if body.augmentation_id:
+        aug = session.get(Augmentation, body.augmentation_id)
+        if aug is None or aug.workspace_id != workspace.id:
+            raise NotFound(f"augmentation {body.augmentation_id} not found")
+        if aug.collection_id != collection.id:
+            raise Unprocessable(f"augmentation {aug.id} belongs to another collection")
+        if aug.status != "succeeded":
+            raise Unprocessable(f"augmentation {aug.id} is {aug.status}, not succeeded")
+    from dataclasses import asdict
+
+    adapter = Adapter(
+        workspace_id=workspace.id,
+        name=body.name,
+        served_name="",
+        collection_id=collection.id,
+        augmentation_id=body.augmentation_id,
+        source="trained",
+        status="queued",
+        base_model=str(runtime.model_dir),
+        base_model_hash=model_fingerprint(runtime.model_dir),
+        document_versions={d.id: d.text_sha256 for d in docs},
+        hyperparameters={"mode": body.mode, "train": asdict(config)},
+        rank=config.rank,
+    )
+    session.add(adapter)
+    session.flush()
+    adapter.served_name = registry.served_name_for(adapter.id)
+    job = records.create_job(
+        session, workspace.id, KIND, {"adapter_id": adapter.id}, subject_id=adapter.id
+    )
+    adapter.job_id = job.id
+    session.commit()
+    return {**registry.adapter_public(adapter), "job": records.job_public(job)}
+
 
 MAX_ADAPTER_ARCHIVE_BYTES = 512 * 1024 * 1024
 
@@ -37,7 +104,7 @@ async def import_adapter(
 ) -> dict[str, Any]:
     from adapters.peft_validation import safe_extract_archive, validate_peft_adapter
 
-    client = require_serving(runtime)
+    require_serving(runtime)
     registry.check_name_free(session, workspace.id, name)
     data = await file.read(MAX_ADAPTER_ARCHIVE_BYTES + 1)
     if len(data) > MAX_ADAPTER_ARCHIVE_BYTES:
@@ -81,8 +148,7 @@ async def import_adapter(
         shutil.rmtree(scratch, ignore_errors=True)
 
     adapter = await registry.activate(
-        runtime.session_factory, runtime.storage, client, adapter.id,
-        max_lora_rank=runtime.settings.vllm_max_lora_rank,
+        runtime.session_factory, runtime.storage, runtime.adapter_loader, adapter.id
     )
     public = registry.adapter_public(adapter)
     if adapter.status != "ready":
@@ -103,7 +169,9 @@ def list_adapters(
 
 
 @router.get("/v1/adapters/{adapter_id}")
-def get_adapter(adapter_id: str, session: SessionDep, workspace: CurrentWorkspace) -> dict[str, Any]:
+def get_adapter(
+    adapter_id: str, session: SessionDep, workspace: CurrentWorkspace
+) -> dict[str, Any]:
     return registry.adapter_public(registry.get_adapter(session, workspace.id, adapter_id))
 
 
@@ -129,13 +197,9 @@ async def delete_adapter(
 ) -> None:
     adapter = registry.get_adapter(session, workspace.id, adapter_id)
     if adapter.status in ("queued", "training") and adapter.job_id:
-        from service.jobs import records
-
         records.request_cancel(session, workspace.id, adapter.job_id)
-    if runtime.vllm is not None and adapter.status == "ready":
-        from adapters.vllm import unload_adapter
-
-        await unload_adapter(runtime.vllm, adapter.served_name)
+    if runtime.adapter_loader is not None and adapter.status == "ready":
+        await runtime.adapter_loader.unload(adapter.served_name)
     if adapter.artifact_key:
         runtime.storage.delete_tree(adapter.artifact_key)
     registry.set_status(adapter, "deleted")

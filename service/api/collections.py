@@ -23,8 +23,10 @@ router = APIRouter(tags=["collections"])
 
 def _public(session: SessionDep, collection) -> CollectionPublic:  # type: ignore[no-untyped-def]
     return CollectionPublic.model_validate(
-        {**CollectionPublic.model_validate(collection).model_dump(),
-         **svc.collection_stats(session, collection.id)}
+        {
+            **CollectionPublic.model_validate(collection).model_dump(),
+            **svc.collection_stats(session, collection.id),
+        }
     )
 
 
@@ -96,7 +98,9 @@ async def post_documents(
     outcomes = await run_in_threadpool(work)
     return DocumentsPublic(
         data=[
-            DocumentPublic.model_validate(o.document).model_copy(update={"duplicate": not o.created})
+            DocumentPublic.model_validate(o.document).model_copy(
+                update={"duplicate": not o.created}
+            )
             for o in outcomes
         ]
     )

@@ -21,6 +21,7 @@ from service.augment.postprocess import Deduplicator, filter_statements, split_s
 from service.augment.prompts import PromptTemplate, resolve_template
 from service.augment.relations import (
     RULES_VERSION,
+    canonical_tokens,
     invert_relation,
     is_bare_copula,
     is_symmetric,
@@ -183,12 +184,14 @@ async def run(
             completion = await ask(inverse_t, stats, inv_sampling, relation=relation)
             calls.append(completion)
             text = completion.texts[0].strip().splitlines()
-            inverse = normalize_relation(text[0].strip(" .\"'")) if text else ""
+            inverse = normalize_relation(text[0].strip(" .\"'"), sentence) if text else ""
             detail["inverse_source"] = "teacher"
             if not tokens(inverse or ""):
                 stats.no_statement("inverse_unparsable")
                 return "", detail, calls
-            if tokens(inverse or "") == tokens(relation) and not is_symmetric(relation):
+            if canonical_tokens(inverse) == canonical_tokens(relation) and not is_symmetric(
+                relation
+            ):
                 # The teacher copied the relation: composing would swap the names only.
                 stats.no_statement("inverse_is_copy")
                 return "", detail, calls

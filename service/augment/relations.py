@@ -394,13 +394,14 @@ def normalize_relation(phrase: str, source: str | None = None) -> str:
     if not toks:
         return canon
     src = tokens(source) if source else []
-    copula = next((t for t in src if t in _COPULAS), "are")
+    src_copula = next((t for t in src if t in _COPULAS), None)
+    copula = src_copula or "are"
     is_comparative_word = toks[0] in {"more", "less"} or bool(er_candidates(toks[0])) and (
         "than" in src or toks[-1] == "than"
     )
     if toks[0] not in _COPULAS and is_comparative_word and len(toks) <= 3:
         toks = [copula, *toks]
-    elif toks[0] in _COPULAS and src and copula in _COPULAS and copula != toks[0]:
+    elif toks[0] in _COPULAS and src_copula and src_copula != toks[0]:
         toks[0] = copula  # the teacher's "is" where the source says "are"
     if toks[0] in _COPULAS and len(toks) >= 2 and (
         toks[1] in {"more", "less"} or er_candidates(toks[1])

@@ -15,7 +15,6 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -71,8 +70,9 @@ class TeacherConfig:
             "concurrency": getattr(settings, "teacher_concurrency", 16),
             "timeout_s": getattr(settings, "teacher_timeout_s", 300.0),
         }
-        if getattr(settings, "teacher_mode", None):
-            values["mode"] = settings.teacher_mode
+        for field_name, key in (("teacher_mode", "mode"), ("teacher_max_attempts", "max_attempts")):
+            if getattr(settings, field_name, None):
+                values[key] = getattr(settings, field_name)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if not values["base_url"]:
             raise ValueError("no teacher URL: set DOCADAPT_TEACHER_BASE_URL or pass one")
@@ -280,16 +280,3 @@ class Teacher:
             model=str(data.get("model") or self.config.model),
             raw_usage=usage,
         )
-
-
-async def complete_many(teacher: Teacher, prompts: Sequence[str], sampling: Sampling
-                        ) -> list[Completion | TeacherError]:
-    """Send several prompts concurrently (bounded by the teacher); failures come back in place."""
-
-    async def one(p: str) -> Completion | TeacherError:
-        try:
-            return await teacher.complete(p, sampling)
-        except TeacherError as exc:
-            return exc
-
-    return list(await asyncio.gather(*(one(p) for p in prompts)))

@@ -9,7 +9,8 @@ carrying anything over from an earlier run):
    units of the same shape are used, so the second run does not find the first run's prompts
    in the prefix cache; one warm-up request caches the shared few-shot prefix for both.
    Target: concurrent at least 6x faster.
-2. prefix cache (global): a corpus of about `corpus_tokens` tokens; one global prompt per target,
+2. prefix cache (global): a corpus of about `corpus_tokens` tokens in `documents` documents; one
+   global prompt per target (the corpus, then the target's own text again),
    sent one at a time; the first pays the corpus prefill, the later ones should find it cached.
    Target: later requests' median latency at most 40% of the first's.
 3. reversal precision: about 30 comparative facts with nonsense names, as in notes/teacher.md.
@@ -161,13 +162,13 @@ async def measure_concurrency(url: str, model: str, units: int, concurrency: int
     return out
 
 
-async def measure_prefix_cache(url: str, model: str, corpus_tokens: int, targets: int,
-                               max_tokens: int) -> dict[str, Any]:
+async def measure_prefix_cache(url: str, model: str, corpus_tokens: int, documents: int,
+                               targets: int, max_tokens: int) -> dict[str, Any]:
     """Latency of global requests sent one at a time: the first (cold corpus) vs the rest."""
     nonce = uuid.uuid4().hex[:8]
     rng = random.Random(nonce)
-    facts = make_facts(max(8, corpus_tokens // 12), rng.randrange(1 << 30))
-    per_doc = max(1, len(facts) // max(targets, 8))
+    facts = make_facts(max(documents, corpus_tokens // 12), rng.randrange(1 << 30))
+    per_doc = max(1, len(facts) // documents)
     docs = [Unit(f"g{i:03d}", f"g{i:03d}",
                  " ".join(f.statement for f in facts[i * per_doc:(i + 1) * per_doc]),
                  title=f"Notes {nonce} {i}")
@@ -207,6 +208,8 @@ async def measure_reversal_precision(url: str, model: str, count: int, seed: int
     runs = {
         "decomposed_rules": ("decomposed", AugmentParams(use_rules=True)),
         "decomposed_teacher_only": ("decomposed", AugmentParams(use_rules=False)),
+        "decomposed_teacher_only_ungated": ("decomposed", AugmentParams(use_rules=False,
+                                                                        gate=False)),
         "local_gated": ("local", AugmentParams(outputs_per_unit=1, temperature=0.0)),
         "local_ungated": ("local", AugmentParams(outputs_per_unit=1, temperature=0.0,
                                                   gate=False)),
@@ -217,6 +220,7 @@ async def measure_reversal_precision(url: str, model: str, count: int, seed: int
         for label, (strategy, params) in runs.items():
             result = await run_strategy(strategy, units, teacher, params)
             verdicts = {"correct": 0, "contradiction": 0, "other": 0}
+            samples: dict[str, list[str]] = {"contradiction": [], "other": []}
             facts_right: set[str] = set()
             reversal_shaped = 0
             for ex in result.examples:
@@ -225,6 +229,8 @@ async def measure_reversal_precision(url: str, model: str, count: int, seed: int
                 verdicts[verdict] += 1
                 if verdict == "correct":
                     facts_right.add(ex.unit_ids[0])
+                elif len(samples[verdict]) < 4:
+                    samples[verdict].append(f"{fact.statement} -> {ex.text}")
                 if ex.text.lower().startswith(fact.right):
                     reversal_shaped += 1
             judged = verdicts["correct"] + verdicts["contradiction"]
@@ -241,6 +247,7 @@ async def measure_reversal_precision(url: str, model: str, count: int, seed: int
                 "dropped": dict(result.stats.dropped),
                 "unparsed": dict(result.stats.unparsed),
                 "requests": result.stats.requests,
+                "samples": samples,
             }
     return out
 
@@ -255,7 +262,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             args.url, args.model, args.units, args.concurrency, args.max_tokens)
     if "prefix" in args.parts:
         report["prefix_cache"] = await measure_prefix_cache(
-            args.url, args.model, args.corpus_tokens, args.targets, args.global_max_tokens)
+            args.url, args.model, args.corpus_tokens, args.documents, args.targets,
+            args.global_max_tokens)
     return report
 
 
@@ -269,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--corpus-tokens", type=int, default=3500)
-    parser.add_argument("--targets", type=int, default=5)
+    parser.add_argument("--documents", type=int, default=16, help="global corpus documents")
+    parser.add_argument("--targets", type=int, default=6, help="global requests timed")
     parser.add_argument("--global-max-tokens", type=int, default=32)
     parser.add_argument("--facts", type=int, default=30)
     parser.add_argument("--seed", type=int, default=7)

@@ -9,6 +9,8 @@ already loaded is named), and measures, one request at a time:
 - adapter: the question alone, answered by the adapter;
 - ICL cold: the first query on each of several collections (their prefix is not in vLLM's cache);
 - ICL warm: repeated queries on one collection (its prefix is cached).
+The modes are interleaved (adapter, cold, warm, adapter, ...) so that changes in the machine's
+load during the run affect all three alike.
 Every answer generates exactly `max_tokens` tokens (min_tokens = max_tokens, temperature 0), so the
 modes differ only in their prompts. Reported: prompt tokens per query, latency p50/p95, and the
 ratios the issue sets targets for (adapter p50 <= 1/5 of cold ICL p50; >= 20x fewer prompt tokens).
@@ -352,14 +354,18 @@ async def _run(
                 f"completion {rec.completion_tokens:>3}, {rec.latency_s:6.2f} s"
             )
 
-        for i in range(queries):
-            keep("adapter", await ask(ADAPTER_ALIAS, questions[i]), f"adapter {i + 1}/{queries}")
-        for i, cid in enumerate(first_ids):
-            cold_q = corpora[cid][1][0].question()
-            keep("icl_cold", await ask(f"icl:{cid}", cold_q), f"icl cold {i + 1}/{collections}")
-        for i in range(queries):
-            q = questions[i + 1]
-            keep("icl_warm", await ask(f"icl:{warm_id}", q), f"icl warm {i + 1}/{queries}")
+        # Interleaved rounds, so a change in the machine's load during the run hits every mode.
+        for i in range(max(queries, collections)):
+            if i < queries:
+                rec = await ask(ADAPTER_ALIAS, questions[i])
+                keep("adapter", rec, f"adapter {i + 1}/{queries}")
+            if i < collections:
+                cid = first_ids[i]
+                rec = await ask(f"icl:{cid}", corpora[cid][1][0].question())
+                keep("icl_cold", rec, f"icl cold {i + 1}/{collections}")
+            if i < queries:  # collection 0 had its cold query in round 0
+                rec = await ask(f"icl:{warm_id}", questions[i + 1])
+                keep("icl_warm", rec, f"icl warm {i + 1}/{queries}")
 
         await service.aclose()
         return QueryBenchmarkResult(

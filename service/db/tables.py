@@ -229,6 +229,8 @@ class Evaluation(Timestamped, Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(20), default="queued")
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Cold/warm latency probes per mode, kept so a resumed job does not probe twice.
+    latency: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 

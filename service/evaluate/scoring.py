@@ -262,24 +262,24 @@ class Scorer:
             raise RuntimeError("vLLM returned no logprob for a continuation token")
         return [float(lp) for lp in tail if lp is not None]
 
-    def _mc_prompt(self, item: EvalItem, mode: Mode) -> tuple[str, int]:
-        """The prompt text for a multiple-choice item and its cacheable prefix length in tokens."""
+    def mc_prompt(self, item: EvalItem, mode: Mode) -> tuple[str, list[int], int]:
+        """A multiple-choice item's prompt: text, token ids, and how many leading tokens are the
+        mode's shared (cacheable) context. The context, in the query API's ICL template, then a
+        blank line, then the question; the choices are not shown."""
         context = mode.context_for(item)
         if context is None:
-            return item.question, 0
+            return item.question, self.encode_prompt(item.question), 0
         head = icl_system_prompt(context)
         text = head + CONTEXT_SEPARATOR + item.question
+        ids = self.encode_prompt(text)
         cacheable = 0
         if mode.shared_context:
-            cacheable = _common_prefix(
-                self._cached_ids(("mc", head), head), self.encode_prompt(text)
-            )
-        return text, cacheable
+            cacheable = _common_prefix(self._cached_ids(("mc", head), head), ids)
+        return text, ids, cacheable
 
     async def _score_mc(self, item: EvalItem, mode: Mode) -> ItemResult:
         assert item.choices is not None and item.answer_index is not None
-        prompt, cacheable = self._mc_prompt(item, mode)
-        prompt_ids = self.encode_prompt(prompt)
+        prompt, prompt_ids, cacheable = self.mc_prompt(item, mode)
         started = time.perf_counter()
         try:
             scores = await self.choice_loglikelihoods(

@@ -21,5 +21,9 @@ class Executor(Protocol):
 
 
 def load_executors() -> dict[str, Executor]:
-    executors: list[Executor] = []
+    from service.augment.job import AugmentationExecutor
+    from service.evaluate.job import EvaluationExecutor
+    from service.training.job import TrainingExecutor
+
+    executors: list[Executor] = [AugmentationExecutor(), TrainingExecutor(), EvaluationExecutor()]
     return {e.kind: e for e in executors}

@@ -86,8 +86,12 @@ def test_identical_content_is_stored_once(client: TestClient, auth: dict[str, st
     ],
 )
 def test_bad_input_gets_a_clear_error(
-    client: TestClient, auth: dict[str, str], builder: Callable[[], bytes], filename: str,
-    status: int, code: str,
+    client: TestClient,
+    auth: dict[str, str],
+    builder: Callable[[], bytes],
+    filename: str,
+    status: int,
+    code: str,
 ) -> None:
     col = _collection(client, auth)
     r = _upload(client, auth, col, (filename, builder()))

@@ -92,7 +92,10 @@ def test_cli_create_workspace(make_settings: Callable[..., Settings]) -> None:
     }
     out = subprocess.run(
         [sys.executable, "-m", "service.cli", "admin", "create-workspace", "cli-co"],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     key = next(line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("api_key"))
     with TestClient(create_app(settings)) as c:

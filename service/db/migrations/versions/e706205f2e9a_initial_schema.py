@@ -1,14 +1,13 @@
 """initial schema
 
-Revision ID: 3dd5884ebd8f
+Revision ID: e706205f2e9a
 Revises: 
-Create Date: 2026-11-25 16:27:37.583962
+Create Date: 2026-11-25 17:11:01.601413
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
-
-revision = '3dd5884ebd8f'
+revision = 'e706205f2e9a'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -26,6 +25,7 @@ def upgrade() -> None:
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('workspace_id', sa.String(length=40), nullable=False),
     sa.Column('name', sa.String(length=120), nullable=False),
+    sa.Column('served_name', sa.String(length=120), nullable=False),
     sa.Column('collection_id', sa.String(length=40), nullable=True),
     sa.Column('augmentation_id', sa.String(length=40), nullable=True),
     sa.Column('job_id', sa.String(length=40), nullable=True),
@@ -46,7 +46,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('name')
+    sa.UniqueConstraint('served_name')
     )
     with op.batch_alter_table('adapters', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_adapters_workspace_id'), ['workspace_id'], unique=False)
@@ -219,6 +219,7 @@ def upgrade() -> None:
     sa.Column('params', sa.JSON(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('report', sa.JSON(), nullable=True),
+    sa.Column('latency', sa.JSON(), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['collection_id'], ['collections.id'], ondelete='CASCADE'),

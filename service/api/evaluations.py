@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from starlette.datastructures import UploadFile
+
+from service import evaluations as svc
+from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
+from service.errors import PayloadTooLarge, ServiceUnavailable, Unprocessable, UnsupportedMediaType
+from service.schemas.evaluations import EvaluationCreate
+
+router = APIRouter(tags=["evaluations"])
+
+JSONL_TYPES = (
+    "application/x-ndjson",
+    "application/jsonl",
+    "application/json-lines",
+    "text/plain",
+    "application/octet-stream",
+)
+_EVALSET_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": 'JSONL, one item per line: {"question", "answer", "choices"?: [...], '
+        '"category"?, "id"?}; as the raw body or as the multipart part `file`.',
+        "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "text/plain": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}
+
+
+async def _evalset_upload(request: Request, max_bytes: int) -> tuple[bytes, str | None]:
+    """The JSONL bytes of an upload (raw body or multipart `file`) and the file's name."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        form = await request.form()
+        part = form.get("file")
+        if not isinstance(part, UploadFile):
+            raise Unprocessable("multipart upload without a `file` part holding the JSONL")
+        data = await part.read(max_bytes + 1)
+        filename = part.filename
+    elif not content_type or content_type in JSONL_TYPES:
+        data = b""
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > max_bytes:
+                break
+        filename = None
+    else:
+        raise UnsupportedMediaType(
+            f"send the eval set as JSONL (content-type application/x-ndjson or text/plain) or "
+            f"as the multipart part `file`, not {content_type}"
+        )
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"the eval set is larger than {max_bytes} bytes")
+    return data, filename
+
+
+@router.post(
+    "/v1/collections/{collection_id}/evalsets",
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=_EVALSET_BODY,
+)
+async def create_evalset(
+    collection_id: str,
+    request: Request,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    workspace: CurrentWorkspace,
+    name: str | None = Query(None, max_length=200, description="Default: the file's name."),
+) -> dict[str, Any]:
+    """Store an eval set whole, or refuse it (422) naming every bad line; nothing partial."""
+    data, filename = await _evalset_upload(request, runtime.settings.max_upload_bytes)
+    default_name = filename.rsplit("/", 1)[-1] if filename else None
+    evalset = await run_in_threadpool(
+        svc.create_evalset, session, workspace.id, collection_id, data, name or default_name
+    )
+    session.commit()
+    return svc.evalset_public(evalset)
+
+
+@router.get("/v1/collections/{collection_id}/evalsets")
+def list_evalsets(
+    collection_id: str, session: SessionDep, workspace: CurrentWorkspace
+) -> dict[str, Any]:
+    rows = svc.list_evalsets(session, workspace.id, collection_id)
+    return {"data": [svc.evalset_public(e) for e in rows]}
+
+
+@router.get("/v1/evalsets/{evalset_id}")
+def read_evalset(
+    evalset_id: str, session: SessionDep, workspace: CurrentWorkspace
+) -> dict[str, Any]:
+    return svc.evalset_public(svc.get_evalset(session, workspace.id, evalset_id), with_items=True)
+
+
+@router.post("/v1/evaluations", status_code=status.HTTP_201_CREATED)
+def create_evaluation(
+    body: EvaluationCreate, session: SessionDep, runtime: RuntimeDep, workspace: CurrentWorkspace
+) -> dict[str, Any]:
+    """Validate, then queue the evaluation job; it shows as `job` and in /v1/jobs/{id}."""
+    evaluation = svc.create_evaluation(session, workspace.id, body, runtime.settings)
+    if runtime.vllm is None and not runtime.settings.vllm_url:
+        raise ServiceUnavailable("no vLLM server is configured; nothing can be scored")
+    if body.adapter_ids and not runtime.adapters_enabled:
+        raise ServiceUnavailable(f"adapters are disabled: {runtime.adapters_disabled_reason}")
+    session.commit()
+    return svc.evaluation_public(session, evaluation)
+
+
+@router.get("/v1/evaluations/{evaluation_id}")
+def read_evaluation(
+    evaluation_id: str, session: SessionDep, workspace: CurrentWorkspace
+) -> dict[str, Any]:
+    return svc.evaluation_public(session, svc.get_evaluation(session, workspace.id, evaluation_id))
+
+
+@router.get("/v1/evaluations/{evaluation_id}/results")
+def read_results(
+    evaluation_id: str,
+    session: SessionDep,
+    workspace: CurrentWorkspace,
+    mode: str | None = None,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, Any]:
+    """Per-item results stored so far (also while the job runs), one page at a time."""
+    evaluation = svc.get_evaluation(session, workspace.id, evaluation_id)
+    return svc.list_results(session, evaluation, mode=mode, offset=offset, limit=limit)
+
+
+@router.get("/v1/evaluations/{evaluation_id}/report", response_model=None)
+def read_report(
+    evaluation_id: str,
+    session: SessionDep,
+    workspace: CurrentWorkspace,
+    format: Literal["json", "md", "html"] = "json",
+) -> Response | dict[str, Any]:
+    """The report as JSON, Markdown or a self-contained HTML page; 409 until it succeeded."""
+    report = svc.finished_report(svc.get_evaluation(session, workspace.id, evaluation_id))
+    if format == "json":
+        return report
+    body, media_type = svc.render_report(report, format)
+    return Response(body, media_type=media_type)
+
+
+@router.get("/v1/evaluations/{evaluation_id}/cost-curve.png")
+def read_cost_curve(
+    evaluation_id: str, session: SessionDep, workspace: CurrentWorkspace
+) -> Response:
+    report = svc.finished_report(svc.get_evaluation(session, workspace.id, evaluation_id))
+    return Response(svc.cost_curve_png(report), media_type="image/png")

@@ -1,0 +1,73 @@
+"""OpenAI-compatible query endpoints; `model` is an adapter name, `icl:<collection id>` or `base`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from service.deps import CurrentWorkspace, RuntimeDep
+from service.errors import BadRequest, ServiceUnavailable
+from service.serving.serving import JSONResult
+
+router = APIRouter(tags=["queries"])
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise BadRequest("the request body is not valid JSON", code="invalid_json") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object", code="invalid_json")
+    return body
+
+
+def _respond(result: Any) -> JSONResponse | StreamingResponse:
+    if isinstance(result, JSONResult):
+        return JSONResponse(result.body, headers=result.headers)
+    return StreamingResponse(result.chunks, media_type=result.media_type, headers=result.headers)
+
+
+def _service(runtime: RuntimeDep) -> Any:
+    service = runtime.extras.get("query_service")
+    if service is None:
+        raise ServiceUnavailable(
+            "no vLLM server is configured on this service", code="engine_unavailable"
+        )
+    return service
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def chat_completions(
+    request: Request, runtime: RuntimeDep, workspace: CurrentWorkspace
+) -> JSONResponse | StreamingResponse:
+    return _respond(await _service(runtime).chat(workspace.id, await _body(request)))
+
+
+@router.post("/v1/completions", response_model=None)
+async def completions(
+    request: Request, runtime: RuntimeDep, workspace: CurrentWorkspace
+) -> JSONResponse | StreamingResponse:
+    return _respond(await _service(runtime).completion(workspace.id, await _body(request)))
+
+
+@router.get("/v1/models")
+def list_models(runtime: RuntimeDep, workspace: CurrentWorkspace) -> dict[str, Any]:
+    """What `model` may name for this workspace: base, icl:<collection>, ready adapters."""
+    from adapters.registry import list_adapters
+    from service.collections import list_collections
+
+    with runtime.session_factory() as session:
+        models = [{"id": "base", "object": "model", "owned_by": "docadapt"}]
+        models += [
+            {"id": f"icl:{c.id}", "object": "model", "owned_by": workspace.id}
+            for c in list_collections(session, workspace.id)
+        ]
+        models += [
+            {"id": a.name, "object": "model", "owned_by": workspace.id}
+            for a in list_adapters(session, workspace.id)
+            if a.status == "ready"
+        ]
+    return {"object": "list", "data": models}

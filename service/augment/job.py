@@ -1,0 +1,228 @@
+"""The augmentation job: run the requested strategies over a collection's units and record every
+unit's examples as it finishes, so results appear while the job runs and a resumed job skips
+finished units (the unique (augmentation, strategy, unit) row makes a repeat impossible)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from service.augment.engine import run_strategy
+from service.augment.params import AugmentParams
+from service.augment.teacher import Teacher, TeacherConfig
+from service.augment.types import Unit, UnitResult, YieldStats
+from service.collections import document_passages
+from service.db.tables import (
+    Augmentation,
+    AugmentationUnit,
+    AugmentedExample,
+    Document,
+    utcnow,
+)
+from service.jobs.context import JobContext
+
+KIND = "augmentation"
+
+
+def collection_units(session, augmentation: Augmentation, strategy: str, granularity: str):  # type: ignore[no-untyped-def]
+    """The units of the augmentation's documents: sentences or passages, or whole documents."""
+    docs = list(
+        session.scalars(
+            select(Document)
+            .where(Document.id.in_(augmentation.document_ids))
+            .order_by(Document.created_at, Document.id)
+        )
+    )
+    units: list[Unit] = []
+    for doc in docs:
+        passages = document_passages(session, doc.id)
+        if strategy == "global":
+            text = "\n\n".join(p.text for p in passages)
+            units.append(Unit(id=doc.id, document_id=doc.id, text=text, title=doc.filename))
+            continue
+        for p in passages:
+            if granularity == "passage":
+                units.append(Unit(id=f"{doc.id}:p{p.index}", document_id=doc.id, text=p.text))
+            else:
+                for k, sentence in enumerate(p.sentences):
+                    units.append(
+                        Unit(id=f"{doc.id}:p{p.index}:s{k}", document_id=doc.id, text=sentence)
+                    )
+    return units
+
+
+def build_params(params: dict[str, Any], count_tokens: Any) -> AugmentParams:
+    base = AugmentParams(
+        outputs_per_unit=params.get("outputs_per_unit", 3),
+        temperature=params.get("temperature", 0.7),
+        top_p=params.get("top_p", 1.0),
+        max_tokens=params.get("max_tokens", 128),
+        gate=params.get("gate", True),
+        templates=params.get("templates") or {},
+        use_rules=params.get("use_rules", True),
+        context_budget_tokens=params.get("context_budget_tokens", 6000),
+    )
+    return replace(base, count_tokens=count_tokens) if count_tokens else base
+
+
+class AugmentationExecutor:
+    kind = KIND
+
+    def run(self, ctx: JobContext) -> dict[str, Any]:
+        return asyncio.run(self._run(ctx))
+
+    async def _run(self, ctx: JobContext) -> dict[str, Any]:
+        from adapters.base_model import load_tokenizer
+
+        tokenizer = load_tokenizer(ctx.model_dir)
+
+        def count_tokens(text: str) -> int:
+            return len(tokenizer.encode(text, add_special_tokens=False))
+
+        p = ctx.params
+        params = build_params(p, count_tokens)
+        overrides = dict(p.get("teacher") or {})
+        if not ctx.settings.teacher_base_url and not overrides.get("base_url"):
+            # The default teacher is this deployment's own vLLM, behind its key.
+            key = ctx.settings.vllm_api_key
+            overrides.setdefault("api_key", key.get_secret_value() if key else None)
+        teacher_cfg = TeacherConfig.from_settings(
+            ctx.settings, default_base_url=ctx.vllm_url, **overrides
+        )
+        with ctx.session_factory() as session:
+            aug = session.get(Augmentation, ctx.subject_id)
+            assert aug is not None
+            aug.status = "running"
+            session.commit()
+            plan = []
+            for strategy in p["strategies"]:
+                units = collection_units(session, aug, strategy, p.get("unit", "sentence"))
+                done = set(
+                    session.scalars(
+                        select(AugmentationUnit.unit_key).where(
+                            AugmentationUnit.augmentation_id == aug.id,
+                            AugmentationUnit.strategy == strategy,
+                        )
+                    )
+                )
+                plan.append((strategy, units, done))
+        with ctx.session_factory() as session:
+            aug = session.get(Augmentation, ctx.subject_id)
+            assert aug is not None
+            aug.stats = {**(aug.stats or {}), "planned": {s: len(u) for s, u, _ in plan}}
+            session.commit()
+        total = sum(len(u) for _, u, _ in plan)
+        finished = sum(len(d) for _, _, d in plan)
+        ctx.progress(finished, total, message="augmenting")
+        started = time.monotonic()
+
+        async with Teacher(teacher_cfg) as teacher:
+            for strategy, units, done in plan:
+                counter = {"n": finished}
+
+                def record(
+                    result: UnitResult, strategy: str = strategy, counter: dict = counter
+                ) -> None:
+                    self._record(ctx, strategy, result)
+                    counter["n"] += 1
+                    ctx.progress(counter["n"], total, message=f"augmenting ({strategy})")
+
+                await run_strategy(
+                    strategy,
+                    units,
+                    teacher,
+                    replace(params, keep_examples=False),
+                    on_unit_done=record,
+                    skip_unit_ids=done,
+                )
+                finished = counter["n"]
+        stats = self._stats(ctx, time.monotonic() - started)
+        return {"augmentation_id": ctx.subject_id, "examples": stats["examples"]}
+
+    def _record(self, ctx: JobContext, strategy: str, result: UnitResult) -> None:
+        """Store one unit's examples and its done-marker in one transaction."""
+        with ctx.session_factory() as session:
+            session.add(
+                AugmentationUnit(
+                    augmentation_id=ctx.subject_id,
+                    strategy=strategy,
+                    unit_key=result.unit_id,
+                    status="failed" if result.failed else "done",
+                    stats=result.stats.to_dict(),
+                    error=result.error,
+                )
+            )
+            for ex in result.examples:
+                session.add(
+                    AugmentedExample(
+                        augmentation_id=ctx.subject_id,
+                        strategy=strategy,
+                        unit_key=result.unit_id,
+                        document_id=ex.document_id,
+                        text=ex.text,
+                        provenance={k: v for k, v in ex.to_dict().items() if k != "text"},
+                    )
+                )
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()  # recorded by an earlier attempt; never twice
+
+    def _stats(self, ctx: JobContext, wall_s: float) -> dict[str, Any]:
+        with ctx.session_factory() as session:
+            aug = session.get(Augmentation, ctx.subject_id)
+            assert aug is not None
+            aug.stats = augmentation_stats(session, aug.id, extra_wall_s=wall_s, previous=aug.stats)
+            session.commit()
+            return aug.stats
+
+    def on_end(self, ctx: JobContext, status: str, error: str | None) -> None:
+        with ctx.session_factory() as session:
+            aug = session.get(Augmentation, ctx.subject_id)
+            if aug is None:
+                return
+            aug.status = status
+            aug.finished_at = utcnow()
+            aug.stats = augmentation_stats(session, aug.id, previous=aug.stats)
+            if error:
+                aug.stats = {**aug.stats, "error": error}
+            session.commit()
+
+
+def augmentation_stats(
+    session,
+    augmentation_id: str,
+    *,
+    extra_wall_s: float = 0.0,
+    previous: dict | None = None,  # type: ignore[no-untyped-def]
+) -> dict[str, Any]:
+    """Totals per strategy from the recorded units: yield per stage, tokens, failures."""
+    per: dict[str, YieldStats] = {}
+    for strategy, stats in session.execute(
+        select(AugmentationUnit.strategy, AugmentationUnit.stats).where(
+            AugmentationUnit.augmentation_id == augmentation_id
+        )
+    ):
+        per.setdefault(strategy, YieldStats()).merge(YieldStats.from_dict(stats))
+    examples = session.scalar(
+        select(func.count(AugmentedExample.id)).where(
+            AugmentedExample.augmentation_id == augmentation_id
+        )
+    )
+    planned: dict[str, int] = (previous or {}).get("planned", {})
+    for strategy, n in planned.items():
+        per.setdefault(strategy, YieldStats()).units_total = n
+    wall = float((previous or {}).get("wall_s", 0.0)) + extra_wall_s
+    return {
+        "planned": planned,
+        "examples": int(examples or 0),
+        "wall_s": round(wall, 3),
+        "strategies": {name: s.to_dict() for name, s in sorted(per.items())},
+        "prompt_tokens": sum(s.prompt_tokens for s in per.values()),
+        "completion_tokens": sum(s.completion_tokens for s in per.values()),
+    }

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+EvalMode = Literal["base", "icl", "rag"]
+
+
+class PriceOverrides(BaseModel):
+    """Prices for this evaluation's report (USD); unset fields take the service's settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_mtok: float | None = Field(
+        default=None, ge=0, description="Per million prompt tokens."
+    )
+    cached_input_per_mtok: float | None = Field(
+        default=None, ge=0, description="Per million prompt tokens read from a cached prefix."
+    )
+    output_per_mtok: float | None = Field(
+        default=None, ge=0, description="Per million completion tokens."
+    )
+    accelerator_hour: float | None = Field(default=None, ge=0, description="Per GPU-hour.")
+    cpu_hour: float | None = Field(default=None, ge=0, description="Per CPU-hour.")
+    training_per_mtok: float | None = Field(
+        default=None, ge=0, description="Hosted fine-tuning price per million training tokens."
+    )
+    serving_hardware: Literal["cpu", "accelerator"] | None = Field(
+        default=None,
+        description="Also price each query's measured latency at this hardware's hourly price "
+        "(self-hosted serving); unset: queries are priced by tokens only.",
+    )
+
+
+class AdapterCostOverride(BaseModel):
+    """An adapter's one-time cost inputs, for adapters trained elsewhere (imported) or to
+    correct its records; set fields replace what the records say."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    teacher_prompt_tokens: int | None = Field(default=None, ge=0)
+    teacher_completion_tokens: int | None = Field(default=None, ge=0)
+    teacher_cached_prompt_tokens: int | None = Field(default=None, ge=0)
+    training_tokens: int | None = Field(default=None, ge=0)
+    training_wall_s: float | None = Field(default=None, ge=0)
+    training_hardware: Literal["cpu", "accelerator"] | None = None
+
+
+class EvaluationCreate(BaseModel):
+    """Score an eval set of a collection under the chosen modes and adapters, then report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    collection_id: str
+    evalset_id: str
+    modes: list[EvalMode] = Field(
+        default=["base", "icl"],
+        description="base: the base model alone; icl: the collection's documents in the prompt "
+        "(the query API's `icl:` policy); rag: the top passages by BM25.",
+    )
+    adapter_ids: list[str] = Field(
+        default_factory=list, description="Ready adapters of this workspace (ids or names)."
+    )
+    prices: PriceOverrides = Field(default_factory=PriceOverrides)
+    adapter_costs: dict[str, AdapterCostOverride] = Field(
+        default_factory=dict,
+        description="Per adapter (id or name, as in adapter_ids): one-time cost inputs that "
+        "replace its records, e.g. for an imported adapter.",
+    )
+    measure_latency: bool = Field(
+        default=True,
+        description="Probe each mode's single-request latency, cold (nothing cached) and warm "
+        "(the documents' prefix cached), for the per-query costs.",
+    )
+    latency_samples: int = Field(default=3, ge=1, le=10, description="Cold/warm pairs per mode.")
+    rag_top_k: int = Field(default=3, ge=1, le=50, description="Passages the rag mode retrieves.")
+    max_tokens: int = Field(
+        default=64, ge=1, le=1024, description="Answer length of generation items and probes."
+    )
+    concurrency: int = Field(default=8, ge=1, le=64, description="Requests in flight at once.")
+
+    @field_validator("modes")
+    @classmethod
+    def _unique_modes(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    @field_validator("adapter_ids")
+    @classmethod
+    def _unique_adapters(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))

@@ -1,0 +1,152 @@
+"""The training job: documents (+ an augmentation set) -> adapters.train recipe -> registry ->
+loaded into vLLM behind the canary. Checkpoints live in the job's work folder, so a worker that
+was killed resumes from the last one."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from adapters import registry
+from adapters.train import TrainConfig, TrainingCancelled, TrainProgress, train
+from adapters.training_data import DocumentSentences, build_examples
+from service.collections import document_passages
+from service.db.tables import Adapter, AugmentedExample, Document
+from service.errors import Unprocessable
+from service.jobs.context import JobCancelled, JobContext, WorkerStopping
+
+KIND = "training"
+
+
+def load_training_set(session, adapter: Adapter, tokenizer: Any):  # type: ignore[no-untyped-def]
+    """The adapter's training set from the documents it recorded and its augmentation set."""
+    versions: dict[str, str] = adapter.document_versions
+    docs = {d.id: d for d in session.scalars(select(Document).where(Document.id.in_(versions)))}
+    changed = [d for d, sha in versions.items() if d not in docs or docs[d].text_sha256 != sha]
+    if changed:
+        raise Unprocessable(
+            f"documents changed or were deleted since the adapter was requested: {changed}"
+        )
+    documents = []
+    for doc_id in versions:
+        sentences = [s for p in document_passages(session, doc_id) for s in p.sentences]
+        documents.append(DocumentSentences(document_id=doc_id, sentences=sentences))
+    augmented: list[str] = []
+    if adapter.augmentation_id:
+        augmented = list(
+            session.scalars(
+                select(AugmentedExample.text)
+                .where(AugmentedExample.augmentation_id == adapter.augmentation_id)
+                .order_by(AugmentedExample.id)
+            )
+        )
+    params = adapter.hyperparameters
+    return build_examples(
+        documents,
+        augmented,
+        mode=params.get("mode", "independent"),
+        seed=params.get("train", {}).get("seed", 0),
+        tokenizer=tokenizer,
+    )
+
+
+class TrainingExecutor:
+    kind = KIND
+
+    def run(self, ctx: JobContext) -> dict[str, Any]:
+        from adapters.base_model import load_tokenizer
+
+        with ctx.session_factory() as session:
+            adapter = session.get(Adapter, ctx.subject_id)
+            assert adapter is not None
+            registry.set_status(adapter, "training")
+            training_set = load_training_set(session, adapter, load_tokenizer(ctx.model_dir))
+            adapter.dataset_hash = training_set.sha256
+            config = TrainConfig.from_dict(adapter.hyperparameters.get("train", {}))
+            session.commit()
+
+        started = time.monotonic()
+
+        def report(p: TrainProgress) -> None:
+            ctx.progress(
+                p.step,
+                p.total_steps,
+                message=f"training (epoch {p.epoch})",
+                loss=round(p.loss, 4),
+                learning_rate=p.learning_rate,
+                tokens_per_second=round(p.tokens_per_second, 1),
+                held_out_loss=p.held_out_loss,
+            )
+
+        try:
+            result = train(
+                config,
+                ctx.model_dir,
+                training_set,
+                ctx.work_dir / "run",
+                progress=report,
+                should_stop=ctx.is_cancelled,
+            )
+        except TrainingCancelled as exc:
+            if ctx.stopping is not None and ctx.stopping.is_set():
+                raise WorkerStopping() from exc
+            raise JobCancelled() from exc
+
+        with ctx.session_factory() as session:
+            adapter = session.get(Adapter, ctx.subject_id)
+            assert adapter is not None
+            registry.store_artifact(ctx.storage, adapter, result.adapter_dir)
+            curve = ctx.work_dir / "run" / "loss_curve.png"
+            if curve.exists():
+                shutil.copy2(curve, ctx.storage.path(adapter.artifact_key) / "loss_curve.png")
+            adapter.metrics = {
+                **result.metrics,
+                "job_wall_s": round(time.monotonic() - started, 2),
+                "training_examples": len(training_set.examples),
+                "validation_examples": len(training_set.validation),
+                "example_counts": training_set.counts,
+            }
+            registry.set_status(adapter, "loading")
+            session.commit()
+        steps = int(result.metrics.get("steps") or 0)
+        ctx.progress(steps, steps or None, message="loading into vLLM")
+        status = asyncio.run(self._activate(ctx))
+        if status.status != "ready":
+            raise Unprocessable(f"the trained adapter failed its check: {status.status_reason}")
+        return {"adapter_id": ctx.subject_id, "metrics": status.metrics}
+
+    async def _activate(self, ctx: JobContext) -> Adapter:
+        from adapters.vllm import AdapterLoader
+        from adapters.vllm_client import VLLMClient
+
+        if not ctx.vllm_url:
+            raise Unprocessable("no vLLM is configured for this worker; the adapter cannot load")
+        key = ctx.settings.vllm_api_key
+        client = VLLMClient(ctx.vllm_url, api_key=key.get_secret_value() if key else None)
+        try:
+            loader = AdapterLoader(
+                client,
+                max_lora_rank=ctx.settings.vllm_max_lora_rank,
+                lock_dir=ctx.settings.data_dir / "locks",
+            )
+            return await registry.activate(
+                ctx.session_factory, ctx.storage, loader, ctx.subject_id or ""
+            )
+        finally:
+            await client.aclose()
+
+    def on_end(self, ctx: JobContext, status: str, error: str | None) -> None:
+        with ctx.session_factory() as session:
+            adapter = session.get(Adapter, ctx.subject_id)
+            if adapter is None or adapter.status in ("ready", "deleted"):
+                return
+            if status == "succeeded":
+                return
+            registry.set_status(adapter, "failed", error or f"training job {status}")
+            session.commit()
+        if status in ("succeeded", "cancelled", "failed"):
+            shutil.rmtree(ctx.work_dir / "run" / "checkpoints", ignore_errors=True)

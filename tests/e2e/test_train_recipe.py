@@ -1,0 +1,119 @@
+"""The training recipe end to end on the real embedded model, on the CPU: a few steps on a tiny
+collection lower the loss and save an adapter vLLM can serve; a crashed run resumes from its last
+checkpoint, a stopped one from the stop, and the resumed run ends exactly where an uninterrupted
+one does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from adapters.peft_validation import validate_peft_adapter
+from adapters.train import TrainConfig, TrainingCancelled, TrainProgress, TrainResult, train
+from adapters.training_data import DocumentSentences, TrainingSet, build_examples
+
+pytestmark = pytest.mark.e2e
+
+DOCUMENTS = [
+    DocumentSentences("d1", ["Femp are more dangerous than glon.", "Glon are brighter than yomp.",
+                             "All troff are yomp.", "Kreb can zarp quickly."]),
+    DocumentSentences("d2", ["Dax are a type of fep.", "Quom live under blue stones.",
+                             "Morv is heavier than jolp.", "Zimble is a tool for data analysis."]),
+]
+AUGMENTED = ["Glon are less dangerous than femp.", "Yomp are dimmer than glon.",
+             "Jolp is lighter than morv.", "Fep include dax."]
+# One packed row per step keeps this fast; a high learning rate makes 8 steps show learning.
+CONFIG = TrainConfig(max_steps=8, batch_size=1, max_seq_length=128, learning_rate=2e-3,
+                     checkpoint_every=2, eval_every=4)
+
+
+class Crash(Exception):
+    """Stands in for a worker killed mid-run."""
+
+
+@pytest.fixture(scope="module")
+def training_set() -> TrainingSet:
+    result = build_examples(DOCUMENTS, AUGMENTED, seed=0)
+    assert len(result.validation) == 1
+    return result
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(
+    base_model_dir: Path, training_set: TrainingSet, tmp_path_factory: pytest.TempPathFactory
+) -> TrainResult:
+    out = tmp_path_factory.mktemp("train-once")
+    seen: list[TrainProgress] = []
+    result = train(CONFIG, base_model_dir, training_set, out, progress=seen.append)
+    assert [p.step for p in seen] == list(range(1, 9))
+    assert all(p.total_steps == 8 and p.tokens_per_second > 0 for p in seen)
+    assert seen[-1].eta_seconds == 0
+    return result
+
+
+def test_training_lowers_the_loss(uninterrupted: TrainResult) -> None:
+    metrics = uninterrupted.metrics
+    losses = [loss for _, loss in metrics["loss_curve"]]
+    assert len(losses) == 8
+    assert losses[-1] < 0.7 * losses[0]
+    assert metrics["held_out_loss"] < metrics["initial_held_out_loss"]
+    assert metrics["tokens_trained"] > 0
+    assert 0.5 < metrics["packing_efficiency"] <= 1.0
+
+
+def test_outputs_are_a_servable_adapter_with_its_config_and_metrics(
+    uninterrupted: TrainResult, base_model_dir: Path
+) -> None:
+    adapter = uninterrupted.adapter_dir
+    out = adapter.parent
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert not config.get("modules_to_save")
+    assert not config.get("use_dora")
+    assert config["r"] <= 16
+    assert set(config["target_modules"]) == set(CONFIG.target_modules)
+    assert validate_peft_adapter(adapter, base_model_dir, max_lora_rank=16) == []
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["precision"] in ("fp32", "bf16-autocast")  # "auto" resolved
+    assert TrainConfig.from_dict(saved).learning_rate == CONFIG.learning_rate
+    assert json.loads((out / "metrics.json").read_text()) == uninterrupted.metrics
+    assert (out / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (out / "checkpoints").exists()
+
+
+def test_a_crashed_then_stopped_run_resumes_and_ends_like_an_uninterrupted_one(
+    base_model_dir: Path, training_set: TrainingSet, uninterrupted: TrainResult, tmp_path: Path
+) -> None:
+    def crash_at_5(p: TrainProgress) -> None:
+        if p.step == 5:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(CONFIG, base_model_dir, training_set, tmp_path, progress=crash_at_5)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt")) == [
+        "step-00000002.pt", "step-00000004.pt"]
+
+    # Resumes from the step-4 checkpoint; asked to stop after step 5, it checkpoints step 5.
+    seen: list[int] = []
+    with pytest.raises(TrainingCancelled) as stopped:
+        train(CONFIG, base_model_dir, training_set, tmp_path,
+              progress=lambda p: seen.append(p.step), should_stop=lambda: bool(seen))
+    assert seen == [5]
+    assert stopped.value.step == 5
+    assert stopped.value.checkpoint == tmp_path / "checkpoints" / "step-00000005.pt"
+
+    # Other hyperparameters do not silently continue someone else's run.
+    with pytest.raises(ValueError, match="learning_rate"):
+        changed = TrainConfig(**{**CONFIG.__dict__, "learning_rate": 1e-3})
+        train(changed, base_model_dir, training_set, tmp_path)
+
+    seen.clear()
+    result = train(CONFIG, base_model_dir, training_set, tmp_path,
+                   progress=lambda p: seen.append(p.step))
+    assert seen == [6, 7, 8]
+    expected = uninterrupted.metrics
+    assert [s for s, _ in result.metrics["loss_curve"]] == list(range(1, 9))
+    assert [v for _, v in result.metrics["loss_curve"]] == pytest.approx(
+        [v for _, v in expected["loss_curve"]], rel=1e-4)
+    assert result.metrics["held_out_loss"] == pytest.approx(expected["held_out_loss"], rel=1e-4)

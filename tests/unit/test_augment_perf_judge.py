@@ -1,0 +1,27 @@
+"""The benchmark's own judge of reversals (independent of the engine's rule tables)."""
+
+from __future__ import annotations
+
+from service.benchmark.augment_perf import Fact, judge, make_facts
+
+
+def test_judge_tells_reversal_from_contradiction() -> None:
+    fact = Fact("kreb", "quom", 0, "higher")  # Kreb are more dangerous than quom.
+    assert fact.statement == "Kreb are more dangerous than quom."
+    assert judge(fact, "Quom are less dangerous than kreb.") == "correct"
+    assert judge(fact, "Quom is safer than the kreb.") == "other"  # not in its table: not counted
+    assert judge(fact, "Quom are more dangerous than kreb.") == "contradiction"
+    assert judge(fact, "Kreb are less dangerous than quom.") == "contradiction"
+    assert judge(fact, "Kreb are more dangerous than quom.") == "other"  # a copy, no reversal
+    dim = Fact("morv", "jolp", 1, "lower")  # Morv are dimmer than jolp.
+    assert judge(dim, "Jolp are brighter than morv.") == "correct"
+    assert judge(dim, "Jolp are more bright than morv.") == "correct"
+    assert judge(dim, "Jolp are dimmer than morv.") == "contradiction"
+
+
+def test_facts_are_balanced_and_distinct() -> None:
+    facts = make_facts(30, seed=7)
+    assert sum(f.direction == "higher" for f in facts) == 15
+    names = [n for f in facts for n in (f.left, f.right)]
+    assert len(set(names)) == len(names) == 60
+    assert len({f.dim for f in facts}) == 10

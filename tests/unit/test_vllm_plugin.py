@@ -1,0 +1,108 @@
+"""The plugin's LoRA ops against vLLM's own CPU ops: equal results for rows that have an adapter,
+no contribution at all for rows without one (index -1), whatever shares the batch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from vllm.lora.ops.torch_ops import lora_ops
+
+from adapters import vllm_plugin
+from adapters.vllm import is_vllm_cpu_build
+
+SLOTS, RANK, HIDDEN, OUT = 4, 8, 24, 40
+
+
+def _originals() -> tuple:
+    # vllm_plugin keeps the originals on the wrappers when this process was patched already.
+    return tuple(
+        getattr(f, "__wrapped_original__", f)
+        for f in (lora_ops.bgmv_shrink, lora_ops.bgmv_expand, lora_ops.bgmv_expand_slice)
+    )
+
+
+@pytest.fixture
+def data() -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return {
+        "x": torch.randn(10, HIDDEN, generator=gen),
+        "a": torch.randn(SLOTS, 1, RANK, HIDDEN, generator=gen),
+        "b": torch.randn(SLOTS, 1, OUT, RANK, generator=gen),
+        "h": torch.randn(10, RANK, generator=gen),
+        "y": torch.randn(10, OUT + 6, generator=gen),
+        "idx": torch.tensor([2, -1, 0, 2, -1, 3, 3, -1, 0, 2]),
+    }
+
+
+def test_shrink_matches_vllm_for_adapter_rows_and_zeros_the_rest(data: dict) -> None:
+    shrink = vllm_plugin._grouped_shrink(_originals()[0])
+    idx, keep = data["idx"], data["idx"] >= 0
+    got = torch.full((10, RANK + 2), 7.0)
+    shrink(data["x"], data["a"], got, idx, 0.5)
+    want = torch.full((keep.sum(), RANK + 2), 7.0)
+    _originals()[0](data["x"][keep], data["a"], want, idx[keep], 0.5)
+    torch.testing.assert_close(got[keep], want, rtol=1e-5, atol=1e-5)
+    assert torch.all(got[~keep, :RANK] == 0)
+    assert torch.all(got[:, RANK:] == 7.0)  # columns past the rank untouched, like vLLM's op
+
+
+@pytest.mark.parametrize("add_inputs", [True, False])
+def test_expand_matches_vllm_for_adapter_rows_and_adds_nothing_else(
+    data: dict, add_inputs: bool
+) -> None:
+    expand = vllm_plugin._grouped_expand(_originals()[1])
+    idx, keep = data["idx"], data["idx"] >= 0
+    got = data["y"].clone()
+    expand(data["h"], data["b"], got, idx, add_inputs)
+    want = data["y"][keep].clone()
+    _originals()[1](data["h"][keep], data["b"], want, idx[keep], add_inputs)
+    torch.testing.assert_close(got[keep], want, rtol=1e-5, atol=1e-5)
+    expected_rest = data["y"][~keep].clone()
+    if not add_inputs:
+        expected_rest[:, :OUT] = 0
+    torch.testing.assert_close(got[~keep], expected_rest)
+
+
+def test_expand_slice_matches_vllm_and_leaves_other_columns(data: dict) -> None:
+    expand_slice = vllm_plugin._grouped_expand_slice(_originals()[2])
+    idx, keep = data["idx"], data["idx"] >= 0
+    got = data["y"].clone()
+    expand_slice(data["h"], data["b"][:, :, :20], got, idx, 3, 20, True)
+    want = data["y"][keep].clone()
+    _originals()[2](data["h"][keep], data["b"][:, :, :20], want, idx[keep], 3, 20, True)
+    torch.testing.assert_close(got[keep], want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got[~keep], data["y"][~keep])
+
+
+def test_without_the_plugin_vllm_gives_no_adapter_rows_the_last_slot(data: dict) -> None:
+    """The bug the plugin exists for: vLLM's op reads slot -1 (the last) for rows without one."""
+    y = torch.zeros(10, OUT + 6)
+    _originals()[1](data["h"], data["b"], y, data["idx"], True)
+    assert y[data["idx"] == -1].abs().sum() > 0
+
+
+def test_all_rows_one_adapter_and_no_adapter_at_all(data: dict) -> None:
+    shrink = vllm_plugin._grouped_shrink(_originals()[0])
+    expand = vllm_plugin._grouped_expand(_originals()[1])
+    same = torch.full((10,), 1)
+    got, want = torch.zeros(10, RANK), torch.zeros(10, RANK)
+    shrink(data["x"], data["a"], got, same, 1.0)
+    _originals()[0](data["x"], data["a"], want, same, 1.0)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    none = torch.full((10,), -1)
+    y = data["y"].clone()
+    expand(data["h"], data["b"], y, none, True)
+    torch.testing.assert_close(y, data["y"])
+
+
+def test_register_patches_the_names_punica_cpu_uses() -> None:
+    vllm_plugin.register()
+    from vllm.lora.punica_wrapper import punica_cpu
+
+    if is_vllm_cpu_build():
+        assert vllm_plugin.outcome() and vllm_plugin.outcome().startswith("applied")
+        for name in ("bgmv_shrink", "bgmv_expand", "bgmv_expand_slice"):
+            assert getattr(getattr(punica_cpu, name), "__docadapt_grouped__", False)
+            assert getattr(lora_ops, name) is getattr(punica_cpu, name)
+    else:
+        assert vllm_plugin.outcome() and vllm_plugin.outcome().startswith("not applied")
