@@ -136,6 +136,7 @@ class VLLMServerConfig:
             "--max-lora-rank", str(self.max_lora_rank),
             "--max-loras", str(self.max_loras),
             "--enable-prefix-caching",
+            "--enable-prompt-tokens-details",  # usage reports cached prompt tokens (cost reports)
             "--disable-uvicorn-access-log",
         ]  # fmt: skip
         if targets:

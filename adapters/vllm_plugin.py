@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import torch
@@ -94,14 +95,38 @@ def _register() -> str:
     return f"applied to vLLM {vllm_version} CPU ops bgmv_shrink, bgmv_expand, bgmv_expand_slice"
 
 
-def _groups(indices: torch.Tensor) -> list[tuple[int, torch.Tensor | None]]:
-    """(slot, rows) for every slot >= 0 in `indices`; rows is None when the slot has every row."""
+# Below this many rows a mixed batch runs vLLM's own op on masked inputs (cheaper than grouping
+# for a few decode tokens); from it on, rows are grouped per slot (far cheaper for prefill).
+GROUPED_MIN_ROWS = 64
+
+
+@dataclass(frozen=True)
+class _Plan:
+    kind: Literal["none", "single", "masked", "grouped"]
+    groups: list[tuple[int, torch.Tensor | None]]
+
+
+def _plan(indices: torch.Tensor) -> _Plan:
+    """How to run one op call: "none" (no row has an adapter), "single" (every row has the same
+    one), "masked" (few rows, mixed), or "grouped" with (slot, rows) per adapter slot."""
     import torch
 
     slots = torch.unique(indices).tolist()
-    if len(slots) == 1 and slots[0] >= 0:
-        return [(int(slots[0]), None)]
-    return [(int(slot), torch.nonzero(indices == slot).squeeze(1)) for slot in slots if slot >= 0]
+    if len(slots) == 1:
+        if slots[0] < 0:
+            return _Plan("none", [])
+        return _Plan("single", [(int(slots[0]), None)])
+    if indices.shape[0] < GROUPED_MIN_ROWS:
+        return _Plan("masked", [])
+    groups = [(int(slot), torch.nonzero(indices == slot).squeeze(1)) for slot in slots if slot >= 0]
+    return _Plan("grouped", groups)
+
+
+def _masked(inputs: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs with rows lacking an adapter set to 0, and indices with -1 replaced by slot 0: any
+    slot times a zero row is zero, so those rows get no LoRA contribution."""
+    keep = (indices >= 0).unsqueeze(-1).to(inputs.dtype)
+    return inputs * keep, indices.clamp(min=0)
 
 
 def _lora_matrices(weights: torch.Tensor) -> torch.Tensor:
@@ -131,16 +156,19 @@ def _grouped_shrink(original: Callable[..., None]) -> Callable[..., None]:
             return original(inputs, lora_b_weights, output_tensor, lora_indices_tensor, scaling)
         weights = _lora_matrices(lora_b_weights)
         rank = weights.shape[-2]
-        groups = _groups(lora_indices_tensor)
-        if len(groups) == 1 and groups[0][1] is None:
-            product = _grouped_product(inputs, weights, groups[0][0], None, output_tensor.dtype)
-            output_tensor[:, :rank] = scaling * product
-            return None
-        # Rows without an adapter (-1) get zeros, never the last slot's weights.
-        output_tensor[:, :rank] = 0
-        for slot, rows in groups:
+        plan = _plan(lora_indices_tensor)
+        if plan.kind == "masked":
+            x, indices = _masked(inputs, lora_indices_tensor)
+            return original(x, lora_b_weights, output_tensor, indices, scaling)
+        if plan.kind != "single":
+            # Rows without an adapter (-1) get zeros, never the last slot's weights.
+            output_tensor[:, :rank] = 0
+        for slot, rows in plan.groups:
             product = _grouped_product(inputs, weights, slot, rows, output_tensor.dtype)
-            output_tensor[rows, :rank] = scaling * product
+            if rows is None:
+                output_tensor[:, :rank] = scaling * product
+            else:
+                output_tensor[rows, :rank] = scaling * product
         return None
 
     return bgmv_shrink
@@ -158,13 +186,17 @@ def _grouped_expand(original: Callable[..., None]) -> Callable[..., None]:
         if inputs.shape[0] != n or output_tensor.shape[0] != n:
             # Includes the original's one-row broadcast case; keep its behaviour there.
             return original(inputs, lora_b_weights, output_tensor, lora_indices_tensor, add_inputs)
+        plan = _plan(lora_indices_tensor)
+        if plan.kind == "masked":
+            x, indices = _masked(inputs, lora_indices_tensor)
+            return original(x, lora_b_weights, output_tensor, indices, add_inputs)
         weights = _lora_matrices(lora_b_weights)
         # LoRA and model may pad their outputs differently: only the common columns count.
         width = min(weights.shape[-2], output_tensor.shape[1])
         weights = weights[:, :width]
         if not add_inputs:
             output_tensor[:, :width] = 0
-        for slot, rows in _groups(lora_indices_tensor):
+        for slot, rows in plan.groups:
             product = _grouped_product(inputs, weights, slot, rows, output_tensor.dtype)
             if rows is None:
                 output_tensor[:, :width] += product
@@ -197,10 +229,16 @@ def _grouped_expand_slice(original: Callable[..., None]) -> Callable[..., None]:
                 slice_size,
                 add_inputs,
             )
+        plan = _plan(lora_indices_tensor)
+        if plan.kind == "masked":
+            x, indices = _masked(inputs, lora_indices_tensor)
+            return original(
+                x, lora_b_weights, output_tensor, indices, slice_offset, slice_size, add_inputs
+            )
         end = slice_offset + slice_size
         if not add_inputs:
             output_tensor[:, slice_offset:end] = 0
-        for slot, rows in _groups(lora_indices_tensor):
+        for slot, rows in plan.groups:
             product = _grouped_product(inputs, weights, slot, rows, output_tensor.dtype)
             if rows is None:
                 output_tensor[:, slice_offset:end] += product

@@ -219,6 +219,16 @@ def get_evaluation(session: Session, workspace_id: str, evaluation_id: str) -> E
     return evaluation
 
 
+def list_evaluations(
+    session: Session, workspace_id: str, collection_id: str | None = None
+) -> list[Evaluation]:
+    query = select(Evaluation).where(Evaluation.workspace_id == workspace_id)
+    if collection_id is not None:
+        get_collection(session, workspace_id, collection_id)
+        query = query.where(Evaluation.collection_id == collection_id)
+    return list(session.scalars(query.order_by(Evaluation.created_at, Evaluation.id)))
+
+
 def _accuracy_entry(correct: int, n: int) -> dict[str, Any]:
     interval = wilson_interval(correct, n) if n else None
     return {

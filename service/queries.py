@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from adapters import registry
 from service import metrics
-from service.collections import get_collection
+from service.collections import collection_passage_refs
 from service.context import PassageRef
-from service.db.tables import Adapter, Document, Passage, QueryRecord
+from service.db.tables import Adapter, QueryRecord
 from service.errors import Conflict, NotFound, ServiceUnavailable
 from service.runtime import Runtime
 from service.serving.serving import QueryService, UsageRecord
@@ -48,21 +48,9 @@ def build_query_service(runtime: Runtime) -> QueryService:
     def passages_sync(workspace_id: str, collection_id: str) -> Sequence[PassageRef] | None:
         with factory() as session:
             try:
-                get_collection(session, workspace_id, collection_id)
+                return collection_passage_refs(session, workspace_id, collection_id)
             except NotFound:
                 return None
-            rows = session.execute(
-                select(
-                    Document.id, Document.filename, Passage.index, Passage.text, Passage.token_count
-                )
-                .join(Passage, Passage.document_id == Document.id)
-                .where(Document.collection_id == collection_id)
-                .order_by(Document.created_at, Document.id, Passage.index)
-            )
-            return [
-                PassageRef(doc_id=r[0], doc_title=r[1], index=r[2], text=r[3], token_count=r[4])
-                for r in rows
-            ]
 
     def record_sync(record: UsageRecord) -> None:
         adapter_id = None

@@ -120,6 +120,14 @@ def create_evaluation(
     return svc.evaluation_public(session, evaluation)
 
 
+@router.get("/v1/evaluations")
+def list_evaluations(
+    session: SessionDep, workspace: CurrentWorkspace, collection_id: str | None = None
+) -> dict[str, Any]:
+    rows = svc.list_evaluations(session, workspace.id, collection_id)
+    return {"data": [svc.evaluation_public(session, e) for e in rows]}
+
+
 @router.get("/v1/evaluations/{evaluation_id}")
 def read_evaluation(
     evaluation_id: str, session: SessionDep, workspace: CurrentWorkspace

@@ -1,4 +1,4 @@
-"""OpenAI-compatible query endpoints; `model` is an adapter name, `icl:<collection id>` or `base`."""
+"""OpenAI-compatible query endpoints: `model` is an adapter name, `icl:<collection>` or `base`."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from service.augment.engine import run_strategy
@@ -102,6 +102,14 @@ class AugmentationExecutor:
             plan = []
             for strategy in p["strategies"]:
                 units = collection_units(session, aug, strategy, p.get("unit", "sentence"))
+                # Failed units are tried again on a resumed run; finished ones are skipped.
+                session.execute(
+                    delete(AugmentationUnit).where(
+                        AugmentationUnit.augmentation_id == aug.id,
+                        AugmentationUnit.strategy == strategy,
+                        AugmentationUnit.status == "failed",
+                    )
+                )
                 done = set(
                     session.scalars(
                         select(AugmentationUnit.unit_key).where(
@@ -111,6 +119,7 @@ class AugmentationExecutor:
                     )
                 )
                 plan.append((strategy, units, done))
+            session.commit()
         with ctx.session_factory() as session:
             aug = session.get(Augmentation, ctx.subject_id)
             assert aug is not None

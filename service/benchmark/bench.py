@@ -302,6 +302,15 @@ class BenchRun:
                 self._check_deadline()
                 time.sleep(self.options.poll_s)
 
+    def _cancel_pending(self) -> None:
+        for watch in self._watches:
+            try:
+                self.api.post(f"/v1/jobs/{watch.job_id}/cancel")
+                self.reporter.note(f"cancelled {watch.label} ({watch.job_id})")
+            except BenchError as exc:
+                self.reporter.note(f"could not cancel {watch.label}: {exc}")
+        self._watches.clear()
+
     def _fail(self, column: str, why: str) -> None:
         self.failures[column] = why
         self.reporter.note(f"[{column}] dropped: {why}")
@@ -316,14 +325,18 @@ class BenchRun:
         t = time.monotonic()
         self._upload()
         self.phases["upload_s"] = time.monotonic() - t
-        t = time.monotonic()
-        self._start_jobs()
-        self._wait_all()
-        self.phases["augment_and_train_s"] = time.monotonic() - t
-        ready = {c: a for c, a in self.adapters.items() if c not in self.failures}
-        t = time.monotonic()
-        self._evaluate(ready)
-        self.phases["evaluation_s"] = time.monotonic() - t
+        try:
+            t = time.monotonic()
+            self._start_jobs()
+            self._wait_all()
+            self.phases["augment_and_train_s"] = time.monotonic() - t
+            ready = {c: a for c, a in self.adapters.items() if c not in self.failures}
+            t = time.monotonic()
+            self._evaluate(ready)
+            self.phases["evaluation_s"] = time.monotonic() - t
+        except BaseException:
+            self._cancel_pending()  # a stopped run leaves no work queued on the service
+            raise
         t = time.monotonic()
         truth = self._teacher_quality()
         self.phases["truth_s"] = time.monotonic() - t
@@ -870,15 +883,17 @@ class RichReporter:
         self.progress.stop()
 
     def note(self, message: str) -> None:
-        self.progress.console.print(message)
+        self.progress.console.print(message, markup=False, highlight=False)
 
     def job(self, key: str, label: str, job: dict[str, Any]) -> None:
+        from rich.markup import escape
+
         p = job["progress"]
         eta = job.get("eta_seconds")
         fields = {
             "status": job["status"],
             "eta": "-" if eta is None or job["status"] in TERMINAL else f"{eta:.0f}s",
-            "message": (job.get("error") or job.get("message") or "")[:60],
+            "message": escape((job.get("error") or job.get("message") or "")[:60]),
         }
         if key not in self.tasks:
             self.tasks[key] = self.progress.add_task(label, total=p["total"], **fields)
@@ -899,6 +914,7 @@ def cli_main(size: str, url: str, api_key: str | None, admin_key: str | None, ou
              seed: int, strategies: Sequence[str] | None) -> int:
     """`docadapt bench`: run, show progress and the tables; 0 on success, 1 with a message."""
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console()
     columns = [s.strip() for raw in (strategies or []) for s in raw.split(",") if s.strip()]
@@ -906,7 +922,7 @@ def cli_main(size: str, url: str, api_key: str | None, admin_key: str | None, ou
         options = BenchOptions(size=size, seed=seed, out_dir=out,
                                columns=tuple(columns) if columns else AUGMENTED)
     except ValueError as exc:
-        console.print(f"[red]{exc}")
+        console.print(f"[red]{escape(str(exc))}")
         return 1
     if not api_key and not admin_key:
         from service.config import Settings
@@ -921,12 +937,12 @@ def cli_main(size: str, url: str, api_key: str | None, admin_key: str | None, ou
             result = run_bench(client, options, api_key=api_key, admin_key=admin_key,
                                reporter=rep)
     except BenchError as exc:
-        console.print(f"[red]bench failed: {exc}")
+        console.print(f"[red]bench failed: {escape(str(exc))}")
         return 1
     console.print(rich_table(result))
     console.print(rich_quality_table(result))
     for column, why in result["failures"].items():
-        console.print(f"[yellow]{COLUMN_LABELS.get(column, column)} dropped: {why}")
+        console.print(f"[yellow]{COLUMN_LABELS.get(column, column)} dropped: {escape(why)}")
     console.print(f"results: {options.out_dir}/bench.json, bench.md, bench.png")
     return 0
 

@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -442,6 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
+    # Stopped with SIGTERM as with Ctrl-C, so the adapter it loaded is unloaded on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     started = time.perf_counter()
     result = run_query_benchmark(

@@ -222,7 +222,8 @@ class EvaluationExecutor:
             plan = self._plan(ctx, scorer)
             total = len(plan.modes) * len(plan.items)
             counter = {"n": len(plan.done)}
-            ctx.progress(counter["n"], total, message="scoring")
+            # What earlier attempts stored and this one skips (shows in the job's metrics).
+            ctx.progress(counter["n"], total, message="scoring", skipped_results=len(plan.done))
             for mode in plan.modes:
                 pending = [i for i in plan.items if (mode.name, i.id) not in plan.done]
                 if not pending:

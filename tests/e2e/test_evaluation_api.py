@@ -1,7 +1,7 @@
 """An evaluation through the REST API with a real worker and the session's vLLM: a tiny collection
 of invented facts, a 6-item multiple-choice set, modes base, icl and rag plus an imported (random)
-adapter; the report is checked against the per-item results, the plot, the HTML, the break-even
-arithmetic, the CLI, and workspace isolation."""
+adapter, and a worker killed mid-way. The report is checked against the per-item results, the
+plot, the HTML, the break-even arithmetic, the CLI, and workspace isolation."""
 
 from __future__ import annotations
 
@@ -189,9 +189,15 @@ def test_evaluation_report_agrees_with_its_results(
     ev = r.json()
     assert [m["name"] for m in ev["modes"]] == ["base", "icl", "rag", "rand-ft"]
     assert svc.client.get(f"/v1/evaluations/{ev['id']}/report", headers=auth).status_code == 409
+    # a worker killed mid-way: the next one resumes and skips every stored result
+    worker = start_worker()
+    svc.wait_job(auth, ev["job"]["id"], timeout=600, until=lambda j: j["progress"]["done"] >= 5)
+    worker.kill()
+    stored = len(_results(svc, auth, ev["id"]))
     start_worker()
     job = svc.wait_job(auth, ev["job"]["id"], timeout=900)
     assert job["status"] == "succeeded", job
+    assert job["attempts"] == 2 and job["metrics"]["skipped_results"] == stored >= 5
     assert job["progress"]["done"] == job["progress"]["total"] == 4 * len(ITEMS)
 
     ev = svc.client.get(f"/v1/evaluations/{ev['id']}", headers=auth).json()

@@ -217,7 +217,11 @@ def test_unfinished_evaluation_has_no_report_yet(scoring_client: TestClient) -> 
     r = client.get(f"/v1/evaluations/{ev['id']}/results", headers=auth)
     assert r.status_code == 200 and r.json()["total"] == 0
 
+    listed = client.get("/v1/evaluations", params={"collection_id": col}, headers=auth).json()
+    assert [e["id"] for e in listed["data"]] == [ev["id"]]
+
     other = new_workspace(client, "other")
+    assert client.get("/v1/evaluations", headers=other).json()["data"] == []
     for path in ("", "/results", "/report", "/cost-curve.png"):
         assert client.get(f"/v1/evaluations/{ev['id']}{path}", headers=other).status_code == 404
     assert client.get(f"/v1/jobs/{ev['job']['id']}", headers=other).status_code == 404

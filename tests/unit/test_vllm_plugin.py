@@ -21,23 +21,26 @@ def _originals() -> tuple:
     )
 
 
-@pytest.fixture
-def data() -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
+# 10 rows: a few decode tokens (vLLM's op on masked inputs); 100: a prefill (grouped per slot).
+@pytest.fixture(params=[10, vllm_plugin.GROUPED_MIN_ROWS + 36])
+def data(request: pytest.FixtureRequest) -> dict[str, torch.Tensor]:
+    n = request.param
+    gen = torch.Generator().manual_seed(n)
+    idx = torch.tensor([2, -1, 0, 2, -1, 3, 3, -1, 0, 2] * (n // 10 + 1))[:n]
     return {
-        "x": torch.randn(10, HIDDEN, generator=gen),
+        "x": torch.randn(n, HIDDEN, generator=gen),
         "a": torch.randn(SLOTS, 1, RANK, HIDDEN, generator=gen),
         "b": torch.randn(SLOTS, 1, OUT, RANK, generator=gen),
-        "h": torch.randn(10, RANK, generator=gen),
-        "y": torch.randn(10, OUT + 6, generator=gen),
-        "idx": torch.tensor([2, -1, 0, 2, -1, 3, 3, -1, 0, 2]),
+        "h": torch.randn(n, RANK, generator=gen),
+        "y": torch.randn(n, OUT + 6, generator=gen),
+        "idx": idx,
     }
 
 
 def test_shrink_matches_vllm_for_adapter_rows_and_zeros_the_rest(data: dict) -> None:
     shrink = vllm_plugin._grouped_shrink(_originals()[0])
     idx, keep = data["idx"], data["idx"] >= 0
-    got = torch.full((10, RANK + 2), 7.0)
+    got = torch.full((len(idx), RANK + 2), 7.0)
     shrink(data["x"], data["a"], got, idx, 0.5)
     want = torch.full((keep.sum(), RANK + 2), 7.0)
     _originals()[0](data["x"][keep], data["a"], want, idx[keep], 0.5)
@@ -76,7 +79,7 @@ def test_expand_slice_matches_vllm_and_leaves_other_columns(data: dict) -> None:
 
 def test_without_the_plugin_vllm_gives_no_adapter_rows_the_last_slot(data: dict) -> None:
     """The bug the plugin exists for: vLLM's op reads slot -1 (the last) for rows without one."""
-    y = torch.zeros(10, OUT + 6)
+    y = torch.zeros_like(data["y"])
     _originals()[1](data["h"], data["b"], y, data["idx"], True)
     assert y[data["idx"] == -1].abs().sum() > 0
 
@@ -84,12 +87,13 @@ def test_without_the_plugin_vllm_gives_no_adapter_rows_the_last_slot(data: dict)
 def test_all_rows_one_adapter_and_no_adapter_at_all(data: dict) -> None:
     shrink = vllm_plugin._grouped_shrink(_originals()[0])
     expand = vllm_plugin._grouped_expand(_originals()[1])
-    same = torch.full((10,), 1)
-    got, want = torch.zeros(10, RANK), torch.zeros(10, RANK)
+    n = len(data["idx"])
+    same = torch.full((n,), 1)
+    got, want = torch.zeros(n, RANK), torch.zeros(n, RANK)
     shrink(data["x"], data["a"], got, same, 1.0)
     _originals()[0](data["x"], data["a"], want, same, 1.0)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
-    none = torch.full((10,), -1)
+    none = torch.full((n,), -1)
     y = data["y"].clone()
     expand(data["h"], data["b"], y, none, True)
     torch.testing.assert_close(y, data["y"])
