@@ -5,14 +5,17 @@ weights in the last LoRA slot (runtime notes, "cross-request leak"): `convert_ma
 no-LoRA tokens slot -1, and the CPU torch ops `bgmv_shrink`, `bgmv_expand`, `bgmv_expand_slice`
 index `lora_weights[indices]` unmasked, so -1 reads the last slot. The GPU Triton kernels skip -1.
 
-This module replaces those three ops with versions that group the rows by LoRA slot and multiply
-each group by its slot's matrices once: rows with index -1 get no LoRA contribution (shrink
-writes zeros for them, expand adds nothing). Grouping also removes the originals' per-token copy
-of the weight matrices (`lora_weights[indices]`, one [rank x features] matrix per token), which
-made a 2,048-token prefill chunk with LoRA ~30x slower on this CPU. The results equal the
-originals' for every row that has an adapter (tests/unit/test_vllm_plugin.py). Shapes the
-originals refuse (rows and indices of different lengths) go to the originals unchanged.
-`sgmv_*` call `bgmv_*` through module globals, so they follow; `punica_cpu` imported the names
+This module replaces vLLM's CPU LoRA ops so that tokens with slot -1 get no LoRA contribution:
+- `sgmv_*` (every batch on the CPU runner, which always takes the "prefill" path): per run of
+  consecutive tokens sharing a slot (vLLM's own `compute_meta` segments), one matrix product with
+  that slot's weights; runs with slot -1 get zeros from shrink and nothing from expand;
+- `bgmv_*` (the per-token ops other paths call): rows grouped per slot, or for a few mixed rows
+  vLLM's own op on inputs whose -1 rows are zeroed.
+Besides closing the leak this removes the originals' per-token copy of the weight matrices
+(`lora_weights[indices]`: one [rank x features] matrix per token): for a 2,048-token prefill chunk
+mixing base and adapter tokens, ~96 s of LoRA op time per forward step became ~1 s (2-core CPU).
+For rows with an adapter the results equal the originals' (tests/unit/test_vllm_plugin.py);
+shapes the originals refuse go to the originals unchanged. `punica_cpu` imported the op names
 itself, so they are rebound there too.
 
 vLLM calls `register()` in the API server, the engine core and every worker process through the
@@ -80,6 +83,9 @@ def _register() -> str:
         "bgmv_shrink": _grouped_shrink,
         "bgmv_expand": _grouped_expand,
         "bgmv_expand_slice": _grouped_expand_slice,
+        "sgmv_shrink": _segment_shrink,
+        "sgmv_expand": _segment_expand,
+        "sgmv_expand_slice": _segment_expand_slice,
     }
     for name, make in wrappers.items():
         original = getattr(lora_ops, name)
@@ -92,7 +98,7 @@ def _register() -> str:
         for module in (lora_ops, torch_ops, punica_cpu):
             if getattr(module, name, None) is original:
                 setattr(module, name, patched)
-    return f"applied to vLLM {vllm_version} CPU ops bgmv_shrink, bgmv_expand, bgmv_expand_slice"
+    return f"applied to vLLM {vllm_version} CPU LoRA ops ({', '.join(wrappers)})"
 
 
 # Below this many rows a mixed batch runs vLLM's own op on masked inputs (cheaper than grouping
@@ -247,3 +253,136 @@ def _grouped_expand_slice(original: Callable[..., None]) -> Callable[..., None]:
         return None
 
     return bgmv_expand_slice
+
+
+# --- sgmv: the path vLLM's CPU runner takes for every batch (it always sets is_prefill) --------
+
+
+def _segments(
+    starts: torch.Tensor, lengths: torch.Tensor, slots: torch.Tensor
+) -> list[tuple[int, int, int]]:
+    """(first row, end row, slot) per run of consecutive tokens that share a LoRA slot."""
+    return [
+        (s, s + n, slot)
+        for s, n, slot in zip(starts.tolist(), lengths.tolist(), slots.tolist(), strict=True)
+    ]
+
+
+def _covers(segments: list[tuple[int, int, int]], *tensors: torch.Tensor) -> bool:
+    rows = segments[-1][1] if segments else 0
+    return all(t.shape[0] == rows for t in tensors)
+
+
+def _segment_shrink(original: Callable[..., None]) -> Callable[..., None]:
+    def sgmv_shrink(
+        inputs: torch.Tensor,
+        lora_a_weights: torch.Tensor,
+        output_tensor: torch.Tensor,
+        b_seq_start_loc: torch.Tensor,
+        seq_len_tensor: torch.Tensor,
+        lora_indices_tensor: torch.Tensor,
+        batches: int,
+        max_seq_length: int,
+        token_nums: int,
+        scaling: float,
+    ) -> None:
+        segments = _segments(b_seq_start_loc, seq_len_tensor, lora_indices_tensor)
+        if not _covers(segments, inputs, output_tensor):
+            return original(
+                inputs, lora_a_weights, output_tensor, b_seq_start_loc, seq_len_tensor,
+                lora_indices_tensor, batches, max_seq_length, token_nums, scaling,
+            )  # fmt: skip
+        weights = _lora_matrices(lora_a_weights)
+        rank, dtype = weights.shape[-2], output_tensor.dtype
+        for first, end, slot in segments:
+            if slot < 0:  # no adapter: zeros, never the last slot's weights
+                output_tensor[first:end, :rank] = 0
+            else:
+                x = inputs[first:end].to(dtype)
+                output_tensor[first:end, :rank] = scaling * (x @ weights[slot].to(dtype).T)
+        return None
+
+    return sgmv_shrink
+
+
+def _segment_expand(original: Callable[..., None]) -> Callable[..., None]:
+    def sgmv_expand(
+        inputs: torch.Tensor,
+        lora_b_weights: torch.Tensor,
+        output_tensor: torch.Tensor,
+        b_seq_start_loc: torch.Tensor,
+        seq_len_tensor: torch.Tensor,
+        lora_indices_tensor: torch.Tensor,
+        batches: int,
+        max_seq_length: int,
+        token_nums: int,
+        add_inputs: bool = False,
+    ) -> None:
+        segments = _segments(b_seq_start_loc, seq_len_tensor, lora_indices_tensor)
+        if not _covers(segments, inputs, output_tensor):
+            return original(
+                inputs, lora_b_weights, output_tensor, b_seq_start_loc, seq_len_tensor,
+                lora_indices_tensor, batches, max_seq_length, token_nums, add_inputs,
+            )  # fmt: skip
+        weights = _lora_matrices(lora_b_weights)
+        # LoRA and model may pad their outputs differently: only the common columns count.
+        width = min(weights.shape[-2], output_tensor.shape[1])
+        _segment_update(inputs, weights[:, :width], output_tensor, segments, 0, width, add_inputs)
+        return None
+
+    return sgmv_expand
+
+
+def _segment_expand_slice(original: Callable[..., None]) -> Callable[..., None]:
+    def sgmv_expand_slice(
+        inputs: torch.Tensor,
+        lora_b_weights: torch.Tensor,
+        output_tensor: torch.Tensor,
+        b_seq_start_loc: torch.Tensor,
+        seq_len_tensor: torch.Tensor,
+        lora_indices_tensor: torch.Tensor,
+        batches: int,
+        max_seq_length: int,
+        token_nums: int,
+        slice_offset: int,
+        slice_size: int,
+        add_inputs: bool = False,
+    ) -> None:
+        segments = _segments(b_seq_start_loc, seq_len_tensor, lora_indices_tensor)
+        weights = _lora_matrices(lora_b_weights)
+        if not _covers(segments, inputs, output_tensor) or weights.shape[-2] != slice_size:
+            return original(
+                inputs, lora_b_weights, output_tensor, b_seq_start_loc, seq_len_tensor,
+                lora_indices_tensor, batches, max_seq_length, token_nums, slice_offset,
+                slice_size, add_inputs,
+            )  # fmt: skip
+        end = slice_offset + slice_size
+        _segment_update(inputs, weights, output_tensor, segments, slice_offset, end, add_inputs)
+        return None
+
+    return sgmv_expand_slice
+
+
+def _segment_update(
+    inputs: torch.Tensor,
+    weights: torch.Tensor,
+    output_tensor: torch.Tensor,
+    segments: list[tuple[int, int, int]],
+    col_start: int,
+    col_end: int,
+    add_inputs: bool,
+) -> None:
+    """output[rows, col_start:col_end] (+)= inputs[rows] @ weights[slot].T per segment; rows
+    without an adapter get nothing added (or zeros when the op overwrites)."""
+    dtype = output_tensor.dtype
+    for first, end, slot in segments:
+        target = output_tensor[first:end, col_start:col_end]
+        if slot < 0:
+            if not add_inputs:
+                target.zero_()
+            continue
+        product = inputs[first:end].to(dtype) @ weights[slot].to(dtype).T
+        if add_inputs:
+            target += product
+        else:
+            target.copy_(product)

@@ -18,7 +18,6 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DOCADAPT_", extra="ignore")
 
-    environment: Literal["development", "production"] = "production"
     data_dir: Path = Field(default=Path("./docadapt-data"), description="All files live here.")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: SQLite file in the data dir."

@@ -65,8 +65,11 @@ def test_all_strategies_with_provenance_and_statistics(live_service, start_worke
         prov = ex["provenance"]
         assert ex["document_id"] in doc_ids
         assert prov["strategy"] == ex["strategy"]
-        assert prov["template_version"] and prov["teacher_model"] == "base"
-        assert prov["prompt_tokens"] > 0 and "temperature" in prov["sampling"]
+        assert prov["template_version"]
+        # Decomposed units that the rule tables answer fully never reach the teacher.
+        assert prov["teacher_model"] in ("base", "rules")
+        if prov["teacher_model"] == "base":
+            assert prov["prompt_tokens"] > 0 and "temperature" in prov["sampling"]
         assert ex["unit_id"].startswith(ex["document_id"])
     page = svc.client.get(
         f"/v1/augmentations/{aug['id']}/examples?format=json&limit=2", headers=auth

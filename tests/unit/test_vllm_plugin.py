@@ -105,8 +105,62 @@ def test_register_patches_the_names_punica_cpu_uses() -> None:
 
     if is_vllm_cpu_build():
         assert vllm_plugin.outcome() and vllm_plugin.outcome().startswith("applied")
-        for name in ("bgmv_shrink", "bgmv_expand", "bgmv_expand_slice"):
+        for name in (
+            "bgmv_shrink", "bgmv_expand", "bgmv_expand_slice",
+            "sgmv_shrink", "sgmv_expand", "sgmv_expand_slice",
+        ):  # fmt: skip
             assert getattr(getattr(punica_cpu, name), "__docadapt_grouped__", False)
             assert getattr(lora_ops, name) is getattr(punica_cpu, name)
     else:
         assert vllm_plugin.outcome() and vllm_plugin.outcome().startswith("not applied")
+
+
+def _meta(token_slots: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int, int]:
+    from vllm.lora.punica_wrapper.utils import compute_meta
+
+    starts, lengths, slots, batches, max_len, tokens, _ = compute_meta(torch.tensor(token_slots))
+    return starts, lengths, slots, batches, max_len, tokens
+
+
+# Runs of tokens as vLLM's CPU runner batches them: base prompts, two adapters, base decodes.
+TOKEN_SLOTS = [-1] * 7 + [1] * 5 + [3] * 4 + [-1] * 3 + [1] + [-1] + [3] * 2
+
+
+def test_sgmv_ops_match_vllm_per_token_and_skip_rows_without_adapter() -> None:
+    gen = torch.Generator().manual_seed(1)
+    n = len(TOKEN_SLOTS)
+    idx = torch.tensor(TOKEN_SLOTS)
+    keep = idx >= 0
+    x, h = torch.randn(n, HIDDEN, generator=gen), torch.randn(n, RANK, generator=gen)
+    a = torch.randn(SLOTS, 1, RANK, HIDDEN, generator=gen)
+    b = torch.randn(SLOTS, 1, OUT, RANK, generator=gen)
+    y0 = torch.randn(n, OUT + 6, generator=gen)
+    meta = _meta(TOKEN_SLOTS)
+    orig_shrink, orig_expand, orig_slice = _originals()
+
+    got = torch.full((n, RANK), 7.0)
+    vllm_plugin._segment_shrink(lora_ops.sgmv_shrink)(x, a, got, *meta, 0.5)
+    want = torch.zeros(int(keep.sum()), RANK)
+    orig_shrink(x[keep], a, want, idx[keep], 0.5)
+    torch.testing.assert_close(got[keep], want, rtol=1e-5, atol=1e-5)
+    assert torch.all(got[~keep] == 0)
+
+    for add in (True, False):
+        got = y0.clone()
+        vllm_plugin._segment_expand(lora_ops.sgmv_expand)(h, b, got, *meta, add)
+        want = y0[keep].clone()
+        orig_expand(h[keep], b, want, idx[keep], add)
+        torch.testing.assert_close(got[keep], want, rtol=1e-5, atol=1e-5)
+        rest = y0[~keep].clone()
+        if not add:
+            rest[:, :OUT] = 0
+        torch.testing.assert_close(got[~keep], rest)
+
+    got = y0.clone()
+    sliced = b[:, :, :20]
+    expand_slice = vllm_plugin._segment_expand_slice(lora_ops.sgmv_expand_slice)
+    expand_slice(h, sliced, got, *meta, 4, 20, True)
+    want = y0[keep].clone()
+    orig_slice(h[keep], sliced, want, idx[keep], 4, 20, True)
+    torch.testing.assert_close(got[keep], want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got[~keep], y0[~keep])
