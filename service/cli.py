@@ -14,6 +14,36 @@ app = typer.Typer(
 )
 admin_app = typer.Typer(help="Administrative commands.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
+perf_app = typer.Typer(
+    help="Benchmarks that print figures and ratios (`docadapt perf query --help`).",
+    no_args_is_help=True,
+)
+app.add_typer(perf_app, name="perf")
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+@perf_app.command("query", context_settings=_PASS_THROUGH)
+def perf_query(ctx: typer.Context) -> None:
+    """Adapter vs ICL (cold and warm) latency and prompt tokens on one vLLM."""
+    from service.benchmark.query_perf import main
+
+    raise typer.Exit(main(ctx.args))
+
+
+@perf_app.command("train", context_settings=_PASS_THROUGH)
+def perf_train(ctx: typer.Context) -> None:
+    """LoRA training throughput, packing efficiency and peak memory."""
+    from service.benchmark.train_perf import main
+
+    raise typer.Exit(main(ctx.args))
+
+
+@perf_app.command("augment", context_settings=_PASS_THROUGH)
+def perf_augment(ctx: typer.Context) -> None:
+    """Teacher concurrency speed-up, global prefix-cache reuse and reversal precision."""
+    from service.benchmark.augment_perf import main
+
+    raise typer.Exit(main(ctx.args))
 
 
 def _logging() -> None:

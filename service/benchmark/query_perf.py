@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import signal
 import sys
@@ -442,6 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=32, help="tokens generated per answer")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument("--api-key", default=os.environ.get("DOCADAPT_VLLM_API_KEY"),
+                        help="vLLM's API key (default: $DOCADAPT_VLLM_API_KEY)")
     args = parser.parse_args(argv)
     # Stopped with SIGTERM as with Ctrl-C, so the adapter it loaded is unloaded on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -456,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         queries=args.queries,
         context_tokens=args.context_tokens,
         max_tokens=args.max_tokens,
+        api_key=args.api_key,
     )
     print()
     print(format_report(result))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,16 +22,21 @@ def make_random_adapter_at(
     *,
     rank: int = 8,
     target_modules: list[str] | None = None,
+    base_model: Any = None,
 ) -> Path:
-    """Save a peft LoRA adapter for the base model with random, non-zero A and B matrices."""
+    """Save a peft LoRA adapter for the base model with random, non-zero A and B matrices.
+
+    `base_model` (a loaded transformers model of `base_model_dir`) saves reloading it; it is
+    returned to its original state afterwards.
+    """
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(
+    model = base_model or AutoModelForCausalLM.from_pretrained(
         base_model_dir, dtype=torch.float32, local_files_only=True
     )
+    torch.manual_seed(seed)
     config = LoraConfig(
         r=rank,
         lora_alpha=2 * rank,
@@ -41,7 +47,7 @@ def make_random_adapter_at(
     peft_model = get_peft_model(model, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     peft_model.save_pretrained(out_dir, safe_serialization=True)
-    del peft_model, model
+    peft_model.unload()  # strips the LoRA layers: `model` is the plain base model again
     return out_dir
 
 
@@ -61,13 +67,25 @@ def rename_adapter_modules(adapter_dir: Path, out_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def make_random_adapter(base_model_dir: Path) -> Callable[..., Path]:
-    """`make_random_adapter(dir, seed, rank=8)` -> the saved adapter folder."""
+def make_random_adapter(base_model_dir: Path) -> Iterator[Callable[..., Path]]:
+    """`make_random_adapter(dir, seed, rank=8)` -> the saved adapter folder. The base model is
+    loaded once per session, on first use."""
+    loaded: dict[str, Any] = {}
 
     def make(out_dir: Path, seed: int, rank: int = 8) -> Path:
-        return make_random_adapter_at(Path(out_dir), seed, base_model_dir, rank=rank)
+        if "model" not in loaded:
+            import torch
+            from transformers import AutoModelForCausalLM
 
-    return make
+            loaded["model"] = AutoModelForCausalLM.from_pretrained(
+                base_model_dir, dtype=torch.float32, local_files_only=True
+            )
+        return make_random_adapter_at(
+            Path(out_dir), seed, base_model_dir, rank=rank, base_model=loaded["model"]
+        )
+
+    yield make
+    loaded.clear()
 
 
 @pytest.fixture(scope="session")

