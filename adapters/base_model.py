@@ -179,13 +179,16 @@ def _load_tokenizer_cached(folder: str) -> PreTrainedTokenizerBase:
 def model_fingerprint(model_dir: Path) -> str:
     """A stable identifier of the model's contents, for the adapter registry.
 
-    For a materialized folder it is the sha256 of its manifest. A configured folder without a
-    manifest is fingerprinted from config.json plus each weight file's name, size and
-    safetensors header (cheap, and changes whenever the tensors' layout or file changes).
+    For a materialized folder it is the sha256 of its manifest's file list (names, sizes and
+    checksums; not its creation time), so every conversion of the same GGUF gives the same
+    fingerprint. A configured folder without a manifest is fingerprinted from config.json plus
+    each weight file's name, size and safetensors header (cheap; changes whenever the tensors'
+    layout or a file's size changes).
     """
     folder = Path(model_dir).expanduser().resolve()
     if (folder / MANIFEST_NAME).is_file():
-        return "sha256:" + _manifest_hash(folder)
+        files = json.loads((folder / MANIFEST_NAME).read_text()).get("files", {})
+        return "sha256:" + hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     digest = hashlib.sha256()
     digest.update((folder / "config.json").read_bytes())
     for file in _weight_files(folder):
@@ -221,15 +224,17 @@ def _check_embedded(target: Path, gguf: Path, *, full: bool) -> list[str]:
 def _convert_gguf(gguf: Path, out_dir: Path) -> None:
     """Dequantize the GGUF into a float32 safetensors folder with its tokenizer."""
     _offline()
+    import copy
+
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder, name = str(gguf.parent), gguf.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
     quantized = AutoModelForCausalLM.from_pretrained(
         folder, gguf_file=name, local_files_only=True, dtype=torch.float32
     )
-    config = AutoConfig.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    config = copy.deepcopy(quantized.config)  # parsing the GGUF again would take seconds
     # A model loaded from GGUF refuses save_pretrained ("quantized ... not serializable"); a fresh
     # model built from the config without the quantization entry accepts the same tensors.
     if hasattr(config, "quantization_config"):

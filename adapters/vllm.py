@@ -141,8 +141,6 @@ class VLLMServerConfig:
         ]  # fmt: skip
         if targets:
             cmd += ["--lora-target-modules", *targets]
-        if self.api_key:
-            cmd += ["--api-key", self.api_key]
         return cmd + list(self.extra_args)
 
     def child_env(self) -> dict[str, str]:
@@ -167,6 +165,10 @@ class VLLMServerConfig:
         )
         if is_vllm_cpu_build():
             env["VLLM_CPU_KVCACHE_SPACE"] = str(self.kv_cache_gb)
+        # In the environment, not on the command line, where any local user could read it.
+        env.pop("VLLM_API_KEY", None)
+        if self.api_key:
+            env["VLLM_API_KEY"] = self.api_key
         env.update(self.env)
         return env
 
@@ -323,8 +325,7 @@ class LocalVLLMServer:
         started = time.monotonic()
         with self.log_path.open("ab") as log_fh:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            shown = [("***" if i and cmd[i - 1] == "--api-key" else c) for i, c in enumerate(cmd)]
-            log_fh.write(f"\n=== docadapt {stamp}: starting vLLM: {' '.join(shown)}\n".encode())
+            log_fh.write(f"\n=== docadapt {stamp}: starting vLLM: {' '.join(cmd)}\n".encode())
             log_fh.flush()
             self._proc = subprocess.Popen(
                 launch,

@@ -765,7 +765,7 @@ def plot_png(result: dict[str, Any], path: Path) -> None:
 
     rows, columns = result["rows"], result["columns"]
     width = 0.8 / len(columns)
-    fig, ax = plt.subplots(figsize=(max(8.0, 1.3 * len(rows) * len(columns) / 4), 4.8))
+    fig, ax = plt.subplots(figsize=(min(18.0, max(8.0, 0.25 * len(rows) * len(columns))), 4.8))
     colors = plt.get_cmap("tab10")
     for j, column in enumerate(columns):
         xs, ys, lo, hi = [], [], [], []

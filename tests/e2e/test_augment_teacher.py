@@ -24,14 +24,15 @@ SENTENCES = [Unit(f"{d}:{i}", d, s) for d, text in DOCS.items()
 DOCUMENTS = [Unit(d, d, text, title=d.upper()) for d, text in DOCS.items()]
 
 
-def augment(url: str, strategy: str, units: list[Unit], **params: Any
+def augment(server: Any, strategy: str, units: list[Unit], **params: Any
             ) -> tuple[StrategyResult, list[UnitResult]]:
     from service.augment.params import AugmentParams
 
     done: list[UnitResult] = []
 
     async def go() -> StrategyResult:
-        async with Teacher(TeacherConfig(base_url=url, model="base", concurrency=8,
+        async with Teacher(TeacherConfig(base_url=server.url, api_key=server.config.api_key,
+                                         model="base", concurrency=8,
                                          timeout_s=300)) as teacher:
             return await run_strategy(strategy, units, teacher, AugmentParams(**params),
                                       on_unit_done=done.append)
@@ -66,9 +67,9 @@ def check_provenance(result: StrategyResult, units: list[Unit], template: str) -
 
 @pytest.mark.e2e
 def test_local_decomposed_and_global_on_a_small_collection(vllm_server) -> None:
-    url = vllm_server.url
+    server = vllm_server
 
-    local, done = augment(url, "local", SENTENCES, outputs_per_unit=2, temperature=0.7,
+    local, done = augment(server, "local", SENTENCES, outputs_per_unit=2, temperature=0.7,
                           max_tokens=48)
     check_stats_add_up(local, SENTENCES)
     check_provenance(local, SENTENCES, "local")
@@ -79,7 +80,7 @@ def test_local_decomposed_and_global_on_a_small_collection(vllm_server) -> None:
         assert ex.template_version == builtin_template("local").version
         assert ex.sampling["n"] == 2
 
-    dec, _ = augment(url, "decomposed", SENTENCES)
+    dec, _ = augment(server, "decomposed", SENTENCES)
     check_provenance(dec, SENTENCES, "decomposed_extract")
     texts = {ex.text for ex in dec.examples}
     # Rules answer these whatever the teacher writes.
@@ -92,7 +93,7 @@ def test_local_decomposed_and_global_on_a_small_collection(vllm_server) -> None:
     assert dec.stats.requests >= asked
     assert dec.stats.parsed + sum(dec.stats.unparsed.values()) == len(SENTENCES)
 
-    glob, done = augment(url, "global", DOCUMENTS, outputs_per_unit=2, temperature=0.7,
+    glob, done = augment(server, "global", DOCUMENTS, outputs_per_unit=2, temperature=0.7,
                          global_max_tokens=96)
     check_stats_add_up(glob, DOCUMENTS)
     check_provenance(glob, DOCUMENTS, "global")
@@ -107,11 +108,13 @@ def test_a_resumed_run_sends_nothing_for_finished_units(vllm_server) -> None:
     from service.augment.params import AugmentParams
 
     async def go() -> StrategyResult:
-        async with Teacher(TeacherConfig(base_url=vllm_server.url)) as teacher:
+        async with Teacher(TeacherConfig(base_url=vllm_server.url,
+                                         api_key=vllm_server.config.api_key)) as teacher:
             return await run_strategy("local", SENTENCES[:2], teacher,
                                       AugmentParams(outputs_per_unit=1, max_tokens=16),
                                       skip_unit_ids={SENTENCES[0].id})
 
     result = asyncio.run(go())
     assert result.stats.units_skipped == 1 and result.stats.requests == 1
+    assert result.stats.requests_failed == 0
     assert all(ex.unit_ids == [SENTENCES[1].id] for ex in result.examples)
