@@ -20,14 +20,18 @@ Choices worth knowing:
 - Checkpoints (adapter weights, optimizer, scheduler, RNG, step, data order, curves) are one
   file each, written to a temporary name and renamed, so a killed worker leaves either the old
   or the new checkpoint, never half of one. `train(..., resume=True)` continues from the newest.
-- Several GPUs: `torchrun --nproc-per-node N your_job.py` calling `train()` runs it data-parallel
-  (DistributedDataParallel; WORLD_SIZE > 1 is how torchrun says so). Each rank trains its share
-  of every step's rows; rank 0 alone writes checkpoints and outputs, and reports progress.
-  `batch_size` is per rank, so the global batch grows with the number of GPUs.
+- Several GPUs: the same `train()` runs data-parallel under torchrun (DistributedDataParallel;
+  WORLD_SIZE > 1 is how torchrun says so), e.g. from the command line at the end of this file:
+      torchrun --nproc-per-node 4 -m adapters.train --model-dir BASE \
+          --data training_set.json --out OUT [--config hyperparameters.json]
+  Each rank trains its share of every step's rows; rank 0 alone writes checkpoints and outputs
+  and reports progress; `batch_size` is per rank, so the global batch grows with the GPU count.
+  The output folder must be shared by the ranks (one machine, or a shared filesystem).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import math
@@ -252,25 +256,6 @@ def train(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dist = _Distributed.setup()
-    try:
-        return _train(config, Path(model_dir), training_set, out_dir, dist, progress=progress,
-                      should_stop=should_stop, resume=resume)
-    finally:
-        dist.cleanup()
-
-
-def _train(
-    config: TrainConfig,
-    model_dir: Path,
-    training_set: TrainingSet,
-    out_dir: Path,
-    dist: _Distributed,
-    *,
-    progress: Callable[[TrainProgress], None] | None,
-    should_stop: Callable[[], bool] | None,
-    resume: bool,
-) -> TrainResult:
-    """The recipe itself, in this process's place of the (maybe one-process) world."""
     device = dist.device
     precision = resolve_precision(config.precision, device)
     resolved = TrainConfig(**{**asdict(config), "precision": precision})
@@ -441,7 +426,6 @@ class _Distributed:
     rank: int
     world_size: int
     device: torch.device
-    owns_group: bool = False
 
     @classmethod
     def setup(cls) -> _Distributed:
@@ -462,10 +446,12 @@ class _Distributed:
             device = torch.device("cuda", local_rank)
         else:
             device = torch.device("cpu")
-        owns = not tdist.is_initialized()
-        if owns:
+        if not tdist.is_initialized():
             tdist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return cls(rank=tdist.get_rank(), world_size=world_size, device=device, owns_group=owns)
+            # The group outlives this call: a second train() in the same process (a resume)
+            # reuses it, since re-initialising after destroying it can hang on the rendezvous.
+            atexit.register(tdist.destroy_process_group)
+        return cls(rank=tdist.get_rank(), world_size=world_size, device=device)
 
     @property
     def is_main(self) -> bool:
@@ -490,13 +476,6 @@ class _Distributed:
             import torch.distributed as tdist
 
             tdist.barrier()
-
-    def cleanup(self) -> None:
-        if self.owns_group:
-            import torch.distributed as tdist
-
-            tdist.destroy_process_group()
-            self.owns_group = False
 
 
 # ============================================================================ data helpers
@@ -893,3 +872,40 @@ def plot_loss_curve(history: _History, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+# ============================================================================ command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`[torchrun --nproc-per-node N] python -m adapters.train --model-dir M --data D --out O`"""
+    import argparse
+
+    from adapters.training_data import load_training_set
+
+    parser = argparse.ArgumentParser(description="Train one LoRA adapter (see module docstring).")
+    parser.add_argument("--model-dir", type=Path, required=True, help="base model folder")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="training set JSON (adapters.training_data.save_training_set)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="JSON object of TrainConfig fields (others keep their defaults)")
+    parser.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    values = json.loads(args.config.read_text()) if args.config else {}
+    config = TrainConfig.from_dict(values)
+
+    def report(p: TrainProgress) -> None:
+        log.info("step %d/%d loss %.4f held-out %s %.0f tok/s eta %.0fs", p.step, p.total_steps,
+                 p.loss, "-" if p.held_out_loss is None else f"{p.held_out_loss:.4f}",
+                 p.tokens_per_second, p.eta_seconds)
+
+    result = train(config, args.model_dir, load_training_set(args.data), args.out,
+                   progress=report, resume=not args.no_resume)
+    log.info("adapter saved to %s", result.adapter_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

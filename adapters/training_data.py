@@ -21,7 +21,8 @@ import json
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -183,3 +184,21 @@ def _leading_special_tokens(tokenizer: PreTrainedTokenizerBase) -> list[int]:
         if with_specials[i:i + len(bare)] == bare:
             return with_specials[:i]
     return []
+
+
+def save_training_set(training_set: TrainingSet, path: Path) -> None:
+    """Write the training set as JSON (what `load_training_set` reads back)."""
+    path.write_text(json.dumps(asdict(training_set), ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def load_training_set(path: Path) -> TrainingSet:
+    """Read a training set written by `save_training_set`; ValueError when its examples no
+    longer match its recorded hash."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    examples = [(c, t) for c, t in data["examples"]]
+    validation = [(c, t) for c, t in data["validation"]]
+    if dataset_sha256(data["mode"], examples, validation) != data["sha256"]:
+        raise ValueError(f"{path}: the examples do not match the recorded sha256")
+    return TrainingSet(examples=examples, validation=validation, mode=data["mode"],
+                       seed=data["seed"], sha256=data["sha256"],
+                       token_count=data.get("token_count"), counts=data.get("counts", {}))

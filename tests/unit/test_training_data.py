@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -15,6 +16,8 @@ from adapters.training_data import (
     DocumentSentences,
     build_examples,
     encode_example,
+    load_training_set,
+    save_training_set,
     validation_size,
 )
 
@@ -173,3 +176,13 @@ def test_without_packing_each_example_is_its_own_row(tokenizer: PreTrainedTokeni
     examples = [("", words(1, 2)), (words(3), words(4))]
     rows = pack_examples(tokenizer, examples, max_seq_length=16, packing=False)
     assert [r.tokens for r in rows] == [encode_example(tokenizer, c, t)[0] for c, t in examples]
+
+
+def test_a_saved_training_set_loads_back_and_refuses_edits(tmp_path: Path) -> None:
+    result = build_examples(DOCS, AUGMENTED * 5, mode="cumulative", seed=4)
+    path = tmp_path / "training_set.json"
+    save_training_set(result, path)
+    assert load_training_set(path) == result
+    path.write_text(path.read_text().replace("Femp", "Femq"))
+    with pytest.raises(ValueError, match="sha256"):
+        load_training_set(path)
