@@ -56,14 +56,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _include_routers(app: FastAPI) -> None:
-    from service.api import collections, health, workspaces
+    from service.api import (
+        adapters,
+        augmentations,
+        collections,
+        evaluations,
+        health,
+        jobs,
+        queries,
+        workspaces,
+    )
 
-    for module in (health, workspaces, collections):
+    for module in (
+        health,
+        workspaces,
+        collections,
+        jobs,
+        augmentations,
+        adapters,
+        queries,
+        evaluations,
+    ):
         app.include_router(module.router)
-    from service.api import optional_routers
-
-    for router in optional_routers():
-        app.include_router(router)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

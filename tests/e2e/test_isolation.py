@@ -30,9 +30,7 @@ def test_mixed_concurrent_batches_match_requests_sent_alone(
             loader = AdapterLoader(client, max_lora_rank=vllm_server.config.max_lora_rank)
             for name, folder in zip(names, folders, strict=True):
                 await loader.load(name, folder)
-            report = await isolation_check(
-                client, names, rounds=1, copies=2, long_prompt_facts=40, lora_slots=slots
-            )
+            report = await isolation_check(client, names, rounds=1, copies=2, lora_slots=slots)
         finally:
             await client.aclose()
         # Probes: base short/long/generate + 2 per adapter; references, one mixed round of 2
