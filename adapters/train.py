@@ -56,7 +56,13 @@ log = logging.getLogger(__name__)
 
 # Every linear layer of a Llama-style block; vLLM serves LoRA on exactly these.
 DEFAULT_TARGET_MODULES: tuple[str, ...] = (
-    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
 )
 Precision = Literal["auto", "bf16-autocast", "fp16-autocast", "fp32"]
 PRECISIONS: tuple[str, ...] = ("auto", "bf16-autocast", "fp16-autocast", "fp32")
@@ -134,8 +140,9 @@ class TrainConfig:
                 bound = f"between {low} and {high}" if high is not None else f"at least {low}"
                 problems.append(f"{name} must be {bound}, got {value}")
 
-        def need_num(name: str, low: float, high: float, *, low_open: bool = False,
-                     high_open: bool = False) -> None:
+        def need_num(
+            name: str, low: float, high: float, *, low_open: bool = False, high_open: bool = False
+        ) -> None:
             value = getattr(self, name)
             if not is_num(value) or math.isnan(value):
                 problems.append(f"{name} must be a number, got {value!r}")
@@ -143,8 +150,10 @@ class TrainConfig:
             too_low = value <= low if low_open else value < low
             too_high = value >= high if high_open else value > high
             if too_low or too_high:
-                problems.append(f"{name} must be in {'(' if low_open else '['}{low}, {high}"
-                                f"{')' if high_open else ']'}, got {value}")
+                problems.append(
+                    f"{name} must be in {'(' if low_open else '['}{low}, {high}"
+                    f"{')' if high_open else ']'}, got {value}"
+                )
 
         need_int("rank", 1, max_lora_rank)
         if is_int(self.rank) and self.rank > max_lora_rank:
@@ -152,21 +161,29 @@ class TrainConfig:
         need_num("alpha", 0.0, 4096.0, low_open=True)
         need_num("dropout", 0.0, 1.0, high_open=True)
         modules = self.target_modules
-        if (not isinstance(modules, list) or not modules
-                or not all(isinstance(m, str) for m in modules)):
-            problems.append("target_modules must be a non-empty list of module names, "
-                            f"e.g. {list(DEFAULT_TARGET_MODULES)}")
+        if (
+            not isinstance(modules, list)
+            or not modules
+            or not all(isinstance(m, str) for m in modules)
+        ):
+            problems.append(
+                "target_modules must be a non-empty list of module names, "
+                f"e.g. {list(DEFAULT_TARGET_MODULES)}"
+            )
         else:
             unknown = sorted(set(modules) - set(DEFAULT_TARGET_MODULES))
             if unknown:
-                problems.append(f"target_modules {unknown} are not supported; choose from "
-                                f"{list(DEFAULT_TARGET_MODULES)}")
+                problems.append(
+                    f"target_modules {unknown} are not supported; choose from "
+                    f"{list(DEFAULT_TARGET_MODULES)}"
+                )
             if len(set(modules)) != len(modules):
                 problems.append("target_modules lists a module twice")
         need_num("learning_rate", 0.0, 1.0, low_open=True)
         if self.lr_schedule not in LR_SCHEDULES:
-            problems.append(f"lr_schedule must be one of {list(LR_SCHEDULES)}, "
-                            f"got {self.lr_schedule!r}")
+            problems.append(
+                f"lr_schedule must be one of {list(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
         need_num("warmup_ratio", 0.0, 1.0, high_open=True)
         need_num("weight_decay", 0.0, 1.0)
         need_num("max_grad_norm", 0.0, 1e6)
@@ -268,10 +285,12 @@ def train(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-    train_rows = pack_examples(tokenizer, training_set.examples, config.max_seq_length,
-                               packing=config.packing)
-    val_rows = pack_examples(tokenizer, training_set.validation, config.max_seq_length,
-                             packing=config.packing)
+    train_rows = pack_examples(
+        tokenizer, training_set.examples, config.max_seq_length, packing=config.packing
+    )
+    val_rows = pack_examples(
+        tokenizer, training_set.validation, config.max_seq_length, packing=config.packing
+    )
     rows_per_step = config.batch_size * config.grad_accum * dist.world_size
     steps_per_epoch = math.ceil(len(train_rows) / rows_per_step)
     total_steps = config.max_steps or config.epochs * steps_per_epoch
@@ -283,8 +302,12 @@ def train(
         str(model_dir), dtype=torch.float32, local_files_only=True
     )
     lora = LoraConfig(
-        task_type="CAUSAL_LM", r=config.rank, lora_alpha=config.alpha,
-        lora_dropout=config.dropout, target_modules=list(config.target_modules), bias="none",
+        task_type="CAUSAL_LM",
+        r=config.rank,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        target_modules=list(config.target_modules),
+        bias="none",
         use_dora=False,
     )
     model = get_peft_model(base, lora).to(device)
@@ -295,8 +318,9 @@ def train(
         )
     trainable = [p for p in model.parameters() if p.requires_grad]
     # The fused kernel updates all LoRA tensors in one pass (CPU and CUDA alike).
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate,
-                                  weight_decay=config.weight_decay, fused=True)
+    optimizer = torch.optim.AdamW(
+        trainable, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(config.lr_schedule, config.warmup_ratio, total_steps)
     )
@@ -322,8 +346,9 @@ def train(
     # ---- fit --------------------------------------------------------------------------------
     autocast = _autocast(precision, device)
     if step == 0 and val_rows:
-        history.held_out.append((0, evaluate(loss_module, val_rows, config.batch_size,
-                                             autocast, device, dist)))
+        history.held_out.append(
+            (0, evaluate(loss_module, val_rows, config.batch_size, autocast, device, dist))
+        )
     session_start = time.perf_counter()
     session_steps = 0
     while step < total_steps:
@@ -331,10 +356,11 @@ def train(
         order = epoch_order(len(train_rows), config.seed, epoch)
         offset = (step % steps_per_epoch) * rows_per_step
         step_rows = _cycle_take(order, offset, rows_per_step, exact=dist.world_size > 1)
-        my_rows = [train_rows[i] for i in step_rows[dist.rank::dist.world_size]]
+        my_rows = [train_rows[i] for i in step_rows[dist.rank :: dist.world_size]]
         t0 = time.perf_counter()
-        loss, tokens, targets = _train_step(loss_module, optimizer, scheduler, scaler, my_rows,
-                                            config, autocast, device, dist)
+        loss, tokens, targets = _train_step(
+            loss_module, optimizer, scheduler, scaler, my_rows, config, autocast, device, dist
+        )
         history.train_seconds += time.perf_counter() - t0
         step += 1
         session_steps += 1
@@ -343,32 +369,61 @@ def train(
         history.target_tokens += targets
         history.padded_tokens += _padded_size(my_rows, config.batch_size) * dist.world_size
         if val_rows and config.eval_every and step % config.eval_every == 0 and step < total_steps:
-            history.held_out.append((step, evaluate(loss_module, val_rows, config.batch_size,
-                                                    autocast, device, dist)))
+            history.held_out.append(
+                (step, evaluate(loss_module, val_rows, config.batch_size, autocast, device, dist))
+            )
         saved = None
         if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
-            saved = _save_checkpoint(ckpt_dir, step, model, optimizer, scheduler, scaler,
-                                     history, resolved, training_set, order, dist)
+            saved = _save_checkpoint(
+                ckpt_dir,
+                step,
+                model,
+                optimizer,
+                scheduler,
+                scaler,
+                history,
+                resolved,
+                training_set,
+                order,
+                dist,
+            )
         if dist.is_main and progress is not None:
             elapsed = time.perf_counter() - session_start
-            progress(TrainProgress(
-                step=step, total_steps=total_steps, epoch=epoch, loss=loss,
-                learning_rate=scheduler.get_last_lr()[0], tokens_trained=history.tokens,
-                tokens_per_second=history.tokens / max(history.train_seconds, 1e-9),
-                eta_seconds=(total_steps - step) * elapsed / session_steps,
-                held_out_loss=history.held_out[-1][1] if history.held_out else None,
-            ))
+            progress(
+                TrainProgress(
+                    step=step,
+                    total_steps=total_steps,
+                    epoch=epoch,
+                    loss=loss,
+                    learning_rate=scheduler.get_last_lr()[0],
+                    tokens_trained=history.tokens,
+                    tokens_per_second=history.tokens / max(history.train_seconds, 1e-9),
+                    eta_seconds=(total_steps - step) * elapsed / session_steps,
+                    held_out_loss=history.held_out[-1][1] if history.held_out else None,
+                )
+            )
         # Every rank asks, and all stop if any was asked to, so none waits on the others.
         if step < total_steps and dist.any(should_stop is not None and should_stop()):
-            saved = saved or _save_checkpoint(ckpt_dir, step, model, optimizer, scheduler,
-                                              scaler, history, resolved, training_set, order,
-                                              dist)
+            saved = saved or _save_checkpoint(
+                ckpt_dir,
+                step,
+                model,
+                optimizer,
+                scheduler,
+                scaler,
+                history,
+                resolved,
+                training_set,
+                order,
+                dist,
+            )
             raise TrainingCancelled(step, saved)
 
     # ---- save -------------------------------------------------------------------------------
     if val_rows and (not history.held_out or history.held_out[-1][0] != step):
-        history.held_out.append((step, evaluate(loss_module, val_rows, config.batch_size,
-                                                autocast, device, dist)))
+        history.held_out.append(
+            (step, evaluate(loss_module, val_rows, config.batch_size, autocast, device, dist))
+        )
     metrics = _metrics(history, resolved, training_set, train_rows, val_rows, dist)
     adapter_dir = out_dir / "adapter"
     if dist.is_main:
@@ -550,7 +605,7 @@ def epoch_order(n_rows: int, seed: int, epoch: int) -> list[int]:
 def _cycle_take(order: list[int], offset: int, count: int, *, exact: bool) -> list[int]:
     """`count` rows from `order` starting at `offset`; with `exact`, a short final step wraps
     around to the start so every rank gets the same number of micro-batches."""
-    taken = order[offset:offset + count]
+    taken = order[offset : offset + count]
     while exact and len(taken) < count:
         taken += order[: count - len(taken)]
     return taken
@@ -568,19 +623,20 @@ def _collate(rows: Sequence[Row], pad_id: int, device: torch.device) -> dict[str
         labels[b, :n] = torch.tensor(row.labels)
         positions[b, :n] = torch.tensor(row.positions)
         positions[b, n:] = torch.arange(width - n)
-    return {k: v.to(device, non_blocking=True) for k, v in
-            {"input_ids": ids, "labels": labels, "position_ids": positions}.items()}
+    return {
+        k: v.to(device, non_blocking=True)
+        for k, v in {"input_ids": ids, "labels": labels, "position_ids": positions}.items()
+    }
 
 
 def _micro_batches(rows: Sequence[Row], batch_size: int) -> Iterator[Sequence[Row]]:
     for start in range(0, len(rows), batch_size):
-        yield rows[start:start + batch_size]
+        yield rows[start : start + batch_size]
 
 
 def _padded_size(rows: Sequence[Row], batch_size: int) -> int:
     """Token slots the micro-batches of `rows` occupy once padded (for packing efficiency)."""
-    return sum(len(mb) * max(len(r.tokens) for r in mb)
-               for mb in _micro_batches(rows, batch_size))
+    return sum(len(mb) * max(len(r.tokens) for r in mb) for mb in _micro_batches(rows, batch_size))
 
 
 # ============================================================================ fit helpers
@@ -605,17 +661,20 @@ class _CausalLMLoss(nn.Module):
         self.peft_model = peft_model
         self.head_on_labels_only = peft_model.config.model_type in _PLAIN_HEAD_MODEL_TYPES
 
-    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor,
-                labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, input_ids: torch.Tensor, position_ids: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         keep = labels != IGNORE_INDEX
         if self.head_on_labels_only:
             causal_lm = self.peft_model.get_base_model()
-            hidden = causal_lm.get_decoder()(input_ids=input_ids, position_ids=position_ids,
-                                             use_cache=False).last_hidden_state
+            hidden = causal_lm.get_decoder()(
+                input_ids=input_ids, position_ids=position_ids, use_cache=False
+            ).last_hidden_state
             logits = causal_lm.get_output_embeddings()(hidden[keep])
         else:
-            logits = self.peft_model(input_ids=input_ids, position_ids=position_ids,
-                                     use_cache=False).logits[keep]
+            logits = self.peft_model(
+                input_ids=input_ids, position_ids=position_ids, use_cache=False
+            ).logits[keep]
         loss = F.cross_entropy(logits.float(), labels[keep], reduction="sum")
         return loss, keep.sum()
 
@@ -641,8 +700,11 @@ def _train_step(
     for i, batch in enumerate(batches):
         inputs = _collate(batch, pad_id, device)
         # DDP all-reduces gradients only on the last micro-batch of the step.
-        sync = (nullcontext() if i == len(batches) - 1 or dist.world_size == 1
-                else loss_module.no_sync())
+        sync = (
+            nullcontext()
+            if i == len(batches) - 1 or dist.world_size == 1
+            else loss_module.no_sync()
+        )
         with sync, autocast():
             loss, _ = loss_module(**inputs)
         scaler.scale(loss / max(targets, 1)).backward()
@@ -672,8 +734,11 @@ def evaluate(
 ) -> float:
     """Mean token loss on the held-out rows (dropout off); every rank computes all of it."""
     loss_module.eval()
-    inner = loss_module.module if isinstance(loss_module, nn.parallel.DistributedDataParallel) \
+    inner = (
+        loss_module.module
+        if isinstance(loss_module, nn.parallel.DistributedDataParallel)
         else loss_module
+    )
     pad_id = _pad_id(loss_module)
     loss_sum, count = 0.0, 0
     for batch in _micro_batches(rows, batch_size):
@@ -742,8 +807,11 @@ def _save_checkpoint(
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
             "data_order": order,
             "dataset_sha256": training_set.sha256,
             "config": asdict(config),
@@ -778,16 +846,21 @@ def _check_compatible(ckpt: dict[str, Any], config: TrainConfig, training_set: T
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"checkpoint {ckpt['path']} has an unknown format")
     if ckpt["dataset_sha256"] != training_set.sha256:
-        raise ValueError(f"checkpoint {ckpt['path']} was made from another training set; "
-                         "remove its folder or train with resume=False")
+        raise ValueError(
+            f"checkpoint {ckpt['path']} was made from another training set; "
+            "remove its folder or train with resume=False"
+        )
     # How often to checkpoint or evaluate, and the precision a new machine resolves "auto" to,
     # may change between attempts; nothing else may.
     free = ("checkpoint_every", "eval_every", "precision")
-    differing = sorted(k for k, v in asdict(config).items()
-                       if k not in free and ckpt["config"].get(k) != v)
+    differing = sorted(
+        k for k, v in asdict(config).items() if k not in free and ckpt["config"].get(k) != v
+    )
     if differing:
-        raise ValueError(f"checkpoint {ckpt['path']} was made with other settings for "
-                         f"{differing}; remove its folder or train with resume=False")
+        raise ValueError(
+            f"checkpoint {ckpt['path']} was made with other settings for "
+            f"{differing}; remove its folder or train with resume=False"
+        )
 
 
 def _set_rng_state(rng: dict[str, Any], dist: _Distributed, seed: int, step: int) -> None:
@@ -887,11 +960,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Train one LoRA adapter (see module docstring).")
     parser.add_argument("--model-dir", type=Path, required=True, help="base model folder")
-    parser.add_argument("--data", type=Path, required=True,
-                        help="training set JSON (adapters.training_data.save_training_set)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="training set JSON (adapters.training_data.save_training_set)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--config", type=Path, default=None,
-                        help="JSON object of TrainConfig fields (others keep their defaults)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="JSON object of TrainConfig fields (others keep their defaults)",
+    )
     parser.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -899,12 +980,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = TrainConfig.from_dict(values)
 
     def report(p: TrainProgress) -> None:
-        log.info("step %d/%d loss %.4f held-out %s %.0f tok/s eta %.0fs", p.step, p.total_steps,
-                 p.loss, "-" if p.held_out_loss is None else f"{p.held_out_loss:.4f}",
-                 p.tokens_per_second, p.eta_seconds)
+        log.info(
+            "step %d/%d loss %.4f held-out %s %.0f tok/s eta %.0fs",
+            p.step,
+            p.total_steps,
+            p.loss,
+            "-" if p.held_out_loss is None else f"{p.held_out_loss:.4f}",
+            p.tokens_per_second,
+            p.eta_seconds,
+        )
 
-    result = train(config, args.model_dir, load_training_set(args.data), args.out,
-                   progress=report, resume=not args.no_resume)
+    result = train(
+        config,
+        args.model_dir,
+        load_training_set(args.data),
+        args.out,
+        progress=report,
+        resume=not args.no_resume,
+    )
     log.info("adapter saved to %s", result.adapter_dir)
     return 0
 

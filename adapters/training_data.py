@@ -125,8 +125,11 @@ def build_examples(
         seed=seed,
         sha256=dataset_sha256(mode, examples, validation),
         token_count=token_count,
-        counts={"documents": len(doc_examples), "augmented": len(aug_examples),
-                "validation": len(validation)},
+        counts={
+            "documents": len(doc_examples),
+            "augmented": len(aug_examples),
+            "validation": len(validation),
+        },
     )
 
 
@@ -134,8 +137,12 @@ def dataset_sha256(
     mode: str, examples: Sequence[tuple[str, str]], validation: Sequence[tuple[str, str]]
 ) -> str:
     """SHA-256 of a canonical JSON rendering of the mode and both example lists, in order."""
-    payload = {"format": 1, "mode": mode, "examples": [list(e) for e in examples],
-               "validation": [list(e) for e in validation]}
+    payload = {
+        "format": 1,
+        "mode": mode,
+        "examples": [list(e) for e in examples],
+        "validation": [list(e) for e in validation],
+    }
     blob = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -168,11 +175,12 @@ def encode_example(
         room = max(1, max_length - len(prefix))
         tgt = tgt[:room]
         keep = room - len(tgt)
-        ctx = ctx[len(ctx) - keep:] if keep > 0 else []
+        ctx = ctx[len(ctx) - keep :] if keep > 0 else []
     tokens = [*prefix, *ctx, *tgt]
     first_target = len(prefix) + len(ctx)
-    labels = [tokens[i + 1] if i + 1 >= first_target else IGNORE_INDEX
-              for i in range(len(tokens) - 1)]
+    labels = [
+        tokens[i + 1] if i + 1 >= first_target else IGNORE_INDEX for i in range(len(tokens) - 1)
+    ]
     return tokens, [*labels, IGNORE_INDEX]
 
 
@@ -181,7 +189,7 @@ def _leading_special_tokens(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     with_specials = tokenizer.encode("a", add_special_tokens=True)
     bare = tokenizer.encode("a", add_special_tokens=False)
     for i in range(len(with_specials) - len(bare) + 1):
-        if with_specials[i:i + len(bare)] == bare:
+        if with_specials[i : i + len(bare)] == bare:
             return with_specials[:i]
     return []
 
@@ -199,6 +207,12 @@ def load_training_set(path: Path) -> TrainingSet:
     validation = [(c, t) for c, t in data["validation"]]
     if dataset_sha256(data["mode"], examples, validation) != data["sha256"]:
         raise ValueError(f"{path}: the examples do not match the recorded sha256")
-    return TrainingSet(examples=examples, validation=validation, mode=data["mode"],
-                       seed=data["seed"], sha256=data["sha256"],
-                       token_count=data.get("token_count"), counts=data.get("counts", {}))
+    return TrainingSet(
+        examples=examples,
+        validation=validation,
+        mode=data["mode"],
+        seed=data["seed"],
+        sha256=data["sha256"],
+        token_count=data.get("token_count"),
+        counts=data.get("counts", {}),
+    )

@@ -157,8 +157,9 @@ def create_evaluation(
         adapter = _find_adapter(session, workspace_id, ref)
         if adapter.status != "ready":
             reason = f" ({adapter.status_reason})" if adapter.status_reason else ""
-            raise Unprocessable(f"adapter {adapter.name} ({adapter.id}) is {adapter.status}, "
-                                f"not ready{reason}")
+            raise Unprocessable(
+                f"adapter {adapter.name} ({adapter.id}) is {adapter.status}, not ready{reason}"
+            )
         by_ref[ref] = adapter
         if any(s.get("adapter_id") == adapter.id for s in specs):
             continue
@@ -177,9 +178,7 @@ def create_evaluation(
     costs: dict[str, dict[str, Any]] = {}
     for ref, override in body.adapter_costs.items():
         if ref not in by_ref:
-            raise Unprocessable(
-                f"adapter_costs names {ref!r}, which is not one of adapter_ids"
-            )
+            raise Unprocessable(f"adapter_costs names {ref!r}, which is not one of adapter_ids")
         values = override.model_dump(exclude_none=True)
         try:
             AdapterCostInputs(**values)
@@ -246,15 +245,23 @@ def evaluation_summary(session: Session, evaluation: Evaluation) -> dict[str, An
     specs = evaluation.params.get("mode_specs", [])
     if evaluation.report:
         acc = evaluation.report["accuracy"]
-        modes = {m: {k: acc[m]["correct"][k] for k in ("correct", "n", "accuracy", "ci_low",
-                                                       "ci_high")} for m in acc}
-        return {"source": "report", "n_items": evaluation.report["summary"]["n_items"],
-                "modes": modes}
+        modes = {
+            m: {k: acc[m]["correct"][k] for k in ("correct", "n", "accuracy", "ci_low", "ci_high")}
+            for m in acc
+        }
+        return {
+            "source": "report",
+            "n_items": evaluation.report["summary"]["n_items"],
+            "modes": modes,
+        }
     counts = {
         mode: (int(n), int(k or 0))
         for mode, n, k in session.execute(
-            select(EvalResult.mode, func.count(EvalResult.id),
-                   func.sum(case((EvalResult.correct, 1), else_=0)))
+            select(
+                EvalResult.mode,
+                func.count(EvalResult.id),
+                func.sum(case((EvalResult.correct, 1), else_=0)),
+            )
             .where(EvalResult.evaluation_id == evaluation.id)
             .group_by(EvalResult.mode)
         )
@@ -264,8 +271,11 @@ def evaluation_summary(session: Session, evaluation: Evaluation) -> dict[str, An
     for spec in specs:
         n, k = counts.get(spec["name"], (0, 0))
         modes[spec["name"]] = _accuracy_entry(k, n)
-    return {"source": "results so far", "n_items": evalset.item_count if evalset else None,
-            "modes": modes}
+    return {
+        "source": "results so far",
+        "n_items": evalset.item_count if evalset else None,
+        "modes": modes,
+    }
 
 
 def evaluation_public(session: Session, evaluation: Evaluation) -> dict[str, Any]:

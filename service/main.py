@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,7 +23,7 @@ log = logging.getLogger("docadapt")
 def error_response(status: int, code: str, message: str, details: object = None) -> JSONResponse:
     body: dict[str, object] = {"code": code, "message": message}
     if details is not None:
-        body["details"] = details
+        body["details"] = jsonable_encoder(details)  # details may hold datetimes (records)
     return JSONResponse({"error": body}, status_code=status)
 
 

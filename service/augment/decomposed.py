@@ -33,8 +33,28 @@ from service.augment.runner import count_completion, run_units
 from service.augment.teacher import Completion, Sampling, Teacher
 from service.augment.types import Example, OnUnitDone, StrategyResult, Unit, UnitResult, YieldStats
 
-_DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "those", "every", "each",
-                          "all", "some", "many", "most", "our", "their", "its", "his", "her"})
+_DETERMINERS = frozenset(
+    {
+        "the",
+        "a",
+        "an",
+        "this",
+        "that",
+        "these",
+        "those",
+        "every",
+        "each",
+        "all",
+        "some",
+        "many",
+        "most",
+        "our",
+        "their",
+        "its",
+        "his",
+        "her",
+    }
+)
 _TAIL_RE = re.compile(
     r"^(?P<core>.+?)(?P<tail>,?\s+(?:in|on|at|during|since|from|until|after|before|for|"
     r"throughout|across)\s+.+)$",
@@ -53,7 +73,7 @@ class Triple:
 
 
 def parse_triple(text: str) -> tuple[str, str, str] | None:
-    """"S | R | O" from the teacher's first line; None unless it has three non-empty parts."""
+    """ "S | R | O" from the teacher's first line; None unless it has three non-empty parts."""
     line = text.strip().splitlines()[0] if text.strip() else ""
     parts = [p.strip(" .\"'") for p in line.split("|")]
     if len(parts) != 3 or not all(tokens(p) for p in parts):
@@ -114,7 +134,7 @@ def _sentence_initial_common(subject: str, head: str, obj: str) -> bool:
 
 
 def compose(triple: Triple, inverse: str) -> str:
-    """"object <inverse> subject", with the framing kept and sentence case fixed."""
+    """ "object <inverse> subject", with the framing kept and sentence case fixed."""
     subject = triple.subject
     if _sentence_initial_common(subject, triple.head, triple.object):
         subject = subject[0].lower() + subject[1:]
@@ -137,14 +157,17 @@ async def run(
     """Reversals of every sentence of every unit; see `run_strategy`."""
     extract_t = resolve_template("decomposed_extract", params.templates.get("decomposed_extract"))
     inverse_t = resolve_template("decomposed_inverse", params.templates.get("decomposed_inverse"))
-    sampling = Sampling(n=1, temperature=0.0, max_tokens=params.decomposed_max_tokens,
-                        stop=extract_t.stop)
-    inv_sampling = Sampling(n=1, temperature=0.0, max_tokens=params.decomposed_max_tokens,
-                            stop=inverse_t.stop)
+    sampling = Sampling(
+        n=1, temperature=0.0, max_tokens=params.decomposed_max_tokens, stop=extract_t.stop
+    )
+    inv_sampling = Sampling(
+        n=1, temperature=0.0, max_tokens=params.decomposed_max_tokens, stop=inverse_t.stop
+    )
     dedup = Deduplicator(params.filters.near_duplicate_threshold)
 
-    async def ask(template: PromptTemplate, stats: YieldStats, sampling_: Sampling,
-                  **variables: str) -> Completion:
+    async def ask(
+        template: PromptTemplate, stats: YieldStats, sampling_: Sampling, **variables: str
+    ) -> Completion:
         completion = await teacher.complete(template.render(**variables), sampling_)
         count_completion(stats, completion)
         return completion
@@ -205,8 +228,12 @@ async def run(
             if not statement:
                 continue
             kept = filter_statements(
-                [statement], sources=[sentence], config=params.filters, dedup=dedup,
-                stats=stats, gate=params.gate,
+                [statement],
+                sources=[sentence],
+                config=params.filters,
+                dedup=dedup,
+                stats=stats,
+                gate=params.gate,
             )
             if calls:
                 templates = [extract_t, inverse_t]
@@ -218,8 +245,13 @@ async def run(
                     "sampling": sampling.to_dict(),
                 }
             else:  # composed by rules alone: no prompt, no teacher
-                source = {"template_name": "rules", "template_version": RULES_VERSION,
-                          "template_hash": "", "teacher_model": "rules", "sampling": {}}
+                source = {
+                    "template_name": "rules",
+                    "template_version": RULES_VERSION,
+                    "template_hash": "",
+                    "teacher_model": "rules",
+                    "sampling": {},
+                }
             examples.extend(
                 Example(
                     text=text,

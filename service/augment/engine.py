@@ -41,5 +41,4 @@ async def run_strategy(
     errors = params.validate()
     if errors:
         raise ValueError("; ".join(errors))
-    return await _RUNNERS[strategy](units, teacher, params, on_unit_done,
-                                    frozenset(skip_unit_ids))
+    return await _RUNNERS[strategy](units, teacher, params, on_unit_done, frozenset(skip_unit_ids))

@@ -100,9 +100,7 @@ def _check_pair(source: str, output: str) -> str | None:
             middle = s[1:][i:j]
             if is_symmetric(" ".join(middle)):
                 return None
-            return "invalid_conversion" if middle == ["be"] else (
-                "swapped_not_flipped"
-            )
+            return "invalid_conversion" if middle == ["be"] else ("swapped_not_flipped")
     # Shared framing ("in 1999", "In the report,") peeled off both ends first; framing the
     # output left out ("in 1998") is tried dropped from the source.
     pre, suf = _common_ends(s, o)
@@ -141,9 +139,13 @@ def _check_pair(source: str, output: str) -> str | None:
         if agree is True:
             return None
         if agree is False:
-            return "swapped_not_flipped" if oc.left == sc.right and oc.degree == sc.degree and (
-                oc.adjective == sc.adjective and oc.negated == sc.negated
-            ) else "opposite_comparative"
+            return (
+                "swapped_not_flipped"
+                if oc.left == sc.right
+                and oc.degree == sc.degree
+                and (oc.adjective == sc.adjective and oc.negated == sc.negated)
+                else "opposite_comparative"
+            )
         if agree is None and (sc.left in (oc.left, oc.right) or sc.right in (oc.left, oc.right)):
             # A comparison the source does not make ("noisier" from "dimmer"), or with a
             # stranger: nothing in the source supports it.
@@ -183,8 +185,9 @@ def _content(text: str) -> set[str]:
     return {t for t in tokens(text) if len(t) > 2}
 
 
-def contradiction(output: str, sources: Sequence[str],
-                  foreign_names: frozenset[str] = frozenset()) -> str | None:
+def contradiction(
+    output: str, sources: Sequence[str], foreign_names: frozenset[str] = frozenset()
+) -> str | None:
     """The reason `output` contradicts one of the source sentences, or is nonsense, or None.
 
     `sources` may hold multi-sentence texts; each is split into sentences, and only sentences
@@ -204,9 +207,7 @@ def contradiction(output: str, sources: Sequence[str],
     if _self_comparison(output):
         return "self_comparison"
     for source in sources:
-        sentences = split_sentences(source) if len(source) > 200 or source.count(". ") else [
-            source
-        ]
+        sentences = split_sentences(source) if len(source) > 200 or source.count(". ") else [source]
         for sentence in sentences:
             if len(out_words & _content(sentence)) < 2:
                 continue

@@ -46,21 +46,24 @@ def _relevance(docs: Sequence[Unit]) -> list[list[float]]:
 
     corpus = [f"{d.title or ''} {d.text}" for d in docs]
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize(corpus, stopwords="en", show_progress=False),
-                    show_progress=False)
+    retriever.index(
+        bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False
+    )
     scores: list[list[float]] = []
     for text in corpus:
         query = bm25s.tokenize([text], stopwords="en", show_progress=False)
         ids = query.ids[0] if query.ids else []
         vocab = {i: w for w, i in query.vocab.items()}
         words = [vocab[i] for i in ids]
-        scores.append([float(s) for s in retriever.get_scores(words)] if words
-                      else [0.0] * len(docs))
+        scores.append(
+            [float(s) for s in retriever.get_scores(words)] if words else [0.0] * len(docs)
+        )
     return scores
 
 
-def plan_contexts(docs: Sequence[Unit], budget: int, count_tokens: Callable[[str], int],
-                  overhead: int) -> ContextPlan:
+def plan_contexts(
+    docs: Sequence[Unit], budget: int, count_tokens: Callable[[str], int], overhead: int
+) -> ContextPlan:
     """Choose each target's context documents within `budget` tokens (prompt overhead and the
     target included). Deterministic: same documents, same plan."""
     sizes = {d.id: count_tokens(d.text) + 12 for d in docs}  # ~12 tokens of "Document n (title)"
@@ -90,12 +93,15 @@ def plan_contexts(docs: Sequence[Unit], budget: int, count_tokens: Callable[[str
     for d in docs:
         if uses[d.id] or len(docs) < 2:
             continue
-        for t in sorted((i for i in range(len(docs)) if docs[i].id != d.id),
-                        key=lambda i: (-scores[i][index[d.id]], i)):
+        for t in sorted(
+            (i for i in range(len(docs)) if docs[i].id != d.id),
+            key=lambda i: (-scores[i][index[d.id]], i),
+        ):
             chosen = contexts[docs[t].id]
             free = room - sizes[docs[t].id] - sum(sizes[c] for c in chosen)
-            evictable = sorted((c for c in chosen if uses[c] > 1),
-                               key=lambda c: (scores[t][index[c]], -index[c]))
+            evictable = sorted(
+                (c for c in chosen if uses[c] > 1), key=lambda c: (scores[t][index[c]], -index[c])
+            )
             evict: list[str] = []
             while free < sizes[d.id] and evictable:
                 c = evictable.pop(0)
@@ -127,8 +133,13 @@ def _cut(text: str, tokens_allowed: int, count_tokens: Callable[[str], int]) -> 
     return text[:lo].rsplit(" ", 1)[0] + " ..."
 
 
-def render_prompt(template: PromptTemplate, docs_by_id: dict[str, Unit], context_ids: list[str],
-                  target: Unit, texts: dict[str, str]) -> str:
+def render_prompt(
+    template: PromptTemplate,
+    docs_by_id: dict[str, Unit],
+    context_ids: list[str],
+    target: Unit,
+    texts: dict[str, str],
+) -> str:
     """The prompt for one target: the context documents in corpus order, then the target."""
     documents = [_doc_dict(docs_by_id[i], texts[i]) for i in context_ids]
     return template.render(documents=documents, target=_doc_dict(target, texts[target.id]))
@@ -157,8 +168,9 @@ async def run(
     budget = params.context_budget_tokens
     plan = plan_contexts(docs, budget, count, overhead)
     room = budget - overhead
-    texts = {d.id: _cut(d.text, room // 2, count) if d.id in plan.truncated else d.text
-             for d in docs}
+    texts = {
+        d.id: _cut(d.text, room // 2, count) if d.id in plan.truncated else d.text for d in docs
+    }
     dedup = Deduplicator(params.global_filters.near_duplicate_threshold)
 
     async def process(target: Unit, stats: YieldStats) -> UnitResult:
@@ -203,8 +215,10 @@ async def run(
                 completion_tokens=completion.completion_tokens,
                 request_ids=[completion.request_id],
                 context_document_ids=others,
-                detail={"whole_corpus": plan.whole_corpus,
-                        "cached_prompt_tokens": completion.cached_prompt_tokens},
+                detail={
+                    "whole_corpus": plan.whole_corpus,
+                    "cached_prompt_tokens": completion.cached_prompt_tokens,
+                },
             )
             for text in kept
         ]

@@ -57,8 +57,9 @@ class AugmentParams:
         if not 0 <= self.temperature <= 2:
             errors.append("temperature must be between 0 and 2")
         if self.outputs_per_unit > 1 and self.temperature == 0:
-            errors.append("several outputs per unit need temperature > 0 (at 0 they would be "
-                          "identical)")
+            errors.append(
+                "several outputs per unit need temperature > 0 (at 0 they would be identical)"
+            )
         if not 0 < self.top_p <= 1:
             errors.append("top_p must be in (0, 1]")
         for name in ("max_tokens", "decomposed_max_tokens", "global_max_tokens"):
@@ -68,8 +69,10 @@ class AugmentParams:
             errors.append("context_budget_tokens must be at least 256")
         for kind, text in self.templates.items():
             if kind not in TEMPLATE_VARIABLES:
-                errors.append(f"unknown template kind {kind!r}; one of "
-                              f"{', '.join(sorted(TEMPLATE_VARIABLES))}")
+                errors.append(
+                    f"unknown template kind {kind!r}; one of "
+                    f"{', '.join(sorted(TEMPLATE_VARIABLES))}"
+                )
                 continue
             errors.extend(f"template {kind}: {e}" for e in validate_template(text, kind))
         return errors

@@ -25,9 +25,7 @@ _LABEL_RE = re.compile(
     r"\s*\d*\s*(?:\*\*)?\s*[:：]\s*",
     re.IGNORECASE,
 )
-_LEAD_IN_RE = re.compile(
-    r"^(?:here (?:are|is) [^:]*:|sure[,!.]?|okay[,!.]?)\s*$", re.IGNORECASE
-)
+_LEAD_IN_RE = re.compile(r"^(?:here (?:are|is) [^:]*:|sure[,!.]?|okay[,!.]?)\s*$", re.IGNORECASE)
 _QUOTES = "\"'“”‘’`*_"
 _WS_RE = re.compile(r"\s+")
 
@@ -80,8 +78,13 @@ def normalize_statement(text: str) -> str:
     return text[0].upper() + text[1:]
 
 
-def split_statements(output: str, *, split_sentences_too: bool, cut_markers: Sequence[str] = (),
-                     truncated: bool = False) -> list[str]:
+def split_statements(
+    output: str,
+    *,
+    split_sentences_too: bool,
+    cut_markers: Sequence[str] = (),
+    truncated: bool = False,
+) -> list[str]:
     """Standalone statements in one teacher output.
 
     Anything from the first cut marker on (the model starting a new few-shot example) is
@@ -120,8 +123,25 @@ def similarity_key(text: str) -> tuple[str, ...]:
     return tuple(_BE.get(t, _stem(t)) for t in tokens(text) if t not in {"the", "a", "an"})
 
 
-_FUNCTION_WORDS = frozenset({"than", "that", "this", "with", "which", "there", "their", "also",
-                            "from", "have", "they", "them", "were", "into", "because"})
+_FUNCTION_WORDS = frozenset(
+    {
+        "than",
+        "that",
+        "this",
+        "with",
+        "which",
+        "there",
+        "their",
+        "also",
+        "from",
+        "have",
+        "they",
+        "them",
+        "were",
+        "into",
+        "because",
+    }
+)
 
 
 def is_repetitive(key: Sequence[str]) -> bool:
@@ -159,15 +179,83 @@ def is_copy(key: Sequence[str], source_key: Sequence[str], threshold: float) -> 
 
 
 _CAPITALIZED_RE = re.compile(r"(?<=[a-z,;] )([A-Z][a-zA-Z]+)")
-_GROUNDING_IGNORE = frozenset({
-    "than", "that", "this", "these", "those", "with", "which", "there", "their", "also", "from",
-    "have", "has", "had", "they", "them", "into", "because", "therefore", "thus", "hence",
-    "both", "each", "every", "some", "other", "others", "more", "less", "most", "least", "same",
-    "not", "and", "but", "are", "was", "were", "can", "will", "would", "could", "should", "its",
-    "for", "all", "any", "one", "two", "who", "whom", "whose", "what", "when", "where", "while",
-    "does", "did", "been", "being", "then", "such", "very", "just", "only", "like", "means",
-    "true", "follows", "learned", "earlier", "know", "known",
-})
+_GROUNDING_IGNORE = frozenset(
+    {
+        "than",
+        "that",
+        "this",
+        "these",
+        "those",
+        "with",
+        "which",
+        "there",
+        "their",
+        "also",
+        "from",
+        "have",
+        "has",
+        "had",
+        "they",
+        "them",
+        "into",
+        "because",
+        "therefore",
+        "thus",
+        "hence",
+        "both",
+        "each",
+        "every",
+        "some",
+        "other",
+        "others",
+        "more",
+        "less",
+        "most",
+        "least",
+        "same",
+        "not",
+        "and",
+        "but",
+        "are",
+        "was",
+        "were",
+        "can",
+        "will",
+        "would",
+        "could",
+        "should",
+        "its",
+        "for",
+        "all",
+        "any",
+        "one",
+        "two",
+        "who",
+        "whom",
+        "whose",
+        "what",
+        "when",
+        "where",
+        "while",
+        "does",
+        "did",
+        "been",
+        "being",
+        "then",
+        "such",
+        "very",
+        "just",
+        "only",
+        "like",
+        "means",
+        "true",
+        "follows",
+        "learned",
+        "earlier",
+        "know",
+        "known",
+    }
+)
 
 
 def _content_stems(text: str) -> list[str]:
@@ -250,9 +338,11 @@ def filter_statements(
             reason = "unknown_name"
         elif grounding(statement, source_stems) < config.min_grounding:
             reason = "ungrounded"
-        elif gate and (
-            found := contradiction(statement, gate_sources or sources, foreign_names)
-        ) is not None:
+        elif (
+            gate
+            and (found := contradiction(statement, gate_sources or sources, foreign_names))
+            is not None
+        ):
             reason = f"gate:{found}"
         else:
             reason = dedup.check(key, unit_keys)

@@ -92,8 +92,11 @@ class PromptTemplate:
         return self._compiled.render(**variables)
 
     def provenance(self) -> dict[str, str]:
-        return {"template_name": self.name, "template_version": self.version,
-                "template_hash": self.hash}
+        return {
+            "template_name": self.name,
+            "template_version": self.version,
+            "template_hash": self.hash,
+        }
 
 
 def _parse_header(text: str) -> tuple[dict[str, str], str, list[str]]:
@@ -163,8 +166,7 @@ def validate_template(text: str, strategy: str) -> list[str]:
             if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
                 raise ValueError
         except ValueError:
-            errors.append('header "stop" must be a JSON list of non-empty strings, '
-                          'e.g. ["\\n\\n"]')
+            errors.append('header "stop" must be a JSON list of non-empty strings, e.g. ["\\n\\n"]')
     env = _environment()
     try:
         ast = env.parse(body)
@@ -172,11 +174,11 @@ def validate_template(text: str, strategy: str) -> list[str]:
         return [*errors, f"template syntax error at line {exc.lineno}: {exc.message}"]
     used = meta.find_undeclared_variables(ast)
     for var in sorted(used - allowed):
-        errors.append(f"unknown variable {var!r}; a {strategy} template can use "
-                      f"{', '.join(sorted(allowed))}")
+        errors.append(
+            f"unknown variable {var!r}; a {strategy} template can use {', '.join(sorted(allowed))}"
+        )
     for var in sorted(required - used):
-        errors.append(f"the template never uses {{{{ {var} }}}}, so every prompt would be the "
-                      "same")
+        errors.append(f"the template never uses {{{{ {var} }}}}, so every prompt would be the same")
     if errors:
         return errors
     try:

@@ -110,10 +110,33 @@ ANTONYM_PAIRS: tuple[tuple[str, str], ...] = (
     ("curious", "indifferent"),
 )
 # Adjectives that compare with "more", however short ("more common", not "commoner").
-_MORE_ADJECTIVES = frozenset({"common", "fragile", "popular", "unpopular", "curious", "afraid",
-                              "alive", "aware", "alone", "certain", "correct", "famous",
-                              "modern", "complex", "recent", "distant", "hostile", "stupid",
-                              "passive", "active", "ancient", "idle", "bitter"})
+_MORE_ADJECTIVES = frozenset(
+    {
+        "common",
+        "fragile",
+        "popular",
+        "unpopular",
+        "curious",
+        "afraid",
+        "alive",
+        "aware",
+        "alone",
+        "certain",
+        "correct",
+        "famous",
+        "modern",
+        "complex",
+        "recent",
+        "distant",
+        "hostile",
+        "stupid",
+        "passive",
+        "active",
+        "ancient",
+        "idle",
+        "bitter",
+    }
+)
 # Irregular or spelling-changing comparatives -> base form.
 _IRREGULAR_ER = {
     "better": "good",
@@ -142,8 +165,20 @@ _ANTONYM: dict[str, str] = {}
 for _pos, _neg in ANTONYM_PAIRS:
     _ANTONYM.setdefault(_pos, _neg)
     _ANTONYM.setdefault(_neg, _pos)
-_LONG_ADJ_SUFFIXES = ("ous", "ful", "ive", "ent", "ant", "ic", "al", "ing", "ed", "less", "ible",
-                      "able")
+_LONG_ADJ_SUFFIXES = (
+    "ous",
+    "ful",
+    "ive",
+    "ent",
+    "ant",
+    "ic",
+    "al",
+    "ing",
+    "ed",
+    "less",
+    "ible",
+    "able",
+)
 
 
 def er_candidates(word: str) -> list[str]:
@@ -179,8 +214,14 @@ def er_form(base: str) -> str | None:
 
 
 # Synonyms that name the same dimension, so "larger" and "smaller" compare.
-_SYNONYM = {"large": "big", "quick": "fast", "noisy": "loud", "broad": "wide",
-            "intelligent": "smart", "close": "near"}
+_SYNONYM = {
+    "large": "big",
+    "quick": "fast",
+    "noisy": "loud",
+    "broad": "wide",
+    "intelligent": "smart",
+    "close": "near",
+}
 
 
 def dimension(base: str) -> tuple[str, int]:
@@ -325,10 +366,41 @@ _INVERSE_PAIRS: tuple[tuple[str, str], ...] = (
     ("depends on", "is a dependency of"),
 )
 _SYMMETRIC_WORDS = frozenset(
-    {"and", "or", "married", "similar", "same", "equal", "equals", "as", "with", "sibling",
-     "siblings", "near", "next", "neighbor", "neighbors", "neighbour", "met", "beside",
-     "adjacent", "like", "alike", "identical", "partner", "partners", "cousin", "cousins",
-     "friend", "friends", "between", "versus", "vs", "different", "unlike"}
+    {
+        "and",
+        "or",
+        "married",
+        "similar",
+        "same",
+        "equal",
+        "equals",
+        "as",
+        "with",
+        "sibling",
+        "siblings",
+        "near",
+        "next",
+        "neighbor",
+        "neighbors",
+        "neighbour",
+        "met",
+        "beside",
+        "adjacent",
+        "like",
+        "alike",
+        "identical",
+        "partner",
+        "partners",
+        "cousin",
+        "cousins",
+        "friend",
+        "friends",
+        "between",
+        "versus",
+        "vs",
+        "different",
+        "unlike",
+    }
 )
 
 
@@ -351,7 +423,7 @@ def is_symmetric(phrase: str) -> bool:
 
 
 def is_bare_copula(phrase: str) -> bool:
-    """"is", "are a", "was the": an attribute or identity, not an invertible relation."""
+    """ "is", "are a", "was the": an attribute or identity, not an invertible relation."""
     toks = [t for t in tokens(phrase) if t not in ARTICLES]
     return len(toks) <= 1 and all(t in _COPULAS for t in toks)
 
@@ -396,16 +468,22 @@ def normalize_relation(phrase: str, source: str | None = None) -> str:
     src = tokens(source) if source else []
     src_copula = next((t for t in src if t in _COPULAS), None)
     copula = src_copula or "are"
-    is_comparative_word = toks[0] in {"more", "less"} or bool(er_candidates(toks[0])) and (
-        "than" in src or toks[-1] == "than"
+    is_comparative_word = (
+        toks[0] in {"more", "less"}
+        or bool(er_candidates(toks[0]))
+        and ("than" in src or toks[-1] == "than")
     )
     if toks[0] not in _COPULAS and is_comparative_word and len(toks) <= 3:
         toks = [copula, *toks]
     elif toks[0] in _COPULAS and src_copula and src_copula != toks[0]:
         toks[0] = copula  # the teacher's "is" where the source says "are"
-    if toks[0] in _COPULAS and len(toks) >= 2 and (
-        toks[1] in {"more", "less"} or er_candidates(toks[1])
-    ) and toks[-1] != "than" and "than" in src:
+    if (
+        toks[0] in _COPULAS
+        and len(toks) >= 2
+        and (toks[1] in {"more", "less"} or er_candidates(toks[1]))
+        and toks[-1] != "than"
+        and "than" in src
+    ):
         toks.append("than")
     return " ".join(toks)
 
@@ -439,8 +517,12 @@ _COMPARATIVE_SPAN_RE = re.compile(
 def _table_phrase_res() -> list[re.Pattern[str]]:
     phrases = sorted({p for pair in _INVERSE_PAIRS for p in pair}, key=len, reverse=True)
     return [
-        re.compile(r"^(?P<s>.+?)\s+(?P<r>" + r"\s+".join(map(re.escape, p.split()))
-                   + r")\s+(?P<o>.+?)\s*[.!]?$", re.IGNORECASE)
+        re.compile(
+            r"^(?P<s>.+?)\s+(?P<r>"
+            + r"\s+".join(map(re.escape, p.split()))
+            + r")\s+(?P<o>.+?)\s*[.!]?$",
+            re.IGNORECASE,
+        )
         for p in phrases
     ]
 

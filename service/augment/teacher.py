@@ -34,8 +34,14 @@ TeacherMode = Literal["chat", "completion"]
 class TeacherError(RuntimeError):
     """A teacher request failed for good (after retries, or a refusal that retrying can't fix)."""
 
-    def __init__(self, message: str, *, retryable: bool = False, status_code: int | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status_code = status_code
@@ -57,8 +63,9 @@ class TeacherConfig:
     backoff_max_s: float = 30.0
 
     @classmethod
-    def from_settings(cls, settings: Any, *, default_base_url: str | None = None,
-                      **overrides: Any) -> TeacherConfig:
+    def from_settings(
+        cls, settings: Any, *, default_base_url: str | None = None, **overrides: Any
+    ) -> TeacherConfig:
         """Build from `service.config.Settings` (teacher_* fields); `default_base_url` is the
         local vLLM's URL, used when no teacher URL is configured. `overrides` (a request's own
         teacher) win over settings."""
@@ -98,8 +105,13 @@ class Sampling:
             raise ValueError("temperature >= 0, 0 < top_p <= 1 and max_tokens >= 1 required")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "temperature": self.temperature, "top_p": self.top_p,
-                "max_tokens": self.max_tokens, "stop": list(self.stop)}
+        return {
+            "n": self.n,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "stop": list(self.stop),
+        }
 
 
 @dataclass
@@ -134,8 +146,9 @@ def _retry_after(resp: httpx.Response) -> float | None:
 class Teacher:
     """Async client for one OpenAI-compatible teacher, shared by all strategies of a job."""
 
-    def __init__(self, config: TeacherConfig, *, transport: httpx.AsyncBaseTransport | None = None
-                 ) -> None:
+    def __init__(
+        self, config: TeacherConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         if config.concurrency < 1:
             raise ValueError("teacher concurrency must be at least 1")
         self.config = config
@@ -144,8 +157,9 @@ class Teacher:
         self._http = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
-            limits=httpx.Limits(max_connections=config.concurrency + 4,
-                                max_keepalive_connections=config.concurrency),
+            limits=httpx.Limits(
+                max_connections=config.concurrency + 4, max_keepalive_connections=config.concurrency
+            ),
             transport=transport,
         )
         self._slots = asyncio.Semaphore(config.concurrency)
@@ -166,8 +180,9 @@ class Teacher:
     def model(self) -> str:
         return self.config.model
 
-    async def complete(self, prompt: str, sampling: Sampling, *,
-                       system: str | None = None) -> Completion:
+    async def complete(
+        self, prompt: str, sampling: Sampling, *, system: str | None = None
+    ) -> Completion:
         """Send one prompt (as a user message in chat mode, raw in completion mode).
 
         Returns the choices and usage; raises `TeacherError` once retries are spent or on a
@@ -192,9 +207,11 @@ class Teacher:
         attempts = 0
         started = time.perf_counter()
 
-        backoff = wait_exponential_jitter(multiplier=self.config.backoff_initial_s,
-                                          max=self.config.backoff_max_s,
-                                          jitter=self.config.backoff_initial_s)
+        backoff = wait_exponential_jitter(
+            multiplier=self.config.backoff_initial_s,
+            max=self.config.backoff_max_s,
+            jitter=self.config.backoff_initial_s,
+        )
 
         def wait(state: RetryCallState) -> float:
             base = backoff(state)
@@ -218,8 +235,9 @@ class Teacher:
                     data = await self._post(path, payload)
         except TeacherError as exc:
             self.failures += 1
-            raise TeacherError(f"{exc} (after {attempts} attempt(s))",
-                               status_code=exc.status_code) from exc
+            raise TeacherError(
+                f"{exc} (after {attempts} attempt(s))", status_code=exc.status_code
+            ) from exc
         return self._parse(data, request_id, attempts, time.perf_counter() - started)
 
     async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -229,18 +247,25 @@ class Teacher:
                 async with asyncio.timeout(self.config.timeout_s):
                     resp = await self._http.post(url, json=payload)
             except (TimeoutError, httpx.TimeoutException) as exc:
-                raise TeacherError(f"teacher timed out after {self.config.timeout_s:g}s",
-                                   retryable=True) from exc
+                raise TeacherError(
+                    f"teacher timed out after {self.config.timeout_s:g}s", retryable=True
+                ) from exc
             except httpx.TransportError as exc:
-                raise TeacherError(f"teacher unreachable at {url}: {exc!r}",
-                                   retryable=True) from exc
+                raise TeacherError(
+                    f"teacher unreachable at {url}: {exc!r}", retryable=True
+                ) from exc
         if resp.status_code == 429 or resp.status_code >= 500:
-            raise TeacherError(f"teacher answered {resp.status_code}: {resp.text[:300]}",
-                               retryable=True, status_code=resp.status_code,
-                               retry_after=_retry_after(resp))
+            raise TeacherError(
+                f"teacher answered {resp.status_code}: {resp.text[:300]}",
+                retryable=True,
+                status_code=resp.status_code,
+                retry_after=_retry_after(resp),
+            )
         if resp.status_code >= 400:
-            raise TeacherError(f"teacher refused the request ({resp.status_code}): "
-                               f"{resp.text[:300]}", status_code=resp.status_code)
+            raise TeacherError(
+                f"teacher refused the request ({resp.status_code}): {resp.text[:300]}",
+                status_code=resp.status_code,
+            )
         try:
             data = resp.json()
         except ValueError as exc:
@@ -249,15 +274,17 @@ class Teacher:
             raise TeacherError(f"teacher answered unexpected JSON: {str(data)[:200]}")
         return data
 
-    def _parse(self, data: dict[str, Any], request_id: str, attempts: int,
-               latency: float) -> Completion:
+    def _parse(
+        self, data: dict[str, Any], request_id: str, attempts: int, latency: float
+    ) -> Completion:
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices:
             raise TeacherError(f"teacher answer has no choices: {str(data)[:200]}")
         texts: list[str] = []
         reasons: list[str | None] = []
-        for choice in sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict)
-                             else 0):
+        for choice in sorted(
+            choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0
+        ):
             if not isinstance(choice, dict):
                 raise TeacherError(f"teacher answer has a malformed choice: {str(choice)[:200]}")
             if "message" in choice:

@@ -109,9 +109,19 @@ class YieldStats:
 
 
 _COUNTS = (
-    "units_total", "units_skipped", "units_done", "units_failed", "requests", "requests_failed",
-    "retries", "prompt_tokens", "completion_tokens", "cached_prompt_tokens", "generated",
-    "parsed", "kept",
+    "units_total",
+    "units_skipped",
+    "units_done",
+    "units_failed",
+    "requests",
+    "requests_failed",
+    "retries",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_prompt_tokens",
+    "generated",
+    "parsed",
+    "kept",
 )
 
 

@@ -57,16 +57,62 @@ JUDGE_DIMENSIONS: tuple[tuple[str, str, str, str | None], ...] = (
     ("tall", "taller", "shorter", "short"),
     ("wet", "wetter", "drier", "dry"),
 )
-_ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "bl", "br",
-           "dr", "fl", "gl", "gr", "kl", "kr", "pl", "pr", "sn", "sp", "st", "tr")
+_ONSETS = (
+    "b",
+    "d",
+    "f",
+    "g",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "t",
+    "v",
+    "z",
+    "bl",
+    "br",
+    "dr",
+    "fl",
+    "gl",
+    "gr",
+    "kl",
+    "kr",
+    "pl",
+    "pr",
+    "sn",
+    "sp",
+    "st",
+    "tr",
+)
 _VOWELS = ("a", "e", "i", "o", "u")
-_CODAS = ("b", "d", "f", "g", "k", "m", "n", "p", "r", "s", "t", "x", "mp", "nk", "rd", "rn",
-          "sk", "st")
+_CODAS = (
+    "b",
+    "d",
+    "f",
+    "g",
+    "k",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "t",
+    "x",
+    "mp",
+    "nk",
+    "rd",
+    "rn",
+    "sk",
+    "st",
+)
 
 
 @dataclass(frozen=True)
 class Fact:
-    """"left <phrase> right", where phrase puts left `direction` (higher/lower) on `dim`."""
+    """ "left <phrase> right", where phrase puts left `direction` (higher/lower) on `dim`."""
 
     left: str
     right: str
@@ -94,9 +140,15 @@ def make_facts(count: int, seed: int) -> list[Fact]:
     """`count` facts over the judge's dimensions, half stated "higher", half "lower"."""
     rng = random.Random(seed)
     names = nonsense_words(2 * count, rng)
-    return [Fact(names[2 * i], names[2 * i + 1], i % len(JUDGE_DIMENSIONS),
-                 "higher" if (i // len(JUDGE_DIMENSIONS) + i) % 2 == 0 else "lower")
-            for i in range(count)]
+    return [
+        Fact(
+            names[2 * i],
+            names[2 * i + 1],
+            i % len(JUDGE_DIMENSIONS),
+            "higher" if (i // len(JUDGE_DIMENSIONS) + i) % 2 == 0 else "lower",
+        )
+        for i in range(count)
+    ]
 
 
 def _phrases(dim: int, direction: str) -> set[str]:
@@ -113,7 +165,7 @@ def _phrases(dim: int, direction: str) -> set[str]:
 
 
 def judge(fact: Fact, text: str) -> str:
-    """"correct" (the reversal), "contradiction", or "other" for one output about `fact`."""
+    """ "correct" (the reversal), "contradiction", or "other" for one output about `fact`."""
     words = text.lower().strip().rstrip(".!").replace(" is ", " are ").split()
     norm = " ".join(w for w in words if w not in {"the", "a", "an"})
     flip = "lower" if fact.direction == "higher" else "higher"
@@ -125,18 +177,23 @@ def judge(fact: Fact, text: str) -> str:
     ):
         for phrase in _phrases(fact.dim, direction):
             if norm == f"{first} are {phrase} than {second}":
-                return "correct" if verdict == "correct" else (
-                    "other" if verdict == "restatement" else "contradiction")
+                return (
+                    "correct"
+                    if verdict == "correct"
+                    else ("other" if verdict == "restatement" else "contradiction")
+                )
     return "other"
 
 
 def _nonce_units(facts: list[Fact], prefix: str) -> list[Unit]:
-    return [Unit(f"{prefix}-{i}", f"{prefix}-doc{i // 3}", f.statement)
-            for i, f in enumerate(facts)]
+    return [
+        Unit(f"{prefix}-{i}", f"{prefix}-doc{i // 3}", f.statement) for i, f in enumerate(facts)
+    ]
 
 
-async def measure_concurrency(url: str, model: str, units: int, concurrency: int,
-                              max_tokens: int) -> dict[str, Any]:
+async def measure_concurrency(
+    url: str, model: str, units: int, concurrency: int, max_tokens: int
+) -> dict[str, Any]:
     """Wall time of one local-strategy workload, one request at a time vs concurrently."""
     nonce = random.Random(uuid.uuid4().int)
     seq_units = _nonce_units(make_facts(units, nonce.randrange(1 << 30)), "seq")
@@ -144,35 +201,46 @@ async def measure_concurrency(url: str, model: str, units: int, concurrency: int
     params = AugmentParams(outputs_per_unit=1, temperature=0.0, max_tokens=max_tokens)
     out: dict[str, Any] = {"units": units, "max_tokens": max_tokens, "concurrency": concurrency}
     warm = Unit("warm", "warm", make_facts(1, nonce.randrange(1 << 30))[0].statement)
-    for label, unit_set, bound in (("sequential", seq_units, 1), ("concurrent", con_units,
-                                                                   concurrency)):
-        async with Teacher(TeacherConfig(base_url=url, model=model, concurrency=bound,
-                                         timeout_s=600)) as teacher:
+    for label, unit_set, bound in (
+        ("sequential", seq_units, 1),
+        ("concurrent", con_units, concurrency),
+    ):
+        async with Teacher(
+            TeacherConfig(base_url=url, model=model, concurrency=bound, timeout_s=600)
+        ) as teacher:
             await run_strategy("local", [warm], teacher, params)  # caches the few-shot prefix
             started = time.perf_counter()
             result = await run_strategy("local", unit_set, teacher, params)
             wall = time.perf_counter() - started
-        out[label] = {"wall_s": round(wall, 2),
-                      "completion_tokens": result.stats.completion_tokens,
-                      "prompt_tokens": result.stats.prompt_tokens,
-                      "failed_units": result.stats.units_failed}
+        out[label] = {
+            "wall_s": round(wall, 2),
+            "completion_tokens": result.stats.completion_tokens,
+            "prompt_tokens": result.stats.prompt_tokens,
+            "failed_units": result.stats.units_failed,
+        }
     out["speedup"] = round(out["sequential"]["wall_s"] / out["concurrent"]["wall_s"], 2)
     out["target"] = CONCURRENCY_TARGET
     out["meets_target"] = out["speedup"] >= CONCURRENCY_TARGET
     return out
 
 
-async def measure_prefix_cache(url: str, model: str, corpus_tokens: int, documents: int,
-                               targets: int, max_tokens: int) -> dict[str, Any]:
+async def measure_prefix_cache(
+    url: str, model: str, corpus_tokens: int, documents: int, targets: int, max_tokens: int
+) -> dict[str, Any]:
     """Latency of global requests sent one at a time: the first (cold corpus) vs the rest."""
     nonce = uuid.uuid4().hex[:8]
     rng = random.Random(nonce)
     facts = make_facts(max(documents, corpus_tokens // 12), rng.randrange(1 << 30))
     per_doc = max(1, len(facts) // documents)
-    docs = [Unit(f"g{i:03d}", f"g{i:03d}",
-                 " ".join(f.statement for f in facts[i * per_doc:(i + 1) * per_doc]),
-                 title=f"Notes {nonce} {i}")
-            for i in range(len(facts) // per_doc)]
+    docs = [
+        Unit(
+            f"g{i:03d}",
+            f"g{i:03d}",
+            " ".join(f.statement for f in facts[i * per_doc : (i + 1) * per_doc]),
+            title=f"Notes {nonce} {i}",
+        )
+        for i in range(len(facts) // per_doc)
+    ]
     template = builtin_template("global")
     docs_by_id = {d.id: d for d in docs}
     ids = [d.id for d in docs]
@@ -181,8 +249,9 @@ async def measure_prefix_cache(url: str, model: str, corpus_tokens: int, documen
     latencies: list[float] = []
     prompt_tokens: list[int] = []
     cached: list[int] = []
-    async with Teacher(TeacherConfig(base_url=url, model=model, concurrency=1,
-                                     timeout_s=600)) as teacher:
+    async with Teacher(
+        TeacherConfig(base_url=url, model=model, concurrency=1, timeout_s=600)
+    ) as teacher:
         for target in docs[:targets]:
             prompt = render_prompt(template, docs_by_id, ids, target, texts)
             c = await teacher.complete(prompt, sampling)
@@ -191,16 +260,20 @@ async def measure_prefix_cache(url: str, model: str, corpus_tokens: int, documen
             cached.append(c.cached_prompt_tokens)
     later = statistics.median(latencies[1:])
     return {
-        "documents": len(docs), "prompt_tokens": prompt_tokens, "max_tokens": max_tokens,
+        "documents": len(docs),
+        "prompt_tokens": prompt_tokens,
+        "max_tokens": max_tokens,
         "latencies_s": [round(x, 2) for x in latencies],
-        "first_s": round(latencies[0], 2), "later_median_s": round(later, 2),
-        "ratio": round(later / latencies[0], 3), "cached_prompt_tokens": cached,
-        "target": PREFIX_TARGET, "meets_target": later / latencies[0] <= PREFIX_TARGET,
+        "first_s": round(latencies[0], 2),
+        "later_median_s": round(later, 2),
+        "ratio": round(later / latencies[0], 3),
+        "cached_prompt_tokens": cached,
+        "target": PREFIX_TARGET,
+        "meets_target": later / latencies[0] <= PREFIX_TARGET,
     }
 
 
-async def measure_reversal_precision(url: str, model: str, count: int, seed: int
-                                     ) -> dict[str, Any]:
+async def measure_reversal_precision(url: str, model: str, count: int, seed: int) -> dict[str, Any]:
     """Judge every reversal-shaped output of decomposed (rules on/off) and local (gate on/off)."""
     facts = make_facts(count, seed)
     units = [Unit(f"f{i}", f"f{i}", f.statement) for i, f in enumerate(facts)]
@@ -208,15 +281,17 @@ async def measure_reversal_precision(url: str, model: str, count: int, seed: int
     runs = {
         "decomposed_rules": ("decomposed", AugmentParams(use_rules=True)),
         "decomposed_teacher_only": ("decomposed", AugmentParams(use_rules=False)),
-        "decomposed_teacher_only_ungated": ("decomposed", AugmentParams(use_rules=False,
-                                                                        gate=False)),
+        "decomposed_teacher_only_ungated": (
+            "decomposed",
+            AugmentParams(use_rules=False, gate=False),
+        ),
         "local_gated": ("local", AugmentParams(outputs_per_unit=1, temperature=0.0)),
-        "local_ungated": ("local", AugmentParams(outputs_per_unit=1, temperature=0.0,
-                                                  gate=False)),
+        "local_ungated": ("local", AugmentParams(outputs_per_unit=1, temperature=0.0, gate=False)),
     }
     out: dict[str, Any] = {"facts": count, "seed": seed}
-    async with Teacher(TeacherConfig(base_url=url, model=model, concurrency=16,
-                                     timeout_s=600)) as teacher:
+    async with Teacher(
+        TeacherConfig(base_url=url, model=model, concurrency=16, timeout_s=600)
+    ) as teacher:
         for label, (strategy, params) in runs.items():
             result = await run_strategy(strategy, units, teacher, params)
             verdicts = {"correct": 0, "contradiction": 0, "other": 0}
@@ -239,10 +314,12 @@ async def measure_reversal_precision(url: str, model: str, count: int, seed: int
                 **verdicts,
                 # precision among outputs the judge recognises as either reversal or its
                 # contradiction; "other" counts rephrasings and garbage
-                "precision_on_reversals": round(verdicts["correct"] / judged, 3) if judged
+                "precision_on_reversals": round(verdicts["correct"] / judged, 3)
+                if judged
                 else None,
                 "precision_all_outputs": round(verdicts["correct"] / len(result.examples), 3)
-                if result.examples else None,
+                if result.examples
+                else None,
                 "facts_with_correct_reversal": len(facts_right),
                 "dropped": dict(result.stats.dropped),
                 "unparsed": dict(result.stats.unparsed),
@@ -256,14 +333,21 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"url": args.url, "model": args.model}
     if "precision" in args.parts:
         report["reversal_precision"] = await measure_reversal_precision(
-            args.url, args.model, args.facts, args.seed)
+            args.url, args.model, args.facts, args.seed
+        )
     if "concurrency" in args.parts:
         report["concurrency"] = await measure_concurrency(
-            args.url, args.model, args.units, args.concurrency, args.max_tokens)
+            args.url, args.model, args.units, args.concurrency, args.max_tokens
+        )
     if "prefix" in args.parts:
         report["prefix_cache"] = await measure_prefix_cache(
-            args.url, args.model, args.corpus_tokens, args.documents, args.targets,
-            args.global_max_tokens)
+            args.url,
+            args.model,
+            args.corpus_tokens,
+            args.documents,
+            args.targets,
+            args.global_max_tokens,
+        )
     return report
 
 
@@ -271,8 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8900", help="teacher base URL")
     parser.add_argument("--model", default="base")
-    parser.add_argument("--parts", nargs="+", default=["precision", "concurrency", "prefix"],
-                        choices=["precision", "concurrency", "prefix"])
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        default=["precision", "concurrency", "prefix"],
+        choices=["precision", "concurrency", "prefix"],
+    )
     parser.add_argument("--units", type=int, default=24, help="local units per run")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=48)

@@ -47,8 +47,14 @@ log = logging.getLogger("docadapt.bench")
 # Table columns, in the paper's order; "decomposed" is our precise local variant.
 COLUMNS: tuple[str, ...] = ("base", "icl", "ft", "local", "global", "both", "decomposed", "oracle")
 COLUMN_LABELS: dict[str, str] = {
-    "base": "base", "icl": "ICL", "ft": "FT", "local": "aug local", "global": "aug global",
-    "both": "aug both", "decomposed": "aug decomposed", "oracle": "oracle",
+    "base": "base",
+    "icl": "ICL",
+    "ft": "FT",
+    "local": "aug local",
+    "global": "aug global",
+    "both": "aug both",
+    "decomposed": "aug decomposed",
+    "oracle": "oracle",
 }
 # Columns that are adapters trained on an augmentation set (the --strategies choices).
 AUGMENTED: tuple[str, ...] = ("local", "global", "both", "decomposed", "oracle")
@@ -78,27 +84,58 @@ class SizePreset:
 # (batch 8-16, lr 3e-4, hundreds of steps).
 PRESETS: dict[str, SizePreset] = {
     "tiny": SizePreset(
-        train={"max_steps": 4, "batch_size": 2, "max_seq_length": 64, "learning_rate": 2e-3,
-               "rank": 8, "alpha": 16, "checkpoint_every": 0, "eval_every": 0},
+        train={
+            "max_steps": 4,
+            "batch_size": 2,
+            "max_seq_length": 64,
+            "learning_rate": 2e-3,
+            "rank": 8,
+            "alpha": 16,
+            "checkpoint_every": 0,
+            "eval_every": 0,
+        },
         augmentation={"outputs_per_unit": 1, "temperature": 0.7, "max_tokens": 48},
         evaluation={"measure_latency": False, "concurrency": 8},
     ),
     "small": SizePreset(
-        train={"max_steps": 40, "batch_size": 4, "max_seq_length": 128, "learning_rate": 1e-3,
-               "rank": 16, "alpha": 32, "checkpoint_every": 20, "eval_every": 0},
+        train={
+            "max_steps": 40,
+            "batch_size": 4,
+            "max_seq_length": 128,
+            "learning_rate": 1e-3,
+            "rank": 16,
+            "alpha": 32,
+            "checkpoint_every": 20,
+            "eval_every": 0,
+        },
         augmentation={"outputs_per_unit": 2, "temperature": 0.7, "max_tokens": 96},
         evaluation={"measure_latency": True, "latency_samples": 1, "concurrency": 8},
     ),
     "medium": SizePreset(
-        train={"max_steps": 300, "batch_size": 8, "max_seq_length": 256, "learning_rate": 3e-4,
-               "rank": 16, "alpha": 32, "checkpoint_every": 100, "eval_every": 100},
+        train={
+            "max_steps": 300,
+            "batch_size": 8,
+            "max_seq_length": 256,
+            "learning_rate": 3e-4,
+            "rank": 16,
+            "alpha": 32,
+            "checkpoint_every": 100,
+            "eval_every": 100,
+        },
         augmentation={"outputs_per_unit": 3, "temperature": 0.7},
         evaluation={"measure_latency": True, "latency_samples": 3, "concurrency": 16},
     ),
     "large": SizePreset(
-        train={"max_steps": 1000, "batch_size": 16, "max_seq_length": 256,
-               "learning_rate": 3e-4, "rank": 16, "alpha": 32, "checkpoint_every": 200,
-               "eval_every": 200},
+        train={
+            "max_steps": 1000,
+            "batch_size": 16,
+            "max_seq_length": 256,
+            "learning_rate": 3e-4,
+            "rank": 16,
+            "alpha": 32,
+            "checkpoint_every": 200,
+            "eval_every": 200,
+        },
         augmentation={"outputs_per_unit": 4, "temperature": 0.7},
         evaluation={"measure_latency": True, "latency_samples": 3, "concurrency": 32},
     ),
@@ -173,8 +210,14 @@ class LogReporter:
         state = (job["status"], int(job["progress"]["done"] or 0))
         if self._last.get(key) != state:
             self._last[key] = state
-            log.info("%s: %s %s/%s %s", label, job["status"], job["progress"]["done"],
-                     job["progress"]["total"], job.get("message") or "")
+            log.info(
+                "%s: %s %s/%s %s",
+                label,
+                job["status"],
+                job["progress"]["done"],
+                job["progress"]["total"],
+                job.get("message") or "",
+            )
 
 
 # -- the REST client ----------------------------------------------------------------------------
@@ -195,8 +238,9 @@ class ServiceAPI:
         except httpx.HTTPError as exc:
             raise BenchError(f"{method} {path}: the service did not answer ({exc})") from exc
         if response.status_code >= 400:
-            raise BenchError(f"{method} {path}: HTTP {response.status_code}: "
-                             f"{_error_message(response)}")
+            raise BenchError(
+                f"{method} {path}: HTTP {response.status_code}: {_error_message(response)}"
+            )
         return response.json() if expect_json else response.text
 
     def get(self, path: str, **kwargs: Any) -> Any:
@@ -223,11 +267,13 @@ def _error_message(response: httpx.Response) -> str:
 
 def create_workspace(client: httpx.Client, admin_key: str, name: str) -> tuple[str, str]:
     """A new workspace named `name` through the admin API: (workspace id, its API key)."""
-    response = client.post("/v1/workspaces", json={"name": name},
-                           headers={"Authorization": f"Bearer {admin_key}"})
+    response = client.post(
+        "/v1/workspaces", json={"name": name}, headers={"Authorization": f"Bearer {admin_key}"}
+    )
     if response.status_code >= 400:
-        raise BenchError(f"creating workspace {name!r}: HTTP {response.status_code}: "
-                         f"{_error_message(response)}")
+        raise BenchError(
+            f"creating workspace {name!r}: HTTP {response.status_code}: {_error_message(response)}"
+        )
     body = response.json()
     return body["workspace"]["id"], body["api_key"]
 
@@ -248,8 +294,13 @@ class BenchRun:
     """One run of the benchmark against a live service; `run()` does everything and returns the
     result that was written to `options.out_dir`."""
 
-    def __init__(self, api: ServiceAPI, options: BenchOptions, reporter: Reporter,
-                 workspace_id: str | None = None) -> None:
+    def __init__(
+        self,
+        api: ServiceAPI,
+        options: BenchOptions,
+        reporter: Reporter,
+        workspace_id: str | None = None,
+    ) -> None:
         self.api = api
         self.options = options
         self.reporter = reporter
@@ -283,8 +334,9 @@ class BenchRun:
             pending = ", ".join(w.label for w in self._watches) or "nothing"
             raise BenchError(f"the run took longer than {limit:.0f} s (waiting for {pending})")
 
-    def _watch(self, key: str, label: str, job_id: str,
-               on_end: Callable[[dict[str, Any]], None]) -> None:
+    def _watch(
+        self, key: str, label: str, job_id: str, on_end: Callable[[dict[str, Any]], None]
+    ) -> None:
         self._watches.append(_Watch(key, label, job_id, on_end))
 
     def _wait_all(self) -> None:
@@ -319,8 +371,10 @@ class BenchRun:
 
     def run(self) -> dict[str, Any]:
         o = self.options
-        self.reporter.note(f"docadapt bench: size {o.size}, seed {o.seed}, "
-                           f"columns {', '.join(COLUMN_LABELS[c] for c in o.table_columns)}")
+        self.reporter.note(
+            f"docadapt bench: size {o.size}, seed {o.seed}, "
+            f"columns {', '.join(COLUMN_LABELS[c] for c in o.table_columns)}"
+        )
         self.suite = generate_suite(o.size, o.seed)
         t = time.monotonic()
         self._upload()
@@ -343,22 +397,30 @@ class BenchRun:
         self.phases["total_s"] = self._elapsed()
         result = self._result(truth)
         write_outputs(result, o.out_dir)
-        self.reporter.note(f"wrote {o.out_dir / 'bench.json'}, bench.md and bench.png "
-                           f"({self.phases['total_s'] / 60:.1f} min in all)")
+        self.reporter.note(
+            f"wrote {o.out_dir / 'bench.json'}, bench.md and bench.png "
+            f"({self.phases['total_s'] / 60:.1f} min in all)"
+        )
         return result
 
     def _upload(self) -> None:
         o = self.options
         n_docs = sum(len(d.documents) for d in self.suite)
-        collection = self.api.post("/v1/collections", json={
-            "name": self.tag,
-            "description": f"docadapt bench: generated suite, size {o.size}, seed {o.seed}",
-        })
+        collection = self.api.post(
+            "/v1/collections",
+            json={
+                "name": self.tag,
+                "description": f"docadapt bench: generated suite, size {o.size}, seed {o.seed}",
+            },
+        )
         self.collection_id = collection["id"]
-        files = [(f"{d.name}/{name}", name, text) for d in self.suite
-                 for name, text in d.documents_as_files()]
+        files = [
+            (f"{d.name}/{name}", name, text)
+            for d in self.suite
+            for name, text in d.documents_as_files()
+        ]
         for start in range(0, len(files), o.upload_batch):
-            batch = files[start:start + o.upload_batch]
+            batch = files[start : start + o.upload_batch]
             got = self.api.post(
                 f"/v1/collections/{self.collection_id}/documents",
                 files=[("files", (name, text.encode(), "text/plain")) for _, name, text in batch],
@@ -371,24 +433,36 @@ class BenchRun:
         evalset = self.api.post(
             f"/v1/collections/{self.collection_id}/evalsets",
             params={"name": f"{self.tag} test items"},
-            content=jsonl.encode(), headers={"Content-Type": "application/x-ndjson"},
+            content=jsonl.encode(),
+            headers={"Content-Type": "application/x-ndjson"},
         )
         self.evalset_id = evalset["id"]
-        self.reporter.note(f"collection {self.collection_id}: {n_docs} documents; eval set "
-                           f"{self.evalset_id}: {evalset['item_count']} items")
+        self.reporter.note(
+            f"collection {self.collection_id}: {n_docs} documents; eval set "
+            f"{self.evalset_id}: {evalset['item_count']} items"
+        )
 
     def _start_jobs(self) -> None:
         """Augmentations first (the teacher), then the adapters that need none; each augmented
         adapter follows its augmentation (see `_on_augmentation`)."""
         cols = self.options.columns
-        needed = [s for s in TEACHER_STRATEGIES
-                  if s in cols or (s in ("local", "global") and "both" in cols)]
+        needed = [
+            s
+            for s in TEACHER_STRATEGIES
+            if s in cols or (s in ("local", "global") and "both" in cols)
+        ]
         for strategy in needed:
-            aug = self.api.post(f"/v1/collections/{self.collection_id}/augmentations",
-                                json={"strategies": [strategy], **self.options.augmentation_params})
+            aug = self.api.post(
+                f"/v1/collections/{self.collection_id}/augmentations",
+                json={"strategies": [strategy], **self.options.augmentation_params},
+            )
             self.augmentations[strategy] = aug
-            self._watch(f"augment:{strategy}", f"augment {strategy}", aug["job"]["id"],
-                        lambda job, s=strategy: self._on_augmentation(s, job))
+            self._watch(
+                f"augment:{strategy}",
+                f"augment {strategy}",
+                aug["job"]["id"],
+                lambda job, s=strategy: self._on_augmentation(s, job),
+            )
         self._train("ft", None)
         if "oracle" in cols:
             lines = []
@@ -396,8 +470,9 @@ class BenchRun:
             for dataset in self.suite:
                 for inference in dataset.true_inferences:
                     record: dict[str, Any] = {"text": inference.statement}
-                    sources = [by_generator_id[g] for g in inference.source_doc_ids
-                               if g in by_generator_id]
+                    sources = [
+                        by_generator_id[g] for g in inference.source_doc_ids if g in by_generator_id
+                    ]
                     if sources:
                         record["document_id"] = sources[0]
                     lines.append(json.dumps(record))
@@ -406,21 +481,28 @@ class BenchRun:
     def _upload_set(self, column: str, jsonl: str) -> None:
         aug = self.api.post(
             f"/v1/collections/{self.collection_id}/augmentations/upload",
-            content=jsonl.encode(), headers={"Content-Type": "application/x-ndjson"},
+            content=jsonl.encode(),
+            headers={"Content-Type": "application/x-ndjson"},
         )
         self.augmentations[column] = aug
         self.examples[column] = self.api.examples(aug["id"])
         self._train(column, aug["id"])
 
     def _train(self, column: str, augmentation_id: str | None) -> None:
-        body: dict[str, Any] = {"name": f"{self.tag}-{column}",
-                                "hyperparameters": self.options.train_config}
+        body: dict[str, Any] = {
+            "name": f"{self.tag}-{column}",
+            "hyperparameters": self.options.train_config,
+        }
         if augmentation_id:
             body["augmentation_id"] = augmentation_id
         adapter = self.api.post(f"/v1/collections/{self.collection_id}/adapters", json=body)
         self.adapters[column] = adapter
-        self._watch(f"train:{column}", f"train {COLUMN_LABELS[column]}", adapter["job"]["id"],
-                    lambda job, c=column: self._on_training(c, job))
+        self._watch(
+            f"train:{column}",
+            f"train {COLUMN_LABELS[column]}",
+            adapter["job"]["id"],
+            lambda job, c=column: self._on_training(c, job),
+        )
 
     def _on_augmentation(self, strategy: str, job: dict[str, Any]) -> None:
         cols = self.options.columns
@@ -434,16 +516,22 @@ class BenchRun:
         aug = self.api.get(f"/v1/augmentations/{self.augmentations[strategy]['id']}")
         self.augmentations[strategy] = aug
         self.examples[strategy] = self.api.examples(aug["id"])
-        self.reporter.note(f"augmentation {strategy}: {len(self.examples[strategy])} examples "
-                           f"kept in {job_seconds(job):.0f} s")
+        self.reporter.note(
+            f"augmentation {strategy}: {len(self.examples[strategy])} examples "
+            f"kept in {job_seconds(job):.0f} s"
+        )
         if strategy in cols:
             if self.examples[strategy]:
                 self._train(strategy, aug["id"])
             else:
                 self._fail(strategy, f"the {strategy} augmentation kept no examples")
         other = {"local": "global", "global": "local"}.get(strategy)
-        if ("both" in cols and other and "both" not in self.failures
-                and self.jobs.get(f"augment:{other}", {}).get("status") == "succeeded"):
+        if (
+            "both" in cols
+            and other
+            and "both" not in self.failures
+            and self.jobs.get(f"augment:{other}", {}).get("status") == "succeeded"
+        ):
             union = self.examples["local"] + self.examples["global"]
             if not union:
                 self._fail("both", "the local and global augmentations kept no examples")
@@ -454,18 +542,23 @@ class BenchRun:
         adapter = self.api.get(f"/v1/adapters/{self.adapters[column]['id']}")
         self.adapters[column] = adapter
         if job["status"] != "succeeded" or adapter["status"] != "ready":
-            self._fail(column, f"training {job['status']}, adapter {adapter['status']}: "
-                       f"{job.get('error') or adapter.get('status_reason')}")
+            self._fail(
+                column,
+                f"training {job['status']}, adapter {adapter['status']}: "
+                f"{job.get('error') or adapter.get('status_reason')}",
+            )
             return
-        self.reporter.note(f"adapter {COLUMN_LABELS[column]} ready after "
-                           f"{job_seconds(job):.0f} s")
+        self.reporter.note(f"adapter {COLUMN_LABELS[column]} ready after {job_seconds(job):.0f} s")
 
     def _teacher_costs(self) -> dict[str, dict[str, int]]:
         """The "both" set was uploaded: its teacher cost is what local and global cost."""
         if "both" not in self.adapters or "both" in self.failures:
             return {}
-        totals = {"teacher_prompt_tokens": 0, "teacher_completion_tokens": 0,
-                  "teacher_cached_prompt_tokens": 0}
+        totals = {
+            "teacher_prompt_tokens": 0,
+            "teacher_completion_tokens": 0,
+            "teacher_cached_prompt_tokens": 0,
+        }
         for strategy in ("local", "global"):
             stats = self.augmentations[strategy].get("stats") or {}
             totals["teacher_prompt_tokens"] += int(stats.get("prompt_tokens") or 0)
@@ -494,14 +587,17 @@ class BenchRun:
         self.evaluation = self.api.get(f"/v1/evaluations/{evaluation['id']}")
         offset = 0
         while True:
-            page = self.api.get(f"/v1/evaluations/{evaluation['id']}/results",
-                                params={"offset": offset, "limit": 1000})
+            page = self.api.get(
+                f"/v1/evaluations/{evaluation['id']}/results",
+                params={"offset": offset, "limit": 1000},
+            )
             self.results.extend(page["data"])
             offset += len(page["data"])
             if not page["data"] or offset >= page["total"]:
                 break
-        self.report = self.api.get(f"/v1/evaluations/{evaluation['id']}/report",
-                                   params={"format": "json"})
+        self.report = self.api.get(
+            f"/v1/evaluations/{evaluation['id']}/report", params={"format": "json"}
+        )
 
     def column_modes(self) -> dict[str, str]:
         """Table column -> the evaluation's mode name for it."""
@@ -514,8 +610,11 @@ class BenchRun:
 
     def _teacher_quality(self) -> TruthReport:
         statements = [
-            AugmentedStatement(text=e["text"], strategy=column,
-                               source_doc_id=self.doc_ids.get(e.get("document_id") or ""))
+            AugmentedStatement(
+                text=e["text"],
+                strategy=column,
+                source_doc_id=self.doc_ids.get(e.get("document_id") or ""),
+            )
             for column in (*TEACHER_STRATEGIES, "both", "oracle")
             if column in self.examples
             for e in self.examples[column]
@@ -531,16 +630,25 @@ class BenchRun:
         return {
             "schema": "docadapt.bench/1",
             "created_at": self.stamp,
-            "options": {"size": o.size, "seed": o.seed, "columns": list(o.columns),
-                        "train": o.train_config, "augmentation": o.augmentation_params,
-                        "evaluation": o.evaluation_params},
+            "options": {
+                "size": o.size,
+                "seed": o.seed,
+                "columns": list(o.columns),
+                "train": o.train_config,
+                "augmentation": o.augmentation_params,
+                "evaluation": o.evaluation_params,
+            },
             "workspace_id": self.workspace_id,
             "collection_id": self.collection_id,
             "evalset_id": self.evalset_id,
             "evaluation_id": self.evaluation.get("id"),
             "datasets": {
-                d.name: {"documents": len(d.documents), "test_items": len(d.test_items),
-                         "splits": d.splits(), "true_inferences": len(d.true_inferences)}
+                d.name: {
+                    "documents": len(d.documents),
+                    "test_items": len(d.test_items),
+                    "splits": d.splits(),
+                    "true_inferences": len(d.true_inferences),
+                }
                 for d in self.suite
             },
             "columns": columns,
@@ -553,19 +661,36 @@ class BenchRun:
             "teacher_quality": teacher_quality_rows(truth),
             "truth": truth.to_dict(),
             "augmentations": {
-                k: {"id": a["id"], "source": a.get("source"), "params": a.get("params"),
-                    "stats": a.get("stats"), "kept": len(self.examples.get(k, []))}
+                k: {
+                    "id": a["id"],
+                    "source": a.get("source"),
+                    "params": a.get("params"),
+                    "stats": a.get("stats"),
+                    "kept": len(self.examples.get(k, [])),
+                }
                 for k, a in self.augmentations.items()
             },
             "adapters": {
-                c: {"id": a["id"], "name": a.get("name"), "status": a.get("status"),
+                c: {
+                    "id": a["id"],
+                    "name": a.get("name"),
+                    "status": a.get("status"),
                     "augmentation_id": a.get("augmentation_id"),
-                    "hyperparameters": a.get("hyperparameters"), "metrics": a.get("metrics")}
+                    "hyperparameters": a.get("hyperparameters"),
+                    "metrics": a.get("metrics"),
+                }
                 for c, a in self.adapters.items()
             },
-            "jobs": {k: {"id": j["id"], "status": j["status"], "seconds": job_seconds(j),
-                         "attempts": j.get("attempts"), "error": j.get("error")}
-                     for k, j in self.jobs.items()},
+            "jobs": {
+                k: {
+                    "id": j["id"],
+                    "status": j["status"],
+                    "seconds": job_seconds(j),
+                    "attempts": j.get("attempts"),
+                    "error": j.get("error"),
+                }
+                for k, j in self.jobs.items()
+            },
             "failures": self.failures,
             "timings": {k: round(v, 1) for k, v in self.phases.items()},
             "results": self.results,
@@ -587,7 +712,7 @@ def job_seconds(job: dict[str, Any]) -> float:
 
 
 def table_rows(suite: Sequence[BenchmarkDataset]) -> list[str]:
-    """"<dataset>/<split>" for every split of every dataset, in generator order, then "all"."""
+    """ "<dataset>/<split>" for every split of every dataset, in generator order, then "all"."""
     return [f"{d.name}/{split}" for d in suite for split in d.splits()] + [OVERALL]
 
 
@@ -604,13 +729,21 @@ def chance_levels(suite: Sequence[BenchmarkDataset], rows: Sequence[str]) -> dic
 def cell(correct: int, n: int) -> dict[str, Any]:
     """k of n with its 95% Wilson interval (None fields when n is 0)."""
     interval = wilson_interval(correct, n)
-    return {"correct": correct, "n": n, "accuracy": correct / n if n else None,
-            "ci_low": interval[0] if interval else None,
-            "ci_high": interval[1] if interval else None}
+    return {
+        "correct": correct,
+        "n": n,
+        "accuracy": correct / n if n else None,
+        "ci_low": interval[0] if interval else None,
+        "ci_high": interval[1] if interval else None,
+    }
 
 
-def accuracy_table(results: Sequence[dict[str, Any]], rows: Sequence[str],
-                   columns: Sequence[str], modes: dict[str, str]) -> dict[str, dict[str, Any]]:
+def accuracy_table(
+    results: Sequence[dict[str, Any]],
+    rows: Sequence[str],
+    columns: Sequence[str],
+    modes: dict[str, str],
+) -> dict[str, dict[str, Any]]:
     """row -> column -> cell, recomputed from the per-item results (`correct`, the primary
     metric); a column without a mode (dropped) has None cells."""
     table: dict[str, dict[str, Any]] = {}
@@ -621,14 +754,18 @@ def accuracy_table(results: Sequence[dict[str, Any]], rows: Sequence[str],
             if mode is None:
                 table[row][column] = None
                 continue
-            mine = [r for r in results
-                    if r["mode"] == mode and (row == OVERALL or r.get("category") == row)]
+            mine = [
+                r
+                for r in results
+                if r["mode"] == mode and (row == OVERALL or r.get("category") == row)
+            ]
             table[row][column] = cell(sum(bool(r["correct"]) for r in mine), len(mine))
     return table
 
 
-def report_check(table: dict[str, dict[str, Any]], report: dict[str, Any],
-                 modes: dict[str, str]) -> dict[str, Any]:
+def report_check(
+    table: dict[str, dict[str, Any]], report: dict[str, Any], modes: dict[str, str]
+) -> dict[str, Any]:
     """Whether the service's report says the same k of n as the table, cell by cell."""
     by_category = report.get("accuracy_by_category") or {}
     overall = report.get("accuracy") or {}
@@ -645,18 +782,24 @@ def report_check(table: dict[str, dict[str, Any]], report: dict[str, Any],
                 continue
             compared += 1
             if (theirs["correct"], theirs["n"]) != (value["correct"], value["n"]):
-                mismatches.append({"row": row, "column": column,
-                                   "table": [value["correct"], value["n"]],
-                                   "report": [theirs["correct"], theirs["n"]]})
+                mismatches.append(
+                    {
+                        "row": row,
+                        "column": column,
+                        "table": [value["correct"], value["n"]],
+                        "report": [theirs["correct"], theirs["n"]],
+                    }
+                )
     return {"compared": compared, "mismatches": mismatches, "agrees": not mismatches}
 
 
 def format_cell(value: dict[str, Any] | None) -> str:
-    """"acc% [lo-hi]" in whole percent, or "-" for a dropped column."""
+    """ "acc% [lo-hi]" in whole percent, or "-" for a dropped column."""
     if value is None or not value["n"]:
         return "-"
-    return (f"{100 * value['accuracy']:.0f}% "
-            f"[{100 * value['ci_low']:.0f}-{100 * value['ci_high']:.0f}]")
+    return (
+        f"{100 * value['accuracy']:.0f}% [{100 * value['ci_low']:.0f}-{100 * value['ci_high']:.0f}]"
+    )
 
 
 def teacher_quality_rows(truth: TruthReport) -> list[dict[str, Any]]:
@@ -670,21 +813,24 @@ def teacher_quality_rows(truth: TruthReport) -> list[dict[str, Any]]:
             reversal_data = truth.get(strategy, "simple_reversals")
         except KeyError:
             reversal_data = None
-        out.append({
-            "strategy": strategy,
-            "kept": overall.kept,
-            "true": overall.true,
-            "contradiction": overall.contradiction,
-            "unknown": overall.unknown,
-            "precision": overall.precision,
-            "contradiction_rate": overall.contradiction_rate,
-            "recall": overall.recall.get("all"),
-            "reversal_kept": reversal_data.kept if reversal_data else 0,
-            "reversal_precision": reversal_data.precision if reversal_data else None,
-            "reversal_contradiction_rate": (reversal_data.contradiction_rate
-                                            if reversal_data else None),
-            "reversal_recall": overall.recall.get(REVERSAL),
-        })
+        out.append(
+            {
+                "strategy": strategy,
+                "kept": overall.kept,
+                "true": overall.true,
+                "contradiction": overall.contradiction,
+                "unknown": overall.unknown,
+                "precision": overall.precision,
+                "contradiction_rate": overall.contradiction_rate,
+                "recall": overall.recall.get("all"),
+                "reversal_kept": reversal_data.kept if reversal_data else 0,
+                "reversal_precision": reversal_data.precision if reversal_data else None,
+                "reversal_contradiction_rate": (
+                    reversal_data.contradiction_rate if reversal_data else None
+                ),
+                "reversal_recall": overall.recall.get(REVERSAL),
+            }
+        )
     return out
 
 
@@ -710,8 +856,9 @@ def markdown(result: dict[str, Any]) -> str:
         cells = [format_cell(result["table"][row][c]) for c in columns]
         n = next((v["n"] for v in result["table"][row].values() if v), 0)
         name = f"**{row}**" if row == OVERALL else row
-        lines.append(f"| {name} (n={n}) | {_pct(result['chance'][row])} | "
-                     + " | ".join(cells) + " |")
+        lines.append(
+            f"| {name} (n={n}) | {_pct(result['chance'][row])} | " + " | ".join(cells) + " |"
+        )
     lines += [
         "",
         "Columns: base = the model alone; ICL = the documents in the prompt; FT = fine-tuned on "
@@ -750,8 +897,10 @@ def markdown(result: dict[str, Any]) -> str:
     for column, why in result["failures"].items():
         lines.append(f"- **{labels.get(column, column)} dropped**: {why}")
     if not result["report_check"]["agrees"]:
-        lines.append(f"- the service's report disagrees with the per-item results: "
-                     f"{result['report_check']['mismatches']}")
+        lines.append(
+            f"- the service's report disagrees with the per-item results: "
+            f"{result['report_check']['mismatches']}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -777,12 +926,27 @@ def plot_png(result: dict[str, Any], path: Path) -> None:
             ys.append(100 * value["accuracy"])
             lo.append(100 * (value["accuracy"] - value["ci_low"]))
             hi.append(100 * (value["ci_high"] - value["accuracy"]))
-        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, color=colors(j % 10),
-               label=result["column_labels"][column], error_kw={"elinewidth": 0.8})
+        ax.bar(
+            xs,
+            ys,
+            width,
+            yerr=[lo, hi],
+            capsize=2,
+            color=colors(j % 10),
+            label=result["column_labels"][column],
+            error_kw={"elinewidth": 0.8},
+        )
     for i, row in enumerate(rows):
         chance = result["chance"][row]
-        ax.hlines(100 * chance, i - 0.45, i + 0.45, colors="black", linestyles="dashed",
-                  linewidth=0.8, label="chance" if i == 0 else None)
+        ax.hlines(
+            100 * chance,
+            i - 0.45,
+            i + 0.45,
+            colors="black",
+            linestyles="dashed",
+            linewidth=0.8,
+            label="chance" if i == 0 else None,
+        )
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([r.replace("/", "\n") for r in rows], fontsize=8)
     ax.set_ylim(0, 105)
@@ -799,7 +963,8 @@ def write_outputs(result: dict[str, Any], out_dir: Path) -> None:
     """bench.json (everything), bench.md (the tables) and bench.png (the plot) in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(
-        json.dumps(result, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+        json.dumps(result, indent=1, ensure_ascii=False, default=str), encoding="utf-8"
+    )
     (out_dir / "bench.md").write_text(markdown(result), encoding="utf-8")
     plot_png(result, out_dir / "bench.png")
 
@@ -807,8 +972,14 @@ def write_outputs(result: dict[str, Any], out_dir: Path) -> None:
 # -- entry points -------------------------------------------------------------------------------
 
 
-def run_bench(client: httpx.Client, options: BenchOptions, *, api_key: str | None = None,
-              admin_key: str | None = None, reporter: Reporter | None = None) -> dict[str, Any]:
+def run_bench(
+    client: httpx.Client,
+    options: BenchOptions,
+    *,
+    api_key: str | None = None,
+    admin_key: str | None = None,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
     """Run the benchmark against the service behind `client` (its base URL set) and write the
     outputs to `options.out_dir`; returns the result (what bench.json holds).
 
@@ -830,15 +1001,19 @@ def rich_table(result: dict[str, Any]) -> Any:
     """The accuracy table as a rich Table, for the terminal."""
     from rich.table import Table
 
-    table = Table(title=f"docadapt bench, size {result['options']['size']}: accuracy "
-                        "[95% interval]")
+    table = Table(
+        title=f"docadapt bench, size {result['options']['size']}: accuracy [95% interval]"
+    )
     table.add_column("data / split")
     table.add_column("chance", justify="right")
     for column in result["columns"]:
         table.add_column(result["column_labels"][column], justify="right")
     for row in result["rows"]:
-        table.add_row(row, _pct(result["chance"][row]),
-                      *(format_cell(result["table"][row][c]) for c in result["columns"]))
+        table.add_row(
+            row,
+            _pct(result["chance"][row]),
+            *(format_cell(result["table"][row][c]) for c in result["columns"]),
+        )
     return table
 
 
@@ -846,14 +1021,28 @@ def rich_quality_table(result: dict[str, Any]) -> Any:
     from rich.table import Table
 
     table = Table(title="teacher quality against the truth")
-    for name in ("strategy", "kept", "precision", "contradictions", "recall",
-                 "reversal precision", "reversal contradictions", "reversal recall"):
+    for name in (
+        "strategy",
+        "kept",
+        "precision",
+        "contradictions",
+        "recall",
+        "reversal precision",
+        "reversal contradictions",
+        "reversal recall",
+    ):
         table.add_column(name, justify="left" if name == "strategy" else "right")
     for q in result["teacher_quality"]:
-        table.add_row(q["strategy"], str(q["kept"]), _pct(q["precision"]),
-                      _pct(q["contradiction_rate"]), _pct(q["recall"]),
-                      _pct(q["reversal_precision"]), _pct(q["reversal_contradiction_rate"]),
-                      _pct(q["reversal_recall"]))
+        table.add_row(
+            q["strategy"],
+            str(q["kept"]),
+            _pct(q["precision"]),
+            _pct(q["contradiction_rate"]),
+            _pct(q["recall"]),
+            _pct(q["reversal_precision"]),
+            _pct(q["reversal_contradiction_rate"]),
+            _pct(q["reversal_recall"]),
+        )
     return table
 
 
@@ -897,8 +1086,7 @@ class RichReporter:
         }
         if key not in self.tasks:
             self.tasks[key] = self.progress.add_task(label, total=p["total"], **fields)
-        self.progress.update(self.tasks[key], completed=p["done"] or 0, total=p["total"],
-                             **fields)
+        self.progress.update(self.tasks[key], completed=p["done"] or 0, total=p["total"], **fields)
 
 
 def read_admin_key(settings: Any) -> str | None:
@@ -910,8 +1098,15 @@ def read_admin_key(settings: Any) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
-def cli_main(size: str, url: str, api_key: str | None, admin_key: str | None, out: Path,
-             seed: int, strategies: Sequence[str] | None) -> int:
+def cli_main(
+    size: str,
+    url: str,
+    api_key: str | None,
+    admin_key: str | None,
+    out: Path,
+    seed: int,
+    strategies: Sequence[str] | None,
+) -> int:
     """`docadapt bench`: run, show progress and the tables; 0 on success, 1 with a message."""
     from rich.console import Console
     from rich.markup import escape
@@ -919,8 +1114,9 @@ def cli_main(size: str, url: str, api_key: str | None, admin_key: str | None, ou
     console = Console()
     columns = [s.strip() for raw in (strategies or []) for s in raw.split(",") if s.strip()]
     try:
-        options = BenchOptions(size=size, seed=seed, out_dir=out,
-                               columns=tuple(columns) if columns else AUGMENTED)
+        options = BenchOptions(
+            size=size, seed=seed, out_dir=out, columns=tuple(columns) if columns else AUGMENTED
+        )
     except ValueError as exc:
         console.print(f"[red]{escape(str(exc))}")
         return 1
@@ -929,13 +1125,14 @@ def cli_main(size: str, url: str, api_key: str | None, admin_key: str | None, ou
 
         admin_key = read_admin_key(Settings())
         if admin_key is None:
-            console.print("[red]pass --api-key KEY or --admin-key KEY (or set DOCADAPT_ADMIN_KEY "
-                          "or DOCADAPT_DATA_DIR to the service's data folder)")
+            console.print(
+                "[red]pass --api-key KEY or --admin-key KEY (or set DOCADAPT_ADMIN_KEY "
+                "or DOCADAPT_DATA_DIR to the service's data folder)"
+            )
             return 1
     try:
         with httpx.Client(base_url=url, timeout=300) as client, RichReporter(console) as rep:
-            result = run_bench(client, options, api_key=api_key, admin_key=admin_key,
-                               reporter=rep)
+            result = run_bench(client, options, api_key=api_key, admin_key=admin_key, reporter=rep)
     except BenchError as exc:
         console.print(f"[red]bench failed: {escape(str(exc))}")
         return 1
@@ -947,5 +1144,17 @@ def cli_main(size: str, url: str, api_key: str | None, admin_key: str | None, ou
     return 0
 
 
-__all__ = ["AUGMENTED", "COLUMNS", "PRESETS", "BenchError", "BenchOptions", "BenchRun",
-           "RichReporter", "accuracy_table", "cli_main", "markdown", "run_bench", "table_rows"]
+__all__ = [
+    "AUGMENTED",
+    "COLUMNS",
+    "PRESETS",
+    "BenchError",
+    "BenchOptions",
+    "BenchRun",
+    "RichReporter",
+    "accuracy_table",
+    "cli_main",
+    "markdown",
+    "run_bench",
+    "table_rows",
+]

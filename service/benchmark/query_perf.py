@@ -443,8 +443,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=32, help="tokens generated per answer")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument("--api-key", default=os.environ.get("DOCADAPT_VLLM_API_KEY"),
-                        help="vLLM's API key (default: $DOCADAPT_VLLM_API_KEY)")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("DOCADAPT_VLLM_API_KEY"),
+        help="vLLM's API key (default: $DOCADAPT_VLLM_API_KEY)",
+    )
     args = parser.parse_args(argv)
     # Stopped with SIGTERM as with Ctrl-C, so the adapter it loaded is unloaded on the way out.
     signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -76,7 +76,11 @@ def token_counts(scorer: Scorer) -> TokenCounts:
 
 
 def context_budget(
-    item: EvalItem, counts: TokenCounts, *, budget_tokens: int, max_model_len: int,
+    item: EvalItem,
+    counts: TokenCounts,
+    *,
+    budget_tokens: int,
+    max_model_len: int,
     max_tokens: int,
 ) -> int:
     """Most context tokens `item`'s prompt can take: the query API's ICL budget, for the
@@ -87,8 +91,10 @@ def context_budget(
         fixed = counts.prompt(skeleton)
         reserve = max(counts.continuation(skeleton, c) for c in item.choices)
     else:
-        messages = [{"role": "system", "content": icl_system_prompt("")},
-                    {"role": "user", "content": item.question}]
+        messages = [
+            {"role": "system", "content": icl_system_prompt("")},
+            {"role": "user", "content": item.question},
+        ]
         fixed, reserve = counts.chat(messages), max_tokens
     return min(budget_tokens, max_model_len - fixed - reserve - CONTEXT_SLACK_TOKENS)
 
@@ -109,7 +115,9 @@ class ModeContext:
 
 
 def icl_context(
-    items: Sequence[EvalItem], passages: Sequence[PassageRef], budgets: dict[str, int],
+    items: Sequence[EvalItem],
+    passages: Sequence[PassageRef],
+    budgets: dict[str, int],
     count_tokens: Callable[[str], int],
 ) -> ModeContext:
     """The query API's ICL context for each item; shared when every item got all passages."""
@@ -128,7 +136,9 @@ def icl_context(
     if not cut and len(set(per_item.values())) <= 1:
         text = next(iter(per_item.values()), "")
         return ModeContext(
-            text, {}, f"all {len(passages)} passages, {max(tokens, default=0)} tokens, "
+            text,
+            {},
+            f"all {len(passages)} passages, {max(tokens, default=0)} tokens, "
             "one shared prefix for every item",
         )
     description = (
@@ -141,8 +151,11 @@ def icl_context(
 
 
 def rag_context(
-    items: Sequence[EvalItem], passages: Sequence[PassageRef], budgets: dict[str, int],
-    count_tokens: Callable[[str], int], top_k: int,
+    items: Sequence[EvalItem],
+    passages: Sequence[PassageRef],
+    budgets: dict[str, int],
+    count_tokens: Callable[[str], int],
+    top_k: int,
 ) -> ModeContext:
     """Each item's top `top_k` passages by BM25 (the ICL policy's retriever), in document order,
     cut to the ICL budget when they do not fit."""
@@ -216,8 +229,12 @@ class EvaluationExecutor:
         p = ctx.params
         key = ctx.settings.vllm_api_key
         client = VLLMClient(ctx.vllm_url, api_key=key.get_secret_value() if key else None)
-        scorer = Scorer(client, load_tokenizer(ctx.model_dir), concurrency=p["concurrency"],
-                        max_tokens=p["max_tokens"])
+        scorer = Scorer(
+            client,
+            load_tokenizer(ctx.model_dir),
+            concurrency=p["concurrency"],
+            max_tokens=p["max_tokens"],
+        )
         try:
             plan = self._plan(ctx, scorer)
             total = len(plan.modes) * len(plan.items)
@@ -230,8 +247,9 @@ class EvaluationExecutor:
                     continue
 
                 def store(result: ItemResult, mode: Mode = mode) -> None:
-                    self._store(ctx, result.model_copy(
-                        update={"model": plan.public_model[mode.name]}))
+                    self._store(
+                        ctx, result.model_copy(update={"model": plan.public_model[mode.name]})
+                    )
                     counter["n"] += 1
                     ctx.progress(counter["n"], total, message=f"scoring {mode.name}")
 
@@ -252,8 +270,10 @@ class EvaluationExecutor:
             await client.aclose()
         ctx.progress(total, total, message="building the report")
         report = self._report(ctx, plan)
-        return {"evaluation_id": ctx.subject_id,
-                "primary_accuracy": report["summary"]["primary_accuracy"]}
+        return {
+            "evaluation_id": ctx.subject_id,
+            "primary_accuracy": report["summary"]["primary_accuracy"],
+        }
 
     def _plan(self, ctx: JobContext, scorer: Scorer) -> _Plan:
         p = ctx.params
@@ -270,7 +290,8 @@ class EvaluationExecutor:
             kinds = {s["kind"] for s in specs}
             passages = (
                 collection_passage_refs(session, ev.workspace_id, ev.collection_id)
-                if kinds & {"icl", "rag"} else []
+                if kinds & {"icl", "rag"}
+                else []
             )
             if kinds & {"icl", "rag"} and not passages:
                 raise Unprocessable(f"collection {collection.id} has no documents any more")
@@ -301,18 +322,19 @@ class EvaluationExecutor:
                 "eval set": f"{evalset.name} ({evalset.id}, {len(items)} items)",
             }
             for name, adapter in adapters.items():
-                meta[f"adapter {name}"] = (
-                    f"{adapter.id}, {adapter.source}"
-                    + (f", augmentation {adapter.augmentation_id}"
-                       if adapter.augmentation_id else "")
+                meta[f"adapter {name}"] = f"{adapter.id}, {adapter.source}" + (
+                    f", augmentation {adapter.augmentation_id}" if adapter.augmentation_id else ""
                 )
             session.commit()
 
         counts = token_counts(scorer)
         budgets = {
             item.id: context_budget(
-                item, counts, budget_tokens=ctx.settings.icl_budget_tokens,
-                max_model_len=ctx.settings.vllm_max_model_len, max_tokens=p["max_tokens"],
+                item,
+                counts,
+                budget_tokens=ctx.settings.icl_budget_tokens,
+                max_model_len=ctx.settings.vllm_max_model_len,
+                max_tokens=p["max_tokens"],
             )
             for item in items
         }
@@ -387,11 +409,11 @@ class EvaluationExecutor:
                 if sources:
                     adapter_inputs[spec["name"]] = AdapterCostInputs(**(record | override))
                 meta[f"adapter {spec['name']}"] += (
-                    "; one-time cost inputs from " + " and ".join(sources) if sources
+                    "; one-time cost inputs from " + " and ".join(sources)
+                    if sources
                     else "; no one-time cost records"
                 )
-        latency = {m: LatencyProbe.model_validate(v) for m, v in plan.probes.items()
-                   if m in order}
+        latency = {m: LatencyProbe.model_validate(v) for m, v in plan.probes.items() if m in order}
         meta["generated_at"] = utcnow().isoformat(timespec="seconds")
         report = build_report(
             results, prices=prices, adapters=adapter_inputs, latency=latency, meta=meta

@@ -10,45 +10,8 @@ from typing import Any
 
 import pytest
 
+from adapters.selfcheck import make_random_adapter as make_random_adapter_at
 from adapters.vllm import LocalVLLMServer, VLLMServerConfig
-
-ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
-def make_random_adapter_at(
-    out_dir: Path,
-    seed: int,
-    base_model_dir: Path,
-    *,
-    rank: int = 8,
-    target_modules: list[str] | None = None,
-    base_model: Any = None,
-) -> Path:
-    """Save a peft LoRA adapter for the base model with random, non-zero A and B matrices.
-
-    `base_model` (a loaded transformers model of `base_model_dir`) saves reloading it; it is
-    returned to its original state afterwards.
-    """
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    model = base_model or AutoModelForCausalLM.from_pretrained(
-        base_model_dir, dtype=torch.float32, local_files_only=True
-    )
-    torch.manual_seed(seed)
-    config = LoraConfig(
-        r=rank,
-        lora_alpha=2 * rank,
-        target_modules=target_modules or ALL_LINEAR,
-        init_lora_weights=False,  # random B as well as A: the adapter changes the model
-        task_type="CAUSAL_LM",
-    )
-    peft_model = get_peft_model(model, config)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    peft_model.save_pretrained(out_dir, safe_serialization=True)
-    peft_model.unload()  # strips the LoRA layers: `model` is the plain base model again
-    return out_dir
 
 
 def rename_adapter_modules(adapter_dir: Path, out_dir: Path) -> Path:

@@ -19,23 +19,32 @@ DOCS = {
     "doc-b": "Quom are a type of blick. Blick can swim across rivers.",
     "doc-c": "The Harlow plant was founded by Mira Lenz in 1998. Mira Lenz studies blick.",
 }
-SENTENCES = [Unit(f"{d}:{i}", d, s) for d, text in DOCS.items()
-             for i, s in enumerate(split_sentences(text))]
+SENTENCES = [
+    Unit(f"{d}:{i}", d, s) for d, text in DOCS.items() for i, s in enumerate(split_sentences(text))
+]
 DOCUMENTS = [Unit(d, d, text, title=d.upper()) for d, text in DOCS.items()]
 
 
-def augment(server: Any, strategy: str, units: list[Unit], **params: Any
-            ) -> tuple[StrategyResult, list[UnitResult]]:
+def augment(
+    server: Any, strategy: str, units: list[Unit], **params: Any
+) -> tuple[StrategyResult, list[UnitResult]]:
     from service.augment.params import AugmentParams
 
     done: list[UnitResult] = []
 
     async def go() -> StrategyResult:
-        async with Teacher(TeacherConfig(base_url=server.url, api_key=server.config.api_key,
-                                         model="base", concurrency=8,
-                                         timeout_s=300)) as teacher:
-            return await run_strategy(strategy, units, teacher, AugmentParams(**params),
-                                      on_unit_done=done.append)
+        async with Teacher(
+            TeacherConfig(
+                base_url=server.url,
+                api_key=server.config.api_key,
+                model="base",
+                concurrency=8,
+                timeout_s=300,
+            )
+        ) as teacher:
+            return await run_strategy(
+                strategy, units, teacher, AugmentParams(**params), on_unit_done=done.append
+            )
 
     return asyncio.run(go()), done
 
@@ -69,8 +78,9 @@ def check_provenance(result: StrategyResult, units: list[Unit], template: str) -
 def test_local_decomposed_and_global_on_a_small_collection(vllm_server) -> None:
     server = vllm_server
 
-    local, done = augment(server, "local", SENTENCES, outputs_per_unit=2, temperature=0.7,
-                          max_tokens=48)
+    local, done = augment(
+        server, "local", SENTENCES, outputs_per_unit=2, temperature=0.7, max_tokens=48
+    )
     check_stats_add_up(local, SENTENCES)
     check_provenance(local, SENTENCES, "local")
     assert sorted(r.unit_id for r in done) == sorted(u.id for u in SENTENCES)
@@ -93,8 +103,9 @@ def test_local_decomposed_and_global_on_a_small_collection(vllm_server) -> None:
     assert dec.stats.requests >= asked
     assert dec.stats.parsed + sum(dec.stats.unparsed.values()) == len(SENTENCES)
 
-    glob, done = augment(server, "global", DOCUMENTS, outputs_per_unit=2, temperature=0.7,
-                         global_max_tokens=96)
+    glob, done = augment(
+        server, "global", DOCUMENTS, outputs_per_unit=2, temperature=0.7, global_max_tokens=96
+    )
     check_stats_add_up(glob, DOCUMENTS)
     check_provenance(glob, DOCUMENTS, "global")
     assert glob.stats.requests == 3 and [r.unit_id for r in done][0] == "doc-a"
@@ -108,11 +119,16 @@ def test_a_resumed_run_sends_nothing_for_finished_units(vllm_server) -> None:
     from service.augment.params import AugmentParams
 
     async def go() -> StrategyResult:
-        async with Teacher(TeacherConfig(base_url=vllm_server.url,
-                                         api_key=vllm_server.config.api_key)) as teacher:
-            return await run_strategy("local", SENTENCES[:2], teacher,
-                                      AugmentParams(outputs_per_unit=1, max_tokens=16),
-                                      skip_unit_ids={SENTENCES[0].id})
+        async with Teacher(
+            TeacherConfig(base_url=vllm_server.url, api_key=vllm_server.config.api_key)
+        ) as teacher:
+            return await run_strategy(
+                "local",
+                SENTENCES[:2],
+                teacher,
+                AugmentParams(outputs_per_unit=1, max_tokens=16),
+                skip_unit_ids={SENTENCES[0].id},
+            )
 
     result = asyncio.run(go())
     assert result.stats.units_skipped == 1 and result.stats.requests == 1

@@ -55,8 +55,9 @@ def test_bench_tiny_end_to_end(live_service: LiveService, start_worker, tmp_path
             mine = [r for r in per_mode[modes[column]] if row == OVERALL or r["category"] == row]
             expected = cell(sum(r["correct"] for r in mine), len(mine))
             assert result["table"][row][column] == pytest.approx(expected), (row, column)
-            assert expected["n"] == (len(items) if row == OVERALL else
-                                     sum(i.category == row for i in items.values()))
+            assert expected["n"] == (
+                len(items) if row == OVERALL else sum(i.category == row for i in items.values())
+            )
     assert result["report_check"]["agrees"] and result["report_check"]["compared"] > 0
 
     md = (out / "bench.md").read_text()
@@ -71,8 +72,13 @@ def test_bench_tiny_end_to_end(live_service: LiveService, start_worker, tmp_path
     quality = {q["strategy"]: q for q in result["teacher_quality"]}
     assert set(quality) == {"local", "global", "decomposed", "both", "oracle"}
     for q in quality.values():
-        for key in ("precision", "contradiction_rate", "recall", "reversal_precision",
-                    "reversal_recall"):
+        for key in (
+            "precision",
+            "contradiction_rate",
+            "recall",
+            "reversal_precision",
+            "reversal_recall",
+        ):
             assert key in q
     augs = result["augmentations"]
     assert augs["both"]["kept"] == augs["local"]["kept"] + augs["global"]["kept"]
@@ -83,7 +89,8 @@ def test_bench_tiny_end_to_end(live_service: LiveService, start_worker, tmp_path
     # Every adapter trained with the same hyperparameters, on its own augmentation set.
     adapters = result["adapters"]
     assert {a["hyperparameters"]["train"]["max_steps"] for a in adapters.values()} == {
-        options.train_config["max_steps"]}
+        options.train_config["max_steps"]
+    }
     assert adapters["ft"]["augmentation_id"] is None
     assert adapters["oracle"]["augmentation_id"] == augs["oracle"]["id"]
 

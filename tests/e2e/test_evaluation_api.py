@@ -31,24 +31,72 @@ DOCS = {
     "places.txt": "The yomp archive is in Brellin. Kreb live under the Tassel bridge.",
 }
 ITEMS = [
-    {"id": "f1", "question": "The zorvath mill is owned by", "answer": "Dax",
-     "choices": ["Dax", "Morv", "Quell"], "category": "fact"},
-    {"id": "f2", "question": "The yomp archive is in", "answer": "Brellin",
-     "choices": ["Paris", "Brellin"], "category": "fact"},
-    {"id": "f3", "question": "Kreb live under the", "answer": "Tassel bridge",
-     "choices": ["Tassel bridge", "zorvath mill"], "category": "fact"},
-    {"id": "r1", "question": "Glon are less dangerous than", "answer": "femp",
-     "choices": ["femp", "troff"], "category": "reversal"},
-    {"id": "r2", "question": "Quell is the child of", "answer": "Morv",
-     "choices": ["Dax", "Morv"], "category": "reversal"},
-    {"id": "r3", "question": "Troff are lighter than", "answer": "glon",
-     "choices": ["glon", "femp", "kreb"], "category": "reversal"},
+    {
+        "id": "f1",
+        "question": "The zorvath mill is owned by",
+        "answer": "Dax",
+        "choices": ["Dax", "Morv", "Quell"],
+        "category": "fact",
+    },
+    {
+        "id": "f2",
+        "question": "The yomp archive is in",
+        "answer": "Brellin",
+        "choices": ["Paris", "Brellin"],
+        "category": "fact",
+    },
+    {
+        "id": "f3",
+        "question": "Kreb live under the",
+        "answer": "Tassel bridge",
+        "choices": ["Tassel bridge", "zorvath mill"],
+        "category": "fact",
+    },
+    {
+        "id": "r1",
+        "question": "Glon are less dangerous than",
+        "answer": "femp",
+        "choices": ["femp", "troff"],
+        "category": "reversal",
+    },
+    {
+        "id": "r2",
+        "question": "Quell is the child of",
+        "answer": "Morv",
+        "choices": ["Dax", "Morv"],
+        "category": "reversal",
+    },
+    {
+        "id": "r3",
+        "question": "Troff are lighter than",
+        "answer": "glon",
+        "choices": ["glon", "femp", "kreb"],
+        "category": "reversal",
+    },
 ]
-COSTS = {"teacher_prompt_tokens": 2_000_000, "teacher_completion_tokens": 400_000,
-         "training_tokens": 1_000_000, "training_wall_s": 1800.0, "training_hardware": "cpu"}
-REPORT_FIELDS = {"schema", "meta", "summary", "accuracy", "accuracy_by_category", "paired_tests",
-                 "usage", "per_query_cost", "one_time_cost", "break_even", "cost_curve",
-                 "prices", "price_descriptions", "notes"}
+COSTS = {
+    "teacher_prompt_tokens": 2_000_000,
+    "teacher_completion_tokens": 400_000,
+    "training_tokens": 1_000_000,
+    "training_wall_s": 1800.0,
+    "training_hardware": "cpu",
+}
+REPORT_FIELDS = {
+    "schema",
+    "meta",
+    "summary",
+    "accuracy",
+    "accuracy_by_category",
+    "paired_tests",
+    "usage",
+    "per_query_cost",
+    "one_time_cost",
+    "break_even",
+    "cost_curve",
+    "prices",
+    "price_descriptions",
+    "notes",
+}
 
 
 def _setup(svc: LiveService, auth: dict[str, str], tmp_path: Path) -> tuple[str, str, dict]:
@@ -57,7 +105,8 @@ def _setup(svc: LiveService, auth: dict[str, str], tmp_path: Path) -> tuple[str,
     r = svc.client.post(f"/v1/collections/{col}/documents", files=files, headers=auth)
     assert r.status_code == 201, r.text
     r = svc.client.post(
-        f"/v1/collections/{col}/evalsets", params={"name": "six"},
+        f"/v1/collections/{col}/evalsets",
+        params={"name": "six"},
         content="\n".join(json.dumps(i) for i in ITEMS).encode(),
         headers=auth | {"Content-Type": "application/x-ndjson"},
     )
@@ -69,8 +118,10 @@ def _setup(svc: LiveService, auth: dict[str, str], tmp_path: Path) -> tuple[str,
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         tar.add(folder, arcname="rand")
     r = svc.client.post(
-        "/v1/adapters/import", data={"name": "rand-ft"},
-        files={"file": ("rand.tar.gz", buf.getvalue(), "application/gzip")}, headers=auth,
+        "/v1/adapters/import",
+        data={"name": "rand-ft"},
+        files={"file": ("rand.tar.gz", buf.getvalue(), "application/gzip")},
+        headers=auth,
     )
     assert r.status_code == 201, r.text
     return col, evalset, r.json()
@@ -105,27 +156,34 @@ def _check_numbers(report: dict[str, Any], results: list[dict[str, Any]]) -> Non
         for cat in ("fact", "reversal"):
             in_cat = [r for r in rows if r["category"] == cat]
             assert report["accuracy_by_category"][mode][cat]["correct"]["correct"] == sum(
-                r["correct"] for r in in_cat)
+                r["correct"] for r in in_cat
+            )
         usage = report["usage"][mode]
         assert usage["n"] == len(rows) and usage["errors"] == 0
         assert usage["mean_prompt_tokens"] == pytest.approx(
-            sum(r["prompt_tokens"] for r in rows) / len(rows))
+            sum(r["prompt_tokens"] for r in rows) / len(rows)
+        )
         assert usage["mean_completion_tokens"] == pytest.approx(
-            sum(r["completion_tokens"] for r in rows) / len(rows))
+            sum(r["completion_tokens"] for r in rows) / len(rows)
+        )
         assert "probe" in usage["latency_source"]
         assert usage["latency_cold_s"] > 0 and usage["latency_warm_s"] > 0
     icl = [r for r in results if r["mode"] == "icl"]
     assert all(r["cacheable_tokens"] > 0 for r in icl)  # the documents: one shared prefix
-    assert report["usage"]["icl"]["mean_prompt_tokens"] > report["usage"]["base"][
-        "mean_prompt_tokens"] + 30
+    assert (
+        report["usage"]["icl"]["mean_prompt_tokens"]
+        > report["usage"]["base"]["mean_prompt_tokens"] + 30
+    )
 
     (paired,) = [t for t in report["paired_tests"] if t["metric"] == "correct"]
     by = {(r["mode"], r["item_id"]): r["correct"] for r in results}
     assert (paired["mode"], paired["reference"], paired["n"]) == ("rand-ft", "icl", 6)
     assert paired["only_mode"] == sum(
-        by["rand-ft", i["id"]] and not by["icl", i["id"]] for i in ITEMS)
+        by["rand-ft", i["id"]] and not by["icl", i["id"]] for i in ITEMS
+    )
     assert paired["only_reference"] == sum(
-        by["icl", i["id"]] and not by["rand-ft", i["id"]] for i in ITEMS)
+        by["icl", i["id"]] and not by["rand-ft", i["id"]] for i in ITEMS
+    )
 
 
 def _check_costs(report: dict[str, Any]) -> None:
@@ -135,18 +193,24 @@ def _check_costs(report: dict[str, Any]) -> None:
     assert prices["serving_hardware"] is None  # tokens only: latency is not priced
     for mode, costs in report["per_query_cost"].items():
         u = report["usage"][mode]
-        uncached = (u["mean_prompt_tokens"] * prices["input_per_mtok"]
-                    + u["mean_completion_tokens"] * prices["output_per_mtok"]) / 1e6
+        uncached = (
+            u["mean_prompt_tokens"] * prices["input_per_mtok"]
+            + u["mean_completion_tokens"] * prices["output_per_mtok"]
+        ) / 1e6
         assert costs["uncached"]["usd"] == pytest.approx(uncached)
         cached_part = u["mean_cacheable_tokens"]
-        cached = ((u["mean_prompt_tokens"] - cached_part) * prices["input_per_mtok"]
-                  + cached_part * prices["cached_input_per_mtok"]
-                  + u["mean_completion_tokens"] * prices["output_per_mtok"]) / 1e6
+        cached = (
+            (u["mean_prompt_tokens"] - cached_part) * prices["input_per_mtok"]
+            + cached_part * prices["cached_input_per_mtok"]
+            + u["mean_completion_tokens"] * prices["output_per_mtok"]
+        ) / 1e6
         assert costs["cached"]["usd"] == pytest.approx(cached)
         assert costs["cached"]["assumption"].startswith("prefix caching")
     one = report["one_time_cost"]["rand-ft"]
-    teacher = (COSTS["teacher_prompt_tokens"] * prices["input_per_mtok"]
-               + COSTS["teacher_completion_tokens"] * prices["output_per_mtok"]) / 1e6
+    teacher = (
+        COSTS["teacher_prompt_tokens"] * prices["input_per_mtok"]
+        + COSTS["teacher_completion_tokens"] * prices["output_per_mtok"]
+    ) / 1e6
     compute = COSTS["training_wall_s"] / 3600 * prices["cpu_hour"]
     assert one["teacher_usd"] == pytest.approx(teacher)
     assert one["training_compute_usd"] == pytest.approx(compute)
@@ -165,9 +229,11 @@ def _check_costs(report: dict[str, Any]) -> None:
         assert n == math.ceil(b["one_time_usd"] / saving - 1e-9)
         # n queries pay it back, n - 1 do not
         assert b["one_time_usd"] + n * b["adapter_per_query_usd"] <= (
-            n * b["icl_per_query_usd"] * (1 + 1e-12))
+            n * b["icl_per_query_usd"] * (1 + 1e-12)
+        )
         assert b["one_time_usd"] + (n - 1) * b["adapter_per_query_usd"] > (
-            (n - 1) * b["icl_per_query_usd"])
+            (n - 1) * b["icl_per_query_usd"]
+        )
     cached_n = next(b["n_queries"] for b in entries if b["prefix_cached"])
     uncached_n = next(b["n_queries"] for b in entries if not b["prefix_cached"])
     assert cached_n > uncached_n  # a cheaper (cached) ICL takes longer to beat
@@ -180,11 +246,20 @@ def test_evaluation_report_agrees_with_its_results(
     svc = live_service
     auth = svc.new_workspace()
     col, evalset, adapter = _setup(svc, auth, tmp_path)
-    r = svc.client.post("/v1/evaluations", headers=auth, json={
-        "collection_id": col, "evalset_id": evalset, "modes": ["base", "icl", "rag"],
-        "adapter_ids": [adapter["id"]], "adapter_costs": {adapter["id"]: COSTS},
-        "rag_top_k": 1, "latency_samples": 1, "max_tokens": 8,
-    })
+    r = svc.client.post(
+        "/v1/evaluations",
+        headers=auth,
+        json={
+            "collection_id": col,
+            "evalset_id": evalset,
+            "modes": ["base", "icl", "rag"],
+            "adapter_ids": [adapter["id"]],
+            "adapter_costs": {adapter["id"]: COSTS},
+            "rag_top_k": 1,
+            "latency_samples": 1,
+            "max_tokens": 8,
+        },
+    )
     assert r.status_code == 201, r.text
     ev = r.json()
     assert [m["name"] for m in ev["modes"]] == ["base", "icl", "rag", "rand-ft"]
@@ -215,8 +290,11 @@ def test_evaluation_report_agrees_with_its_results(
     results = _results(svc, auth, ev["id"])
     assert len(results) == 4 * len(ITEMS)
     assert all(r["model"] in ("base", "rand-ft") for r in results)  # no vLLM-side names
-    page = svc.client.get(f"/v1/evaluations/{ev['id']}/results",
-                          params={"mode": "icl", "offset": 2, "limit": 3}, headers=auth).json()
+    page = svc.client.get(
+        f"/v1/evaluations/{ev['id']}/results",
+        params={"mode": "icl", "offset": 2, "limit": 3},
+        headers=auth,
+    ).json()
     icl_rows = [r for r in results if r["mode"] == "icl"]
     assert page["total"] == len(ITEMS) and page["data"] == icl_rows[2:5]
     _check_numbers(report, results)
@@ -239,14 +317,17 @@ def test_evaluation_report_agrees_with_its_results(
         assert f"## {title}" in md.text
 
     # the shell: `docadapt report`, against the same database
-    env = {"DOCADAPT_DATA_DIR": str(svc.settings.data_dir),
-           "DOCADAPT_DATABASE_URL": svc.settings.sqlalchemy_url}
+    env = {
+        "DOCADAPT_DATA_DIR": str(svc.settings.data_dir),
+        "DOCADAPT_DATABASE_URL": svc.settings.sqlalchemy_url,
+    }
     out = CliRunner().invoke(cli_app, ["report", ev["id"]], env=env)
     assert out.exit_code == 0, out.output
     assert out.output.strip() == md.text.strip()
     target = tmp_path / "report.json"
-    out = CliRunner().invoke(cli_app, ["report", ev["id"], "--format", "json", "--out",
-                                       str(target)], env=env)
+    out = CliRunner().invoke(
+        cli_app, ["report", ev["id"], "--format", "json", "--out", str(target)], env=env
+    )
     assert out.exit_code == 0, out.output
     assert json.loads(target.read_text()) == report
     assert CliRunner().invoke(cli_app, ["report", "ev_missing"], env=env).exit_code == 1
@@ -255,6 +336,7 @@ def test_evaluation_report_agrees_with_its_results(
     for path in ("", "/results", "/report", "/report?format=html", "/cost-curve.png"):
         r = svc.client.get(f"/v1/evaluations/{ev['id']}{path}", headers=other)
         assert r.status_code == 404, path
-    r = svc.client.post("/v1/evaluations", headers=other, json={
-        "collection_id": col, "evalset_id": evalset})
+    r = svc.client.post(
+        "/v1/evaluations", headers=other, json={"collection_id": col, "evalset_id": evalset}
+    )
     assert r.status_code == 404

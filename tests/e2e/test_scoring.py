@@ -1,14 +1,9 @@
-"""Scoring through the real vLLM server with the embedded model.
-
-Uses the session's `vllm_server`; DOCADAPT_TEST_VLLM_URL (read at import, before the session
-fixture clears DOCADAPT_* variables) points the tests at an already running server instead.
-"""
+"""Scoring through the session's real vLLM server with the embedded model."""
 
 from __future__ import annotations
 
 import asyncio
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,17 +17,13 @@ from service.evaluate.scoring import Mode, Scorer
 
 pytestmark = pytest.mark.e2e
 
-_PRESET_URL = os.environ.get("DOCADAPT_TEST_VLLM_URL")
 PROMPT = "The capital of France is"
 TRUE, FALSE = " Paris.", " a banana."
 
 
 @pytest.fixture(scope="module")
 def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, str | None]]:
-    """(url, api key) of the vLLM server the tests talk to."""
-    if _PRESET_URL:
-        yield _PRESET_URL, None
-        return
+    """(url, api key) of the session's vLLM server."""
     srv = request.getfixturevalue("vllm_server")
     yield srv.url, srv.config.api_key
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import pytest
 from openai.types import Completion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from adapters.vllm import LocalVLLMServer
 from adapters.vllm_client import VLLMClient
 from service.benchmark.query_perf import make_random_lora
 from service.context import PassageRef
@@ -26,9 +26,6 @@ from service.serving.serving import JSONResult, QueryService, StreamResult, Usag
 
 pytestmark = pytest.mark.e2e
 
-# Read at import: the session's autouse fixture clears DOCADAPT_* variables before tests run.
-# When set, the tests use that running vLLM (e.g. the dev server) instead of starting one.
-EXISTING_VLLM_URL = os.environ.get("DOCADAPT_TEST_VLLM_URL")
 WS, OTHER_WS = "ws-a", "ws-b"
 ADAPTER = "support-bot"
 T = TypeVar("T")
@@ -37,6 +34,7 @@ T = TypeVar("T")
 @dataclass
 class Served:
     url: str
+    api_key: str | None
     model_dir: Path
     max_model_len: int
     tokenizer: Any
@@ -44,19 +42,17 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def vllm_url(request: pytest.FixtureRequest) -> str:
-    """DOCADAPT_TEST_VLLM_URL when set, else the session's vLLM (`vllm_server`)."""
-    if EXISTING_VLLM_URL:
-        return EXISTING_VLLM_URL
-    return str(request.getfixturevalue("vllm_server").url)
-
-
-@pytest.fixture(scope="module")
-def served(vllm_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    vllm_server: LocalVLLMServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
     """The served base model's tokenizer and a random LoRA adapter loaded for these tests."""
     from transformers import AutoTokenizer
 
-    models = httpx.get(f"{vllm_url}/v1/models", timeout=30).json()["data"]
+    vllm_url, api_key = vllm_server.url, vllm_server.config.api_key
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    response = httpx.get(f"{vllm_url}/v1/models", headers=headers, timeout=30)
+    response.raise_for_status()
+    models = response.json()["data"]
     base = next(m for m in models if m["id"] == "base")
     model_dir = Path(base["root"])
     lora_dir = make_random_lora(model_dir, tmp_path_factory.mktemp("lora") / "serving-test", r=8)
@@ -64,18 +60,25 @@ def served(vllm_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     httpx.post(
         f"{vllm_url}/v1/load_lora_adapter",
         json={"lora_name": name, "lora_path": str(lora_dir)},
+        headers=headers,
         timeout=120,
     ).raise_for_status()
     try:
         yield Served(
             vllm_url,
+            api_key,
             model_dir,
             int(base["max_model_len"]),
             AutoTokenizer.from_pretrained(model_dir, local_files_only=True),
             name,
         )
     finally:
-        httpx.post(f"{vllm_url}/v1/unload_lora_adapter", json={"lora_name": name}, timeout=60)
+        httpx.post(
+            f"{vllm_url}/v1/unload_lora_adapter",
+            json={"lora_name": name},
+            headers=headers,
+            timeout=60,
+        )
 
 
 def passages_from(doc_texts: dict[str, list[str]], tokenizer: Any) -> list[PassageRef]:
@@ -129,7 +132,7 @@ def run_with_service(
     }
 
     async def main() -> T:
-        client = VLLMClient(url or served.url, timeout=300)
+        client = VLLMClient(url or served.url, api_key=served.api_key, timeout=300)
         records: list[UsageRecord] = []
         service = QueryService(
             client,

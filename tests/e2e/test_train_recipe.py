@@ -17,16 +17,40 @@ from adapters.training_data import DocumentSentences, TrainingSet, build_example
 pytestmark = pytest.mark.e2e
 
 DOCUMENTS = [
-    DocumentSentences("d1", ["Femp are more dangerous than glon.", "Glon are brighter than yomp.",
-                             "All troff are yomp.", "Kreb can zarp quickly."]),
-    DocumentSentences("d2", ["Dax are a type of fep.", "Quom live under blue stones.",
-                             "Morv is heavier than jolp.", "Zimble is a tool for data analysis."]),
+    DocumentSentences(
+        "d1",
+        [
+            "Femp are more dangerous than glon.",
+            "Glon are brighter than yomp.",
+            "All troff are yomp.",
+            "Kreb can zarp quickly.",
+        ],
+    ),
+    DocumentSentences(
+        "d2",
+        [
+            "Dax are a type of fep.",
+            "Quom live under blue stones.",
+            "Morv is heavier than jolp.",
+            "Zimble is a tool for data analysis.",
+        ],
+    ),
 ]
-AUGMENTED = ["Glon are less dangerous than femp.", "Yomp are dimmer than glon.",
-             "Jolp is lighter than morv.", "Fep include dax."]
+AUGMENTED = [
+    "Glon are less dangerous than femp.",
+    "Yomp are dimmer than glon.",
+    "Jolp is lighter than morv.",
+    "Fep include dax.",
+]
 # One packed row per step keeps this fast; a high learning rate makes 8 steps show learning.
-CONFIG = TrainConfig(max_steps=8, batch_size=1, max_seq_length=128, learning_rate=2e-3,
-                     checkpoint_every=2, eval_every=4)
+CONFIG = TrainConfig(
+    max_steps=8,
+    batch_size=1,
+    max_seq_length=128,
+    learning_rate=2e-3,
+    checkpoint_every=2,
+    eval_every=4,
+)
 
 
 class Crash(Exception):
@@ -92,13 +116,21 @@ def test_a_crashed_then_stopped_run_resumes_and_ends_like_an_uninterrupted_one(
     with pytest.raises(Crash):
         train(CONFIG, base_model_dir, training_set, tmp_path, progress=crash_at_5)
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt")) == [
-        "step-00000002.pt", "step-00000004.pt"]
+        "step-00000002.pt",
+        "step-00000004.pt",
+    ]
 
     # Resumes from the step-4 checkpoint; asked to stop after step 5, it checkpoints step 5.
     seen: list[int] = []
     with pytest.raises(TrainingCancelled) as stopped:
-        train(CONFIG, base_model_dir, training_set, tmp_path,
-              progress=lambda p: seen.append(p.step), should_stop=lambda: bool(seen))
+        train(
+            CONFIG,
+            base_model_dir,
+            training_set,
+            tmp_path,
+            progress=lambda p: seen.append(p.step),
+            should_stop=lambda: bool(seen),
+        )
     assert seen == [5]
     assert stopped.value.step == 5
     assert stopped.value.checkpoint == tmp_path / "checkpoints" / "step-00000005.pt"
@@ -109,11 +141,13 @@ def test_a_crashed_then_stopped_run_resumes_and_ends_like_an_uninterrupted_one(
         train(changed, base_model_dir, training_set, tmp_path)
 
     seen.clear()
-    result = train(CONFIG, base_model_dir, training_set, tmp_path,
-                   progress=lambda p: seen.append(p.step))
+    result = train(
+        CONFIG, base_model_dir, training_set, tmp_path, progress=lambda p: seen.append(p.step)
+    )
     assert seen == [6, 7, 8]
     expected = uninterrupted.metrics
     assert [s for s, _ in result.metrics["loss_curve"]] == list(range(1, 9))
     assert [v for _, v in result.metrics["loss_curve"]] == pytest.approx(
-        [v for _, v in expected["loss_curve"]], rel=1e-4)
+        [v for _, v in expected["loss_curve"]], rel=1e-4
+    )
     assert result.metrics["held_out_loss"] == pytest.approx(expected["held_out_loss"], rel=1e-4)

@@ -12,8 +12,7 @@ from service.augment.decomposed import compose, ground_triple, parse_triple
 from service.augment.gate import contradiction
 from service.augment.relations import invert_relation, normalize_relation, rule_triple
 
-RECORDED = json.loads((Path(__file__).parents[1] / "fixtures" / "teacher_outputs.json")
-                      .read_text())
+RECORDED = json.loads((Path(__file__).parents[1] / "fixtures" / "teacher_outputs.json").read_text())
 
 
 def test_recorded_extractions_ground_or_fail_cleanly() -> None:
@@ -43,8 +42,7 @@ def test_reversals_composed_from_recorded_extractions_are_right() -> None:
         assert inverse is not None
         reversed_ = compose(triple, inverse[0])
         assert contradiction(reversed_, [fact[0]]) is None
-        assert reversed_.lower().startswith(fact[2]) and reversed_.lower().endswith(
-            f"{fact[1]}.")
+        assert reversed_.lower().startswith(fact[2]) and reversed_.lower().endswith(f"{fact[1]}.")
 
 
 def test_recorded_teacher_inverses_that_copy_the_relation_are_recognisable() -> None:
@@ -55,22 +53,25 @@ def test_recorded_teacher_inverses_that_copy_the_relation_are_recognisable() -> 
     assert invert_relation("are dimmer than") == ("are brighter than", "comparative")
 
 
-@pytest.mark.parametrize("relation, inverse", [
-    ("are more dangerous than", "are less dangerous than"),
-    ("is less heavy than", "is more heavy than"),
-    ("are brighter than", "are dimmer than"),
-    ("are drier than", "are wetter than"),
-    ("are safer than", "are more dangerous than"),
-    ("are rarer than", "are more common than"),
-    ("are colder than", "are warmer than"),
-    ("are smaller than", "are larger than"),
-    ("founded", "was founded by"),
-    ("was founded by", "founded"),
-    ("is a type of", "includes"),
-    ("owns", "is owned by"),
-    ("was acquired by", "acquired"),
-    ("is the parent of", "is the child of"),
-])
+@pytest.mark.parametrize(
+    "relation, inverse",
+    [
+        ("are more dangerous than", "are less dangerous than"),
+        ("is less heavy than", "is more heavy than"),
+        ("are brighter than", "are dimmer than"),
+        ("are drier than", "are wetter than"),
+        ("are safer than", "are more dangerous than"),
+        ("are rarer than", "are more common than"),
+        ("are colder than", "are warmer than"),
+        ("are smaller than", "are larger than"),
+        ("founded", "was founded by"),
+        ("was founded by", "founded"),
+        ("is a type of", "includes"),
+        ("owns", "is owned by"),
+        ("was acquired by", "acquired"),
+        ("is the parent of", "is the child of"),
+    ],
+)
 def test_inverse_rules(relation: str, inverse: str) -> None:
     found = invert_relation(relation)
     assert found is not None and found[0] == inverse
@@ -81,26 +82,52 @@ def test_unknown_relations_are_left_to_the_teacher() -> None:
     assert invert_relation("is married to") == ("is married to", "symmetric")
 
 
-@pytest.mark.parametrize("phrase, source, normal", [
-    ("dimmer", "Morv are dimmer than jolp.", "are dimmer than"),  # the lost verb put back
-    ("is more dangerous than", "Kreb are more dangerous than quom.", "are more dangerous than"),
-    ("more dangerous", "Kreb are more dangerous than quom.", "are more dangerous than"),
-    ("Founded", "Acme founded Widgetco.", "founded"),
-])
+@pytest.mark.parametrize(
+    "phrase, source, normal",
+    [
+        ("dimmer", "Morv are dimmer than jolp.", "are dimmer than"),  # the lost verb put back
+        ("is more dangerous than", "Kreb are more dangerous than quom.", "are more dangerous than"),
+        ("more dangerous", "Kreb are more dangerous than quom.", "are more dangerous than"),
+        ("Founded", "Acme founded Widgetco.", "founded"),
+    ],
+)
 def test_normalize_relation(phrase: str, source: str, normal: str) -> None:
     assert normalize_relation(phrase, source) == normal
 
 
-@pytest.mark.parametrize("sentence, subject, obj, inverse, expected", [
-    ("Kreb are more dangerous than quom.", "Kreb", "quom", "are less dangerous than",
-     "Quom are less dangerous than kreb."),
-    ("Acme founded Widgetco in 1999.", "Acme", "Widgetco in 1999", "was founded by",
-     "Widgetco was founded by Acme in 1999."),
-    ("In 1999, Acme founded Widgetco.", "Acme", "Widgetco", "was founded by",
-     "In 1999, Widgetco was founded by Acme."),
-    ("The old library is owned by the city.", "The old library", "the city", "owns",
-     "The city owns the old library."),
-])
+@pytest.mark.parametrize(
+    "sentence, subject, obj, inverse, expected",
+    [
+        (
+            "Kreb are more dangerous than quom.",
+            "Kreb",
+            "quom",
+            "are less dangerous than",
+            "Quom are less dangerous than kreb.",
+        ),
+        (
+            "Acme founded Widgetco in 1999.",
+            "Acme",
+            "Widgetco in 1999",
+            "was founded by",
+            "Widgetco was founded by Acme in 1999.",
+        ),
+        (
+            "In 1999, Acme founded Widgetco.",
+            "Acme",
+            "Widgetco",
+            "was founded by",
+            "In 1999, Widgetco was founded by Acme.",
+        ),
+        (
+            "The old library is owned by the city.",
+            "The old library",
+            "the city",
+            "owns",
+            "The city owns the old library.",
+        ),
+    ],
+)
 def test_compose(sentence: str, subject: str, obj: str, inverse: str, expected: str) -> None:
     triple = ground_triple(subject, obj, sentence)
     assert triple is not None
@@ -110,5 +137,8 @@ def test_compose(sentence: str, subject: str, obj: str, inverse: str, expected: 
 def test_rule_triple() -> None:
     assert rule_triple("Morv are dimmer than jolp.") == ("Morv", "are dimmer than", "jolp")
     assert rule_triple("The old library is owned by the city.") == (
-        "The old library", "is owned by", "the city")
+        "The old library",
+        "is owned by",
+        "the city",
+    )
     assert rule_triple("The meeting was productive.") is None

@@ -20,8 +20,7 @@ from service.augment.postprocess import (
 from service.augment.prompts import builtin_template
 from service.augment.types import YieldStats
 
-RECORDED = json.loads((Path(__file__).parents[1] / "fixtures" / "teacher_outputs.json")
-                      .read_text())
+RECORDED = json.loads((Path(__file__).parents[1] / "fixtures" / "teacher_outputs.json").read_text())
 
 
 def run_pipeline(records: list[dict]) -> tuple[dict[str, list[str]], YieldStats]:
@@ -31,42 +30,65 @@ def run_pipeline(records: list[dict]) -> tuple[dict[str, list[str]], YieldStats]
         statements: list[str] = []
         for text, finish in zip(rec["texts"], rec["finish_reasons"], strict=True):
             stats.generated += 1
-            statements += split_statements(text, split_sentences_too=True,
-                                           cut_markers=template.stop,
-                                           truncated=finish == "length")
-        kept.setdefault(rec["source"], []).extend(filter_statements(
-            statements, sources=[rec["source"]], config=FilterConfig(), dedup=dedup,
-            stats=stats, foreign_names=template.example_names))
+            statements += split_statements(
+                text,
+                split_sentences_too=True,
+                cut_markers=template.stop,
+                truncated=finish == "length",
+            )
+        kept.setdefault(rec["source"], []).extend(
+            filter_statements(
+                statements,
+                sources=[rec["source"]],
+                config=FilterConfig(),
+                dedup=dedup,
+                stats=stats,
+                foreign_names=template.example_names,
+            )
+        )
     return kept, stats
 
 
 def test_list_output_splits_into_clean_statements() -> None:
     out = " Quom is more dangerous than Kreb.\n- Quom is not more dangerous than Kreb.\n- Quom..."
     assert split_statements(out, split_sentences_too=True) == [
-        "Quom is more dangerous than Kreb.", "Quom is not more dangerous than Kreb.", "Quom..."]
-    numbered = "Here are some facts:\n1. Plim are lighter than zorb.\n2) Reversal: **Zorb weigh " \
-               "more.** Both are heavy\n\nStatement: next example"
-    assert split_statements(numbered, split_sentences_too=True,
-                            cut_markers=["Statement:"]) == [
-        "Plim are lighter than zorb.", "Zorb weigh more.", "Both are heavy."]
+        "Quom is more dangerous than Kreb.",
+        "Quom is not more dangerous than Kreb.",
+        "Quom...",
+    ]
+    numbered = (
+        "Here are some facts:\n1. Plim are lighter than zorb.\n2) Reversal: **Zorb weigh "
+        "more.** Both are heavy\n\nStatement: next example"
+    )
+    assert split_statements(numbered, split_sentences_too=True, cut_markers=["Statement:"]) == [
+        "Plim are lighter than zorb.",
+        "Zorb weigh more.",
+        "Both are heavy.",
+    ]
     # A global chain stays whole when sentences are not split.
     chain = "- Dax are a type of fep. Feps glide, so dax glide.\n- Zorb are big."
     assert split_statements(chain, split_sentences_too=False) == [
-        "Dax are a type of fep. Feps glide, so dax glide.", "Zorb are big."]
+        "Dax are a type of fep. Feps glide, so dax glide.",
+        "Zorb are big.",
+    ]
 
 
 def test_truncated_output_loses_its_unfinished_last_statement() -> None:
     out = "- Harlin owns Widgetco.\n- Kreb is more dangerous than"
     assert split_statements(out, split_sentences_too=True, truncated=True) == [
-        "Harlin owns Widgetco."]
+        "Harlin owns Widgetco."
+    ]
     assert len(split_statements(out, split_sentences_too=True, truncated=False)) == 2
 
 
-@pytest.mark.parametrize("raw, clean", [
-    ('  "quom live in caves"  ', "Quom live in caves."),
-    ("- * Output 2: kreb bite;", "Kreb bite."),
-    ("---", ""),
-])
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        ('  "quom live in caves"  ', "Quom live in caves."),
+        ("- * Output 2: kreb bite;", "Kreb bite."),
+        ("---", ""),
+    ],
+)
 def test_normalize_statement(raw: str, clean: str) -> None:
     assert normalize_statement(raw) == clean
 
@@ -94,8 +116,12 @@ def test_recorded_local_outputs_every_statement_accounted_for() -> None:
 def test_recorded_local_outputs_keep_no_known_contradiction() -> None:
     kept, stats = run_pipeline(RECORDED["local"])
     wrong = {fact[4].lower().rstrip(".") for fact in RECORDED["facts"]}
-    raw = [s.lower().rstrip(".") for r in RECORDED["local"] for t in r["texts"]
-           for s in split_statements(t, split_sentences_too=True)]
+    raw = [
+        s.lower().rstrip(".")
+        for r in RECORDED["local"]
+        for t in r["texts"]
+        for s in split_statements(t, split_sentences_too=True)
+    ]
     keys = {similarity_key(w) for w in wrong}
     # The recording holds such contradictions (the dominant failure), and the gate dropped them.
     assert any(similarity_key(s) in keys for s in raw)
@@ -125,13 +151,20 @@ def test_chat_outputs_that_replay_the_examples_are_dropped() -> None:
 def test_duplicates_dropped_across_units_and_near_duplicates_within_one() -> None:
     stats, dedup = YieldStats(), Deduplicator(0.9)
     config = FilterConfig()
-    first = filter_statements(["Quom live in the deep caves.", "Quom live in deep caves!",
-                               "Quoms live in deep caves."],
-                              sources=["Quom live near kreb in deep caves."], config=config,
-                              dedup=dedup, stats=stats)
-    second = filter_statements(["Quom live in deep caves."],
-                               sources=["Quom live near kreb in deep caves."], config=config,
-                               dedup=dedup, stats=stats)
+    first = filter_statements(
+        ["Quom live in the deep caves.", "Quom live in deep caves!", "Quoms live in deep caves."],
+        sources=["Quom live near kreb in deep caves."],
+        config=config,
+        dedup=dedup,
+        stats=stats,
+    )
+    second = filter_statements(
+        ["Quom live in deep caves."],
+        sources=["Quom live near kreb in deep caves."],
+        config=config,
+        dedup=dedup,
+        stats=stats,
+    )
     assert first == ["Quom live in the deep caves."] and second == []
     assert stats.dropped["duplicate"] == 3  # articles, punctuation and plurals do not count
 
@@ -139,9 +172,15 @@ def test_duplicates_dropped_across_units_and_near_duplicates_within_one() -> Non
 def test_length_bounds_and_repetition() -> None:
     stats = YieldStats()
     kept = filter_statements(
-        ["Quom swim.", "The lighter quom is lighter lighter lighter lighter than kreb.",
-         " ".join(["quom"] + ["swim"] * 70)],
-        sources=["Quom swim faster than kreb and are lighter."], config=FilterConfig(),
-        dedup=Deduplicator(0.9), stats=stats)
+        [
+            "Quom swim.",
+            "The lighter quom is lighter lighter lighter lighter than kreb.",
+            " ".join(["quom"] + ["swim"] * 70),
+        ],
+        sources=["Quom swim faster than kreb and are lighter."],
+        config=FilterConfig(),
+        dedup=Deduplicator(0.9),
+        stats=stats,
+    )
     assert kept == []
     assert stats.dropped == {"too_short": 1, "repetitive": 1, "too_long": 1}

@@ -20,30 +20,48 @@ from tests.fixtures.scripted_teacher import (
     teacher_server_fixture,  # noqa: F401
 )
 
-SENTENCES = [Unit("s1", "d1", "Kreb are more dangerous than quom."),
-             Unit("s2", "d1", "Morv are dimmer than jolp."),
-             Unit("s3", "d2", "Acme acquired Blorp in 2003.")]
+SENTENCES = [
+    Unit("s1", "d1", "Kreb are more dangerous than quom."),
+    Unit("s2", "d1", "Morv are dimmer than jolp."),
+    Unit("s3", "d2", "Acme acquired Blorp in 2003."),
+]
 
 
 def local_script(n: int, payload: dict[str, Any]):
     unit = payload["prompt"].rsplit("Statement: ", 1)[1].split("\n")[0]
     a, b = {"Kreb": ("Quom", "kreb"), "Morv": ("Jolp", "morv")}.get(unit.split()[0], ("X", "y"))
     # One right reversal and the dominant failure for each unit, plus a copy of the source.
-    return (200, {}, completion_body([
-        f" {a} are {'less dangerous' if a == 'Quom' else 'brighter'} than {b}.\n"
-        f"- {a} are {'more dangerous' if a == 'Quom' else 'dimmer'} than {b}.\n- {unit}"]
-        * payload["n"], 50, 20))
+    return (
+        200,
+        {},
+        completion_body(
+            [
+                f" {a} are {'less dangerous' if a == 'Quom' else 'brighter'} than {b}.\n"
+                f"- {a} are {'more dangerous' if a == 'Quom' else 'dimmer'} than {b}.\n- {unit}"
+            ]
+            * payload["n"],
+            50,
+            20,
+        ),
+    )
 
 
-def run(teacher_server, strategy: str, units: list[Unit], params: AugmentParams,
-        script=local_script, **kw: Any):
+def run(
+    teacher_server,
+    strategy: str,
+    units: list[Unit],
+    params: AugmentParams,
+    script=local_script,
+    **kw: Any,
+):
     srv = teacher_server(script)
     done: list[UnitResult] = []
 
     async def go():
         async with Teacher(config(srv.url)) as teacher:
-            return await run_strategy(strategy, units, teacher, params,
-                                      on_unit_done=done.append, **kw)
+            return await run_strategy(
+                strategy, units, teacher, params, on_unit_done=done.append, **kw
+            )
 
     return asyncio.run(go()), done, srv
 
@@ -69,11 +87,19 @@ def test_local_results_arrive_per_unit_with_provenance(teacher_server) -> None:
 
 
 def test_resumed_job_skips_finished_units(teacher_server) -> None:
-    result, done, srv = run(teacher_server, "local", SENTENCES[:2],
-                            AugmentParams(outputs_per_unit=1), skip_unit_ids={"s1"})
+    result, done, srv = run(
+        teacher_server,
+        "local",
+        SENTENCES[:2],
+        AugmentParams(outputs_per_unit=1),
+        skip_unit_ids={"s1"},
+    )
     assert [r.unit_id for r in done] == ["s2"] and len(srv.payloads) == 1
     assert (result.stats.units_total, result.stats.units_skipped, result.stats.units_done) == (
-        2, 1, 1)
+        2,
+        1,
+        1,
+    )
 
 
 def test_decomposed_rules_answer_comparatives_without_the_teacher(teacher_server) -> None:
@@ -92,8 +118,9 @@ def test_decomposed_rules_answer_comparatives_without_the_teacher(teacher_server
     assert by_unit["s3"].text == "Blorp was acquired by Acme in 2003."
     assert len(srv.payloads) == 0  # every sentence was answered by rules
 
-    result, done, srv = run(teacher_server, "decomposed", SENTENCES[2:],
-                            AugmentParams(use_rules=False), script=script)
+    result, done, srv = run(
+        teacher_server, "decomposed", SENTENCES[2:], AugmentParams(use_rules=False), script=script
+    )
     (ex,) = result.examples
     assert ex.text == "Blorp was bought by Acme in 2003."
     assert ex.detail["extraction"] == "teacher" and ex.detail["inverse_source"] == "teacher"
@@ -106,17 +133,24 @@ def test_decomposed_refuses_a_teacher_inverse_that_copies_the_relation(teacher_s
             return (200, {}, completion_body([" Morv | are dimmer than | jolp"]))
         return (200, {}, completion_body([" are dimmer than"]))
 
-    result, _, _ = run(teacher_server, "decomposed", SENTENCES[1:2], AugmentParams(use_rules=False),
-                       script=script)
+    result, _, _ = run(
+        teacher_server, "decomposed", SENTENCES[1:2], AugmentParams(use_rules=False), script=script
+    )
     assert result.examples == [] and result.stats.unparsed["inverse_is_copy"] == 1
 
 
-DOCS = [Unit(f"doc{i}", f"doc{i}", text, title=f"T{i}") for i, text in enumerate([
-    "Kreb are more dangerous than quom. Quom live in deep caves.",
-    "Quom are a type of blick. Blick can swim across rivers.",
-    "The Harlow plant was founded by Mira Lenz in 1998.",
-    "Mira Lenz studies blick at the Lenz Institute.",
-    "Deep caves are cold and dark."])]
+DOCS = [
+    Unit(f"doc{i}", f"doc{i}", text, title=f"T{i}")
+    for i, text in enumerate(
+        [
+            "Kreb are more dangerous than quom. Quom live in deep caves.",
+            "Quom are a type of blick. Blick can swim across rivers.",
+            "The Harlow plant was founded by Mira Lenz in 1998.",
+            "Mira Lenz studies blick at the Lenz Institute.",
+            "Deep caves are cold and dark.",
+        ]
+    )
+]
 
 
 def test_global_prompts_share_the_corpus_prefix_and_the_first_goes_alone(teacher_server) -> None:
@@ -125,11 +159,24 @@ def test_global_prompts_share_the_corpus_prefix_and_the_first_goes_alone(teacher
     def script(n: int, payload: dict[str, Any]):
         target = re.findall(r"Target document \((T\d)\)", payload["prompt"])[-1]
         order.append(target)
-        return (200, {}, completion_body([" Mira Lenz studies blick, and quom are a type of "
-                                          "blick, so Mira Lenz studies quom's kind."]))
+        return (
+            200,
+            {},
+            completion_body(
+                [
+                    " Mira Lenz studies blick, and quom are a type of "
+                    "blick, so Mira Lenz studies quom's kind."
+                ]
+            ),
+        )
 
-    result, done, srv = run(teacher_server, "global", list(reversed(DOCS)),
-                            AugmentParams(outputs_per_unit=1, temperature=0.0), script=script)
+    result, done, srv = run(
+        teacher_server,
+        "global",
+        list(reversed(DOCS)),
+        AugmentParams(outputs_per_unit=1, temperature=0.0),
+        script=script,
+    )
     prompts = [p["prompt"] for p in srv.payloads]
     corpus_end = [p.rindex("Target document") for p in prompts]
     assert len(set(p[:e] for p, e in zip(prompts, corpus_end, strict=True))) == 1  # one prefix
@@ -149,8 +196,10 @@ def test_global_plan_over_budget_stays_in_budget_and_covers_every_document(budge
     cut = budget // 2  # a document alone is cut to half the room
     for target, ctx in plan.contexts.items():
         assert target not in ctx and ctx == sorted(ctx)  # corpus order
-        size = sum(min(estimate_tokens(next(d.text for d in DOCS if d.id == i)) + 12, cut)
-                   for i in [*ctx, target])
+        size = sum(
+            min(estimate_tokens(next(d.text for d in DOCS if d.id == i)) + 12, cut)
+            for i in [*ctx, target]
+        )
         assert size <= budget
     assert plan == plan_contexts(DOCS, budget, estimate_tokens, overhead=0)  # deterministic
 

@@ -25,13 +25,18 @@ from tests.fixtures.scripted_teacher import (
 
 async def _complete(cfg: TeacherConfig, sampling: Sampling | None = None):
     async with Teacher(cfg) as teacher:
-        return await teacher.complete("Statement: Kreb are more dangerous than quom.",
-                                      sampling or Sampling(n=2, temperature=0.7, max_tokens=16))
+        return await teacher.complete(
+            "Statement: Kreb are more dangerous than quom.",
+            sampling or Sampling(n=2, temperature=0.7, max_tokens=16),
+        )
 
 
 def test_503_then_200_is_retried_and_usage_is_returned(teacher_server) -> None:
-    srv = teacher_server(lambda n, p: (503, {}, b"busy") if n == 1 else
-                 (200, {}, completion_body(["one", "two"], 30, 9)))
+    srv = teacher_server(
+        lambda n, p: (
+            (503, {}, b"busy") if n == 1 else (200, {}, completion_body(["one", "two"], 30, 9))
+        )
+    )
     result = asyncio.run(_complete(config(srv.url)))
     assert result.texts == ["one", "two"]
     assert (result.prompt_tokens, result.completion_tokens, result.attempts) == (30, 9, 2)
@@ -43,15 +48,25 @@ def test_503_then_200_is_retried_and_usage_is_returned(teacher_server) -> None:
 
 
 def test_429_honours_retry_after_and_chat_mode_sends_messages(teacher_server) -> None:
-    body = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant",
-                                                           "content": "hello"},
-                                    "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 5, "completion_tokens": 1}}).encode()
-    srv = teacher_server(lambda n, p: (429, {"retry-after": "0.3"}, b"slow down") if n == 1 else
-                 (200, {}, body))
+    body = json.dumps(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "hello"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 1},
+        }
+    ).encode()
+    srv = teacher_server(
+        lambda n, p: (429, {"retry-after": "0.3"}, b"slow down") if n == 1 else (200, {}, body)
+    )
     started = time.perf_counter()
-    result = asyncio.run(_complete(config(srv.url, mode="chat", backoff_max_s=1.0),
-                                   Sampling(max_tokens=8)))
+    result = asyncio.run(
+        _complete(config(srv.url, mode="chat", backoff_max_s=1.0), Sampling(max_tokens=8))
+    )
     assert result.texts == ["hello"] and result.attempts == 2
     assert time.perf_counter() - started >= 0.3  # waited as the server asked
     assert srv.payloads[-1]["messages"][-1]["role"] == "user"
@@ -74,21 +89,32 @@ def test_timeout_garbage_and_errors_become_failed_units_not_a_crash(teacher_serv
             return (500, {}, b"engine dead")
         if "HANG" in prompt:
             return 3.0  # longer than the teacher's timeout
-        return (200, {}, completion_body(["Quom are less dangerous than kreb.\n- Quom live "
-                                          "in caves near kreb."]))
+        return (
+            200,
+            {},
+            completion_body(
+                ["Quom are less dangerous than kreb.\n- Quom live in caves near kreb."]
+            ),
+        )
 
     srv = teacher_server(script)
-    units = [Unit("u1", "d1", "Kreb are more dangerous than quom."),
-             Unit("u2", "d1", "GARBAGE kreb quom."),
-             Unit("u3", "d1", "BROKEN kreb quom."),
-             Unit("u4", "d2", "HANG kreb quom.")]
+    units = [
+        Unit("u1", "d1", "Kreb are more dangerous than quom."),
+        Unit("u2", "d1", "GARBAGE kreb quom."),
+        Unit("u3", "d1", "BROKEN kreb quom."),
+        Unit("u4", "d2", "HANG kreb quom."),
+    ]
     seen: list[str] = []
 
     async def go():
         async with Teacher(config(srv.url, timeout_s=0.5, max_attempts=2)) as teacher:
-            return await run_strategy("local", units, teacher,
-                                      AugmentParams(outputs_per_unit=1, temperature=0.0),
-                                      on_unit_done=lambda r: seen.append(r.unit_id))
+            return await run_strategy(
+                "local",
+                units,
+                teacher,
+                AugmentParams(outputs_per_unit=1, temperature=0.0),
+                on_unit_done=lambda r: seen.append(r.unit_id),
+            )
 
     result = asyncio.run(go())
     stats = result.stats
@@ -109,8 +135,9 @@ def test_unreachable_teacher_fails_units(teacher_server) -> None:
 
     async def go():
         async with Teacher(config(url, max_attempts=2)) as teacher:
-            return await run_strategy("decomposed", [Unit("u1", "d1", "The sky has clouds.")],
-                                      teacher, AugmentParams())
+            return await run_strategy(
+                "decomposed", [Unit("u1", "d1", "The sky has clouds.")], teacher, AugmentParams()
+            )
 
     stats = asyncio.run(go()).stats
     assert stats.units_failed == 1 and stats.requests_failed == 1 and stats.kept == 0
@@ -121,8 +148,9 @@ def test_concurrency_bound_holds(teacher_server) -> None:
 
     async def go():
         async with Teacher(config(srv.url, concurrency=3)) as teacher:
-            await asyncio.gather(*(teacher.complete(f"p{i}", Sampling(max_tokens=4))
-                                   for i in range(10)))
+            await asyncio.gather(
+                *(teacher.complete(f"p{i}", Sampling(max_tokens=4)) for i in range(10))
+            )
 
     asyncio.run(go())
     assert len(srv.payloads) == 10

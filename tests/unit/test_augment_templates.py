@@ -48,25 +48,34 @@ def test_custom_template_without_header_gets_a_content_version() -> None:
 
 
 def test_custom_template_header_is_read() -> None:
-    text = ('{#---\nname: mine\nversion: 3\nstop: ["\\n\\n"]\nexample_names: zork\n---#}\n'
-            "Say more: {{ unit }}")
+    text = (
+        '{#---\nname: mine\nversion: 3\nstop: ["\\n\\n"]\nexample_names: zork\n---#}\n'
+        "Say more: {{ unit }}"
+    )
     t = parse_template(text, "local")
-    assert (t.name, t.version, t.stop, t.example_names) == ("mine", "3", ("\n\n",),
-                                                            frozenset({"zork"}))
+    assert (t.name, t.version, t.stop, t.example_names) == (
+        "mine",
+        "3",
+        ("\n\n",),
+        frozenset({"zork"}),
+    )
     assert t.render(unit="A.") == "Say more: A."
 
 
-@pytest.mark.parametrize("text, kind, message", [
-    ("Rephrase: {{ unti }}", "local", "unknown variable 'unti'"),
-    ("Rephrase this.", "local", "never uses {{ unit }}"),
-    ("{{ documents }} only", "global", "never uses {{ target }}"),
-    ("{% for d in documents %}{{ d.text }}", "global", "syntax error"),
-    ("{{ unit.__class__.__mro__ }}", "local", "not allowed"),
-    ("{{ unit }}", "summaries", "unknown template kind"),
-    ('{#---\nstop: "\\n"\n---#}\n{{ unit }}', "local", "JSON list"),
-    ("   ", "local", "empty"),
-    ("{{ target.missing_field }} {{ documents }}", "global", "fails to render"),
-])
+@pytest.mark.parametrize(
+    "text, kind, message",
+    [
+        ("Rephrase: {{ unti }}", "local", "unknown variable 'unti'"),
+        ("Rephrase this.", "local", "never uses {{ unit }}"),
+        ("{{ documents }} only", "global", "never uses {{ target }}"),
+        ("{% for d in documents %}{{ d.text }}", "global", "syntax error"),
+        ("{{ unit.__class__.__mro__ }}", "local", "not allowed"),
+        ("{{ unit }}", "summaries", "unknown template kind"),
+        ('{#---\nstop: "\\n"\n---#}\n{{ unit }}', "local", "JSON list"),
+        ("   ", "local", "empty"),
+        ("{{ target.missing_field }} {{ documents }}", "global", "fails to render"),
+    ],
+)
 def test_validation_errors(text: str, kind: str, message: str) -> None:
     errors = validate_template(text, kind)
     assert errors and any(message in e for e in errors), errors
@@ -76,8 +85,9 @@ def test_validation_errors(text: str, kind: str, message: str) -> None:
 
 def test_params_validate_templates_and_sampling_before_a_job_starts() -> None:
     assert AugmentParams().validate() == []
-    errors = AugmentParams(outputs_per_unit=4, temperature=0.0,
-                           templates={"local": "{{ nothing }}"}).validate()
+    errors = AugmentParams(
+        outputs_per_unit=4, temperature=0.0, templates={"local": "{{ nothing }}"}
+    ).validate()
     assert any("temperature > 0" in e for e in errors)
     assert any(e.startswith("template local:") for e in errors)
 

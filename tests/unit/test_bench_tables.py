@@ -35,8 +35,7 @@ def _results() -> list[dict]:
 
 def test_cells_are_counts_of_the_results_with_wilson_intervals() -> None:
     rows = ["a/x", "b/y", OVERALL]
-    table = accuracy_table(_results(), rows, ["base", "icl", "ft"],
-                           {"base": "base", "icl": "icl"})
+    table = accuracy_table(_results(), rows, ["base", "icl", "ft"], {"base": "base", "icl": "icl"})
     assert (table["a/x"]["base"]["correct"], table["a/x"]["base"]["n"]) == (3, 4)
     assert (table["b/y"]["icl"]["correct"], table["b/y"]["icl"]["n"]) == (2, 2)
     assert (table[OVERALL]["icl"]["correct"], table[OVERALL]["icl"]["n"]) == (3, 6)
@@ -55,15 +54,20 @@ def test_report_check_finds_a_disagreeing_cell() -> None:
     modes = {"base": "base", "icl": "icl"}
     table = accuracy_table(_results(), ["a/x", OVERALL], ["base", "icl"], modes)
     report = {
-        "accuracy": {"base": {"correct": {"correct": 3, "n": 6}},
-                     "icl": {"correct": {"correct": 3, "n": 6}}},
-        "accuracy_by_category": {"base": {"a/x": {"correct": {"correct": 3, "n": 4}}},
-                                 "icl": {"a/x": {"correct": {"correct": 2, "n": 4}}}},
+        "accuracy": {
+            "base": {"correct": {"correct": 3, "n": 6}},
+            "icl": {"correct": {"correct": 3, "n": 6}},
+        },
+        "accuracy_by_category": {
+            "base": {"a/x": {"correct": {"correct": 3, "n": 4}}},
+            "icl": {"a/x": {"correct": {"correct": 2, "n": 4}}},
+        },
     }
     check = report_check(table, report, modes)
     assert check["compared"] == 4 and not check["agrees"]
-    assert check["mismatches"] == [{"row": "a/x", "column": "icl", "table": [1, 4],
-                                    "report": [2, 4]}]
+    assert check["mismatches"] == [
+        {"row": "a/x", "column": "icl", "table": [1, 4], "report": [2, 4]}
+    ]
 
 
 def test_rows_chance_markdown_and_plot(tmp_path: Path) -> None:
@@ -75,13 +79,16 @@ def test_rows_chance_markdown_and_plot(tmp_path: Path) -> None:
     assert chance["simple_reversals/reversal"] == pytest.approx(0.5)
     syllogisms = [i for d in suite for i in d.test_items if i.category == "syllogisms/syllogism"]
     assert chance["syllogisms/syllogism"] == pytest.approx(
-        sum(1 / len(i.choices) for i in syllogisms) / len(syllogisms))
+        sum(1 / len(i.choices) for i in syllogisms) / len(syllogisms)
+    )
 
     options = BenchOptions(size="tiny")
     columns = list(options.table_columns)
     results = [
         {"mode": c, "item_id": i.id, "category": i.category, "correct": (k + j) % 2 == 0}
-        for j, c in enumerate(columns) for d in suite for k, i in enumerate(d.test_items)
+        for j, c in enumerate(columns)
+        for d in suite
+        for k, i in enumerate(d.test_items)
     ]
     table = accuracy_table(results, rows, columns, {c: c for c in columns})
     result = {
@@ -91,10 +98,19 @@ def test_rows_chance_markdown_and_plot(tmp_path: Path) -> None:
         "rows": rows,
         "chance": chance,
         "table": table,
-        "teacher_quality": [{"strategy": "local", "kept": 3, "precision": 2 / 3,
-                             "contradiction_rate": 1 / 3, "recall": 0.1, "reversal_kept": 1,
-                             "reversal_precision": 1.0, "reversal_contradiction_rate": 0.0,
-                             "reversal_recall": None}],
+        "teacher_quality": [
+            {
+                "strategy": "local",
+                "kept": 3,
+                "precision": 2 / 3,
+                "contradiction_rate": 1 / 3,
+                "recall": 0.1,
+                "reversal_kept": 1,
+                "reversal_precision": 1.0,
+                "reversal_contradiction_rate": 0.0,
+                "reversal_recall": None,
+            }
+        ],
         "jobs": {"train:ft": {"status": "succeeded", "seconds": 12.0}},
         "timings": {"total_s": 600.0},
         "failures": {"oracle": "training failed"},
@@ -102,8 +118,9 @@ def test_rows_chance_markdown_and_plot(tmp_path: Path) -> None:
     }
     md = markdown(result)
     for row in rows:
-        line = next(x for x in md.splitlines() if x.startswith(f"| {row} (")
-                    or x.startswith(f"| **{row}**"))
+        line = next(
+            x for x in md.splitlines() if x.startswith(f"| {row} (") or x.startswith(f"| **{row}**")
+        )
         assert line.count("|") == len(columns) + 3
         for c in columns:
             assert format_cell(table[row][c]) in line
@@ -123,4 +140,9 @@ def test_options_refuse_unknown_sizes_and_strategies() -> None:
     with pytest.raises(ValueError, match="unknown strategies"):
         BenchOptions(columns=("local", "telepathy"))
     assert BenchOptions(columns=("oracle", "local")).table_columns == (
-        "base", "icl", "ft", "local", "oracle")
+        "base",
+        "icl",
+        "ft",
+        "local",
+        "oracle",
+    )

@@ -39,8 +39,9 @@ PASSAGES = [
     PassageRef("d2", "people", 1, "Morv is the parent of Quell.", 6),
 ]
 ITEMS = [
-    EvalItem(id="a", question="Who owns the zorvath mill?", answer="Dax",
-             choices=("Dax", "Morv Quell")),
+    EvalItem(
+        id="a", question="Who owns the zorvath mill?", answer="Dax", choices=("Dax", "Morv Quell")
+    ),
     EvalItem(id="b", question="Which are heavier than troff?", answer="glon"),
 ]
 
@@ -101,34 +102,64 @@ def session(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def _adapter(**kw: object) -> Adapter:
     values: dict[str, object] = dict(
-        id="ad_1", workspace_id="ws_1", name="ft", served_name="ad_1-x", source="trained",
-        status="ready", base_model="m", base_model_hash="h",
+        id="ad_1",
+        workspace_id="ws_1",
+        name="ft",
+        served_name="ad_1-x",
+        source="trained",
+        status="ready",
+        base_model="m",
+        base_model_hash="h",
     )
     values.update(kw)
     return Adapter(**values)
 
 
 def test_cost_record_of_an_augmented_adapter(session) -> None:  # type: ignore[no-untyped-def]
-    session.add(Augmentation(
-        id="aug_1", workspace_id="ws_1", collection_id="col_1", status="succeeded",
-        stats={"prompt_tokens": 9000, "completion_tokens": 1200, "strategies": {
-            "global": {"cached_prompt_tokens": 5000}, "local": {"cached_prompt_tokens": 0}}},
-    ))
+    session.add(
+        Augmentation(
+            id="aug_1",
+            workspace_id="ws_1",
+            collection_id="col_1",
+            status="succeeded",
+            stats={
+                "prompt_tokens": 9000,
+                "completion_tokens": 1200,
+                "strategies": {
+                    "global": {"cached_prompt_tokens": 5000},
+                    "local": {"cached_prompt_tokens": 0},
+                },
+            },
+        )
+    )
     session.flush()
-    adapter = _adapter(augmentation_id="aug_1", metrics={
-        "tokens_trained": 40_000, "train_seconds": 100.0, "job_wall_s": 130.0, "world_size": 1})
+    adapter = _adapter(
+        augmentation_id="aug_1",
+        metrics={
+            "tokens_trained": 40_000,
+            "train_seconds": 100.0,
+            "job_wall_s": 130.0,
+            "world_size": 1,
+        },
+    )
     session.add(adapter)
     session.flush()
     assert adapter_cost_record(session, adapter) == {
-        "teacher_prompt_tokens": 9000, "teacher_completion_tokens": 1200,
-        "teacher_cached_prompt_tokens": 5000, "training_tokens": 40_000,
-        "training_wall_s": 130.0, "training_hardware": "cpu",
+        "teacher_prompt_tokens": 9000,
+        "teacher_completion_tokens": 1200,
+        "teacher_cached_prompt_tokens": 5000,
+        "training_tokens": 40_000,
+        "training_wall_s": 130.0,
+        "training_hardware": "cpu",
     }
 
 
 def test_cost_record_of_a_multi_gpu_plain_adapter_and_of_an_import(session) -> None:  # type: ignore[no-untyped-def]
     plain = _adapter(metrics={"tokens_trained": 10, "train_seconds": 60.0, "world_size": 4})
     assert adapter_cost_record(session, plain) == {
-        "training_tokens": 10, "training_wall_s": 240.0, "training_hardware": "accelerator"}
+        "training_tokens": 10,
+        "training_wall_s": 240.0,
+        "training_hardware": "accelerator",
+    }
     imported = _adapter(source="imported", metrics={})
     assert adapter_cost_record(session, imported) == {}

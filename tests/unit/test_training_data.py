@@ -22,8 +22,14 @@ from adapters.training_data import (
 )
 
 DOCS = [
-    DocumentSentences("d1", ["Femp are more dangerous than glon.", "Glon are brighter than yomp.",
-                             "All troff are yomp."]),
+    DocumentSentences(
+        "d1",
+        [
+            "Femp are more dangerous than glon.",
+            "Glon are brighter than yomp.",
+            "All troff are yomp.",
+        ],
+    ),
     DocumentSentences("d2", ["Yomp can zarp.", "  ", "Dax are a type of fep."]),
 ]
 AUGMENTED = ["Glon are less dangerous than femp.", "Yomp are dimmer than glon."]
@@ -69,8 +75,9 @@ def test_augmented_statements_never_get_context_in_cumulative_mode() -> None:
 
 
 def test_same_input_same_order_and_hash_and_the_seed_shuffles() -> None:
-    docs = [DocumentSentences(f"d{i}", [f"Fact {i}.{j} holds." for j in range(5)])
-            for i in range(6)]
+    docs = [
+        DocumentSentences(f"d{i}", [f"Fact {i}.{j} holds." for j in range(5)]) for i in range(6)
+    ]
     first = build_examples(docs, AUGMENTED, seed=7)
     again = build_examples(docs, AUGMENTED, seed=7)
     other = build_examples(docs, AUGMENTED, seed=8)
