@@ -82,8 +82,9 @@ class TrainConfig:
     """LoRA rank r (width of the low-rank update); at most the server's --max-lora-rank."""
     alpha: float = 32.0
     """LoRA alpha; the update is scaled by alpha / rank."""
-    dropout: float = 0.05
-    """Dropout on the LoRA branch's input during training."""
+    dropout: float = 0.0
+    """Dropout on the LoRA branch's input during training. Off by default: peft then copies every
+    adapted layer's input, which cost 21% of a CPU training step here (132 -> 104 tokens/s)."""
     target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
     """Linear layers that get a LoRA update; default: all attention and MLP projections."""
     learning_rate: float = 3e-4
