@@ -84,7 +84,9 @@ async def _isolation_self_check(runtime: Runtime) -> None:
         runtime.adapters_enabled = report.passed
         if not report.passed:
             runtime.adapters_disabled_reason = f"isolation self-check failed: {report.summary()}"
-    if not runtime.adapters_enabled:
+    if runtime.adapters_enabled:
+        log.info("start-up %s", report.summary())
+    else:
         log.error("adapters disabled: %s", runtime.adapters_disabled_reason)
 
 

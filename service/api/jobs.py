@@ -3,15 +3,28 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from sse_starlette.sse import EventSourceResponse
 
 from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
 from service.jobs import records
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.get("")
+def list_jobs(
+    session: SessionDep,
+    workspace: CurrentWorkspace,
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
+    kind: Literal["augmentation", "training", "evaluation"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """This workspace's jobs, newest first; filter by status and kind."""
+    rows = records.list_jobs(session, workspace.id, status=status, kind=kind, limit=limit)
+    return {"data": [records.job_public(job) for job in rows]}
 
 
 @router.get("/{job_id}")

@@ -34,6 +34,23 @@ def get_job(session: Session, workspace_id: str, job_id: str) -> Job:
     return job
 
 
+def list_jobs(
+    session: Session,
+    workspace_id: str,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    limit: int = 50,
+) -> list[Job]:
+    """The workspace's jobs, newest first."""
+    query = select(Job).where(Job.workspace_id == workspace_id)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    return list(session.scalars(query.order_by(Job.created_at.desc(), Job.id).limit(limit)))
+
+
 def request_cancel(session: Session, workspace_id: str, job_id: str) -> Job:
     """Cancel: a queued job stops at once; a running one at its next progress report."""
     job = get_job(session, workspace_id, job_id)
@@ -135,6 +152,15 @@ def finish(
     session.commit()
 
 
+def _redacted(value: Any) -> Any:
+    """Job parameters as shown over the API: secrets (a per-request teacher key) masked."""
+    if isinstance(value, dict):
+        return {k: ("***" if k == "api_key" and v else _redacted(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
 def job_public(job: Job) -> dict[str, Any]:
     return {
         "id": job.id,
@@ -153,7 +179,7 @@ def job_public(job: Job) -> dict[str, Any]:
         "result": job.result,
         "attempts": job.attempts,
         "cancel_requested": job.cancel_requested,
-        "params": job.params,
+        "params": _redacted(job.params),
         "created_at": _as_aware(job.created_at),
         "started_at": _as_aware(job.started_at),
         "finished_at": _as_aware(job.finished_at),
