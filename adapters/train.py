@@ -425,7 +425,7 @@ def train(
         history.held_out.append(
             (step, evaluate(loss_module, val_rows, config.batch_size, autocast, device, dist))
         )
-    metrics = _metrics(history, resolved, training_set, train_rows, val_rows, dist)
+    metrics = _metrics(history, resolved, training_set, train_rows, val_rows, dist, device)
     adapter_dir = out_dir / "adapter"
     if dist.is_main:
         _save_adapter(model, adapter_dir)
@@ -905,6 +905,7 @@ def _metrics(
     train_rows: Sequence[Row],
     val_rows: Sequence[Row],
     dist: _Distributed,
+    device: torch.device,
 ) -> dict[str, Any]:
     return {
         "steps": history.loss[-1][0] if history.loss else 0,
@@ -925,6 +926,7 @@ def _metrics(
         "dataset_sha256": training_set.sha256,
         "precision": config.precision,
         "world_size": dist.world_size,
+        "device": device.type,  # the cost report prices CPU and accelerator time differently
         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
 

@@ -146,6 +146,31 @@ class VLLMClient:
             values.append(float(pick["logprob"]))
         return PromptLogprobs(token_ids=list(token_ids), logprobs=values)
 
+    async def next_token_logprob(self, model: str, prompt_ids: list[int], token_id: int) -> float:
+        """Log-probability of `token_id` right after `prompt_ids` under `model`.
+
+        Unlike `prompt_logprobs`, this reads vLLM's prefix cache (prompt log-probabilities make
+        vLLM recompute the whole prompt), so scoring behind a long shared context costs the new
+        tokens only. `allowed_token_ids` makes the one generated token `token_id`; vLLM reports
+        its log-probability from the logits before that mask (logprobs mode raw_logprobs).
+        """
+        data = await self.completion(
+            {
+                "model": model,
+                "prompt": prompt_ids,
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "logprobs": 0,
+                "allowed_token_ids": [token_id],
+                "return_token_ids": True,
+            }
+        )
+        choice = data["choices"][0]
+        got = choice.get("token_ids")
+        if got is not None and list(got) != [token_id]:
+            raise RuntimeError(f"vLLM generated {got}, not the forced token {token_id}")
+        return float(choice["logprobs"]["token_logprobs"][0])
+
     async def load_lora_adapter(self, name: str, path: str) -> None:
         await self.request(
             "POST", "/v1/load_lora_adapter", json={"lora_name": name, "lora_path": path}

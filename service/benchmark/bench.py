@@ -74,14 +74,14 @@ class SizePreset:
 
 
 # Why these numbers. Training is the bulk of a CPU run: 6 adapters, one after another, at about
-# 300 tokens/s (SmolLM2-135M, LoRA r16, runtime notes), so a step of batch x seq_length packed
-# tokens costs batch x seq / 300 s. "small" (the suite is ~1,600 document tokens, about 13 packed
-# rows of 128) gets 40 steps of 4 x 128: ~12 passes over the documents for FT and several over
-# each augmented set, ~70 s of compute per adapter, so augmentation, 6 trainings and the
-# evaluation (whose ICL mode prefills the whole collection for every choice) fit 30 minutes on 2
-# cores. lr 1e-3 is high for LoRA but needed to learn facts in that few steps. "tiny" only
-# proves the pipeline (tests). "medium"/"large" are for GPU hosts and follow the paper's recipe
-# (batch 8-16, lr 3e-4, hundreds of steps).
+# 110-130 tokens/s here (SmolLM2-135M, LoRA r16, fp32 on AVX2 cores), so a step of batch x
+# seq_length packed tokens costs batch x seq / 120 s. "small" (the suite is ~1,600 document
+# tokens, about 13 packed rows of 128) gets 32 steps of 4 x 128: ~10 passes over the documents for
+# FT and several over each augmented set, ~150 s per adapter, so augmentation (~10 min), 6
+# trainings and the evaluation (its ICL mode scores through the prefix cache) fit about 30
+# minutes on 2 cores. lr 1e-3 is high for LoRA but needed to learn facts in that few steps. "tiny"
+# only proves the pipeline (tests). "medium"/"large" are for GPU hosts and follow the paper's
+# recipe (batch 8-16, lr 3e-4, hundreds of steps).
 PRESETS: dict[str, SizePreset] = {
     "tiny": SizePreset(
         train={
@@ -99,13 +99,13 @@ PRESETS: dict[str, SizePreset] = {
     ),
     "small": SizePreset(
         train={
-            "max_steps": 40,
+            "max_steps": 32,
             "batch_size": 4,
             "max_seq_length": 128,
             "learning_rate": 1e-3,
             "rank": 16,
             "alpha": 32,
-            "checkpoint_every": 20,
+            "checkpoint_every": 16,
             "eval_every": 0,
         },
         augmentation={"outputs_per_unit": 2, "temperature": 0.7, "max_tokens": 96},

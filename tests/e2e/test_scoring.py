@@ -33,13 +33,26 @@ def tokenizer(base_model_dir: Path) -> Any:
     return load_tokenizer(base_model_dir)
 
 
-def run(server: tuple[str, str | None], tokenizer: Any, fn: Any, concurrency: int = 8) -> Any:
+def run(
+    server: tuple[str, str | None],
+    tokenizer: Any,
+    fn: Any,
+    concurrency: int = 8,
+    cached_scoring_min_tokens: int = 512,
+) -> Any:
     """Run `fn(scorer)` on a fresh client and scorer (one event loop per call)."""
 
     async def go() -> Any:
         client = VLLMClient(server[0], api_key=server[1], timeout=300)
+        scorer = Scorer(
+            client,
+            tokenizer,
+            concurrency=concurrency,
+            max_tokens=16,
+            cached_scoring_min_tokens=cached_scoring_min_tokens,
+        )
         try:
-            return await fn(Scorer(client, tokenizer, concurrency=concurrency, max_tokens=16))
+            return await fn(scorer)
         finally:
             await client.aclose()
 
@@ -152,3 +165,35 @@ def test_latency_probe_cold_and_warm(server: tuple[str, str | None], tokenizer: 
     assert min(probe.cold_s + probe.warm_s) > 0
     assert min(probe.prompt_tokens) > 300  # the context went in both times
     assert 0 < max(probe.completion_tokens) <= 16
+
+
+def test_scoring_through_the_prefix_cache_equals_prompt_logprobs(
+    server: tuple[str, str | None], tokenizer: Any
+) -> None:
+    """Behind a long context, choices are scored one forced token per request (reading vLLM's
+    prefix cache); the log-likelihoods equal those of prompt log-probabilities, which recompute
+    the whole prompt."""
+    context = " ".join(
+        f"Record {i}: the depot at Quarry Lane {i} stores {i * 3} crates of zorb."
+        for i in range(40)
+    )
+    items = [
+        EvalItem(
+            id="depot",
+            question="The depot at Quarry Lane 7 stores",
+            answer="21 crates of zorb.",
+            choices=("21 crates of zorb.", "a purple elephant.", "12 crates of zorb."),
+        ),
+        EvalItem(id="fr", question=PROMPT, answer="Paris.", choices=("Paris.", "a banana.")),
+    ]
+    modes = [Mode.icl(context)]
+    cached = run(server, tokenizer, lambda s: s.score(items, modes), cached_scoring_min_tokens=0)
+    recomputed = run(
+        server, tokenizer, lambda s: s.score(items, modes), cached_scoring_min_tokens=10**9
+    )
+    assert min(r.prompt_tokens for r in cached) > 512  # the long-context case this is for
+    for a, b in zip(cached, recomputed, strict=True):
+        assert a.error is None and b.error is None
+        assert a.choice_tokens == b.choice_tokens
+        assert a.choice_logprobs == pytest.approx(b.choice_logprobs, abs=1e-3)
+        assert (a.pred_sum, a.pred_norm) == (b.pred_sum, b.pred_norm)

@@ -6,13 +6,21 @@ one does."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from adapters.peft_validation import validate_peft_adapter
 from adapters.train import TrainConfig, TrainingCancelled, TrainProgress, TrainResult, train
-from adapters.training_data import DocumentSentences, TrainingSet, build_examples
+from adapters.training_data import (
+    DocumentSentences,
+    TrainingSet,
+    build_examples,
+    save_training_set,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -151,3 +159,26 @@ def test_a_crashed_then_stopped_run_resumes_and_ends_like_an_uninterrupted_one(
         [v for _, v in expected["loss_curve"]], rel=1e-4
     )
     assert result.metrics["held_out_loss"] == pytest.approx(expected["held_out_loss"], rel=1e-4)
+
+
+def test_torchrun_trains_one_adapter_data_parallel_on_two_processes(
+    base_model_dir: Path, training_set: TrainingSet, tmp_path: Path
+) -> None:
+    """The command line deploy/README.md documents for several GPUs, run here with two CPU
+    processes (gloo): both ranks step together and rank 0 saves one servable adapter."""
+    save_training_set(training_set, tmp_path / "data.json")
+    config = {"max_steps": 2, "batch_size": 1, "max_seq_length": 128, "checkpoint_every": 0}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+        "-m", "adapters.train", "--model-dir", str(base_model_dir),
+        "--data", str(tmp_path / "data.json"), "--config", str(tmp_path / "config.json"),
+        "--out", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core per rank on the 2-core machine
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["world_size"], metrics["device"], metrics["steps"]) == (2, "cpu", 2)
+    assert validate_peft_adapter(out / "adapter", base_model_dir, max_lora_rank=16) == []
