@@ -175,7 +175,7 @@ def test_scoring_through_the_prefix_cache_equals_prompt_logprobs(
     the whole prompt."""
     context = " ".join(
         f"Record {i}: the depot at Quarry Lane {i} stores {i * 3} crates of zorb."
-        for i in range(40)
+        for i in range(26)
     )
     items = [
         EvalItem(
