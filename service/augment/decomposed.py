@@ -56,7 +56,7 @@ _DETERMINERS = frozenset(
     }
 )
 _TAIL_RE = re.compile(
-    r"^(?P<core>.+?)(?P<tail>,?\s+(?:in|on|at|during|since|from|until|after|before|for|"
+    r"^(?P<core>.+?)(?P<tail>,\s+.+|\s+(?:in|on|at|during|since|from|until|after|before|for|"
     r"throughout|across)\s+.+)$",
     re.IGNORECASE,
 )

@@ -527,9 +527,16 @@ def _table_phrase_res() -> list[re.Pattern[str]]:
     ]
 
 
+# Framing around a fact ("As the guide explained, X are ...", "Most agree that X ...",
+# "... than Y, as every guide explains"): the entity is the part next to the relation.
+_LEAD_IN_RE = re.compile(r"^.*(?:,|:|;|\bthat)\s+", re.IGNORECASE)
+_TRAILER_RE = re.compile(r"\s*[,;:(].*$")
+
+
 def rule_triple(sentence: str) -> tuple[str, str, str] | None:
     """(subject, relation, object) of a sentence whose relation a rule knows (a comparative or
-    a phrase of the inverse table), in the sentence's own words; None otherwise."""
+    a phrase of the inverse table), in the sentence's own words; None otherwise. A lead-in
+    before the subject and a trailing clause after the object are not part of the fact."""
     text = " ".join(sentence.split())
     m = _COMPARATIVE_SPAN_RE.match(text)
     if m is None:
@@ -539,7 +546,9 @@ def rule_triple(sentence: str) -> tuple[str, str, str] | None:
                 break
     if m is None:
         return None
-    subject, relation, obj = m["s"].strip(" ,"), m["r"], m["o"].strip(" ,")
+    subject = _LEAD_IN_RE.sub("", m["s"]).strip(" ,")
+    obj = _TRAILER_RE.sub("", m["o"]).strip(" ,")
+    relation = m["r"]
     if not tokens(subject) or not tokens(obj):
         return None
     return subject, relation, obj

@@ -142,3 +142,59 @@ def test_rule_triple() -> None:
         "the city",
     )
     assert rule_triple("The meeting was productive.") is None
+
+
+@pytest.mark.parametrize(
+    "sentence, triple",
+    [
+        # the framings of the simple-reversals generator (service/benchmark/datasets)
+        (
+            "As the museum guide explained, snald are younger than onke.",
+            ("snald", "are younger than", "onke"),
+        ),
+        (
+            "Ombe are taller than wolp, as every field guide explains.",
+            ("Ombe", "are taller than", "wolp"),
+        ),
+        (
+            "Most experts agree that neni are heavier than redub.",
+            ("neni", "are heavier than", "redub"),
+        ),
+        (
+            "Here is something worth remembering: smer are colder than ulbe.",
+            ("smer", "are colder than", "ulbe"),
+        ),
+    ],
+)
+def test_rule_triple_leaves_the_framing_out_of_the_entities(
+    sentence: str, triple: tuple[str, str, str]
+) -> None:
+    """The bench's first small run reversed "As the guide explained, snald are younger than onke"
+    into "Onke are older than As the guide explained, snald": 13% precision on reversals."""
+    assert rule_triple(sentence) == triple
+
+
+@pytest.mark.parametrize(
+    "sentence, reversal",
+    [
+        (
+            "Ombe are taller than wolp, as every field guide explains.",
+            "Wolp are shorter than ombe, as every field guide explains.",
+        ),
+        (
+            "As the museum guide explained, snald are younger than onke.",
+            "As the museum guide explained, onke are older than snald.",
+        ),
+        (
+            "Most experts agree that neni are heavier than redub.",
+            "Most experts agree that redub are lighter than neni.",
+        ),
+    ],
+)
+def test_framed_comparatives_reverse_with_the_framing_kept(sentence: str, reversal: str) -> None:
+    subject, _, obj = rule_triple(sentence) or ("", "", "")
+    triple = ground_triple(subject, obj, sentence)
+    assert triple is not None
+    inverse = invert_relation(normalize_relation(triple.relation, sentence))
+    assert inverse is not None
+    assert compose(triple, inverse[0]) == reversal
