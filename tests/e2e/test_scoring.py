@@ -38,7 +38,7 @@ def run(
     tokenizer: Any,
     fn: Any,
     concurrency: int = 8,
-    cached_scoring_min_tokens: int = 512,
+    scoring_path: str = "auto",
 ) -> Any:
     """Run `fn(scorer)` on a fresh client and scorer (one event loop per call)."""
 
@@ -49,7 +49,7 @@ def run(
             tokenizer,
             concurrency=concurrency,
             max_tokens=16,
-            cached_scoring_min_tokens=cached_scoring_min_tokens,
+            scoring_path=scoring_path,
         )
         try:
             return await fn(scorer)
@@ -187,11 +187,9 @@ def test_scoring_through_the_prefix_cache_equals_prompt_logprobs(
         EvalItem(id="fr", question=PROMPT, answer="Paris.", choices=("Paris.", "a banana.")),
     ]
     modes = [Mode.icl(context)]
-    cached = run(server, tokenizer, lambda s: s.score(items, modes), cached_scoring_min_tokens=0)
-    recomputed = run(
-        server, tokenizer, lambda s: s.score(items, modes), cached_scoring_min_tokens=10**9
-    )
-    assert min(r.prompt_tokens for r in cached) > 512  # the long-context case this is for
+    cached = run(server, tokenizer, lambda s: s.score(items, modes), scoring_path="cached")
+    recomputed = run(server, tokenizer, lambda s: s.score(items, modes), scoring_path="prompt")
+    assert min(r.prompt_tokens for r in cached) > 4 * 128  # several KV blocks behind the choices
     for a, b in zip(cached, recomputed, strict=True):
         assert a.error is None and b.error is None
         assert a.choice_tokens == b.choice_tokens
