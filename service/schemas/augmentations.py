@@ -28,7 +28,10 @@ class AugmentationCreate(BaseModel):
     outputs_per_unit: int = Field(default=3, ge=1, le=16)
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(default=128, ge=1, le=4096)
+    max_tokens: int = Field(default=128, ge=1, le=4096, description="Per local completion.")
+    global_max_tokens: int = Field(
+        default=256, ge=1, le=4096, description="Per global completion (a paragraph of links)."
+    )
     gate: bool = Field(default=True, description="Drop outputs that contradict their source.")
     context_budget_tokens: int = Field(default=6000, ge=256)
     templates: dict[str, str] = Field(

@@ -98,6 +98,7 @@ def live_service(make_settings: Callable[..., Settings], vllm_server: Any) -> It
     settings = make_settings(
         vllm_url=vllm_server.url,
         vllm_api_key=vllm_server.config.api_key,
+        vllm_block_size=vllm_server.config.resolved_block_size,
         vllm_isolation_check=False,  # tests/e2e/test_isolation.py covers it; start stays quick
         job_lease_s=6.0,
     )
@@ -120,6 +121,7 @@ def start_worker(
         "DOCADAPT_VLLM_API_KEY": s.vllm_api_key.get_secret_value() if s.vllm_api_key else "",
         "DOCADAPT_ADMIN_KEY": ADMIN_KEY,
         "DOCADAPT_JOB_LEASE_S": str(s.job_lease_s),
+        "DOCADAPT_VLLM_BLOCK_SIZE": str(s.vllm_block_size),
     }
     started: list[WorkerProcess] = []
 

@@ -120,6 +120,10 @@ def test_cancel_and_validation(live_service, start_worker) -> None:
         headers=auth,
     )
     assert r.status_code == 422
+    r = svc.client.post(
+        f"/v1/collections/{col}/augmentations", json={"global_max_tokens": 0}, headers=auth
+    )
+    assert r.status_code == 422 and "global_max_tokens" in r.text
 
     aug = _start(svc, auth, col, strategies=["local"])
     job_id = aug["job"]["id"]

