@@ -1,0 +1,107 @@
+"""The service on a real PostgreSQL server (pgserver: PostgreSQL's binaries in a wheel): migrations
+at start, the REST flows with workspace scoping, and the job queue's claims, where PostgreSQL's
+`FOR UPDATE SKIP LOCKED` and lease timestamps behave unlike SQLite's."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, text
+
+from service.config import Settings
+from service.db.session import make_engine, make_session_factory, migrate
+from service.db.tables import Job, Workspace
+from service.jobs import records
+from service.main import create_app
+from tests.integration.conftest import new_workspace
+
+
+@pytest.fixture(scope="module")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server for this module; yields its SQLAlchemy URL (maintenance database)."""
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    try:
+        yield server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def database_url(postgres_server: str) -> str:
+    """A fresh, empty database on the server for one test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(postgres_server).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return postgres_server.replace("/postgres?", f"/{name}?", 1)
+
+
+def test_the_app_migrates_and_scopes_every_read_on_postgres(
+    make_settings: Callable[..., Settings], database_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(database_url=database_url)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/readyz").json()["checks"]["database"] == "ok"
+        acme, other = new_workspace(client, "acme"), new_workspace(client, "other")
+        col = client.post("/v1/collections", json={"name": "facts"}, headers=acme).json()["id"]
+        body = b"Femp are more dangerous than glon. Glon live in caves."
+        files = [("files", ("facts.txt", body, "text/plain"))]
+        r = client.post(f"/v1/collections/{col}/documents", files=files, headers=acme)
+        assert r.status_code == 201, r.text
+        doc = r.json()["data"][0]["id"]
+        again = client.post(f"/v1/collections/{col}/documents", files=files, headers=acme)
+        assert again.json()["data"][0]["id"] == doc  # identical content is stored once
+
+        got = client.get(f"/v1/documents/{doc}", headers=acme).json()
+        assert "Femp are more dangerous than glon." in got["text"] and got["sentence_count"] == 2
+        assert client.get(f"/v1/documents/{doc}", headers=other).status_code == 404
+        assert client.delete(f"/v1/documents/{doc}", headers=other).status_code == 404
+        assert client.delete(f"/v1/documents/{doc}", headers=acme).status_code == 204
+        assert client.get(f"/v1/documents/{doc}", headers=acme).status_code == 404
+
+    engine = make_engine(database_url)
+    with engine.connect() as conn:  # the schema is Alembic's, at head
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    engine.dispose()
+
+
+def test_job_claims_skip_locked_rows_and_reclaim_lapsed_leases(database_url: str) -> None:
+    engine = make_engine(database_url)
+    migrate(engine)
+    sessions = make_session_factory(engine)
+    with sessions() as s:
+        ws = Workspace(name="acme")
+        s.add(ws)
+        s.flush()
+        first = records.create_job(s, ws.id, "augmentation", {}, None).id
+        second = records.create_job(s, ws.id, "augmentation", {}, None).id
+        s.commit()
+
+    # A worker mid-claim holds the oldest job's row: another worker takes the next one instead
+    # of waiting for the lock or taking the same job.
+    holder = sessions()
+    locked = holder.scalar(select(Job.id).where(Job.id == first).with_for_update())
+    assert locked == first
+    with sessions() as s:
+        s.execute(text("SET lock_timeout = '5s'"))  # without SKIP LOCKED this would wait: fail fast
+        job = records.claim_next(s, "worker-b", lease_s=60, kinds=["augmentation"])
+        assert job is not None and job.id == second and job.lease_owner == "worker-b"
+    holder.rollback()
+    holder.close()
+
+    # A claim whose lease has lapsed (its worker died) is claimed again by a live worker.
+    with sessions() as s:
+        job = records.claim_next(s, "worker-a", lease_s=-1, kinds=["augmentation"])
+        assert job is not None and job.id == first
+    with sessions() as s:
+        job = records.claim_next(s, "worker-c", lease_s=60, kinds=["augmentation"])
+        assert job is not None and job.id == first and job.attempts == 2
+        assert records.claim_next(s, "worker-d", lease_s=60, kinds=["augmentation"]) is None
+    engine.dispose()
