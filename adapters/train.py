@@ -369,7 +369,9 @@ def train(
         history.tokens += tokens
         history.target_tokens += targets
         history.padded_tokens += _padded_size(my_rows, config.batch_size) * dist.world_size
-        if val_rows and config.eval_every and step % config.eval_every == 0 and step < total_steps:
+        # The last step is always evaluated here, so its progress report carries the final loss.
+        periodic = config.eval_every and step % config.eval_every == 0
+        if val_rows and (periodic or step == total_steps):
             history.held_out.append(
                 (step, evaluate(loss_module, val_rows, config.batch_size, autocast, device, dist))
             )

@@ -46,6 +46,14 @@ def perf_augment(ctx: typer.Context) -> None:
     raise typer.Exit(main(ctx.args))
 
 
+@perf_app.command("score", context_settings=_PASS_THROUGH)
+def perf_score(ctx: typer.Context) -> None:
+    """Evaluation scoring behind a shared context: prompt logprobs vs cached requests."""
+    from service.benchmark.score_perf import main
+
+    raise typer.Exit(main(ctx.args))
+
+
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 

@@ -82,6 +82,8 @@ def uninterrupted(
     assert [p.step for p in seen] == list(range(1, 9))
     assert all(p.total_steps == 8 and p.tokens_per_second > 0 for p in seen)
     assert seen[-1].eta_seconds == 0
+    # The last progress report already carries the final held-out loss (what a job shows at 100%).
+    assert seen[-1].held_out_loss == pytest.approx(result.metrics["held_out_loss"])
     return result
 
 
