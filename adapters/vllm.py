@@ -73,13 +73,19 @@ def is_vllm_cpu_build() -> bool:
     return True
 
 
+def local_block_size(configured: int | None) -> int | None:
+    """The block size a locally started vLLM gets: the configured one, else CPU_BLOCK_SIZE on
+    vllm-cpu, else None (vLLM's own default)."""
+    if configured is None and is_vllm_cpu_build():
+        return CPU_BLOCK_SIZE
+    return configured
+
+
 def kv_block_size(settings: Any) -> int:
     """The KV block size of the vLLM the service uses (its scorer's cost model needs it)."""
-    if settings.vllm_block_size is not None:
-        return int(settings.vllm_block_size)
-    if settings.vllm_url is None and is_vllm_cpu_build():
-        return CPU_BLOCK_SIZE
-    return UNKNOWN_BLOCK_SIZE
+    if settings.vllm_url is None:
+        return local_block_size(settings.vllm_block_size) or UNKNOWN_BLOCK_SIZE
+    return settings.vllm_block_size or UNKNOWN_BLOCK_SIZE
 
 
 class VLLMStartError(RuntimeError):
@@ -163,9 +169,7 @@ class VLLMServerConfig:
 
     @property
     def resolved_block_size(self) -> int | None:
-        if self.block_size is None and is_vllm_cpu_build():
-            return CPU_BLOCK_SIZE
-        return self.block_size
+        return local_block_size(self.block_size)
 
     def child_env(self) -> dict[str, str]:
         """The child's environment: offline, runtime LoRA on, every cache under the data dir."""

@@ -31,7 +31,6 @@ async def start_model_services(runtime: Runtime) -> None:
         await server.astart()
         runtime.vllm_server = server
         url, api_key = server.url, server.config.api_key
-        runtime.extras["vllm_block_size"] = server.config.resolved_block_size
     else:
         log.warning("no vLLM configured: model requests will answer 503")
         return

@@ -84,8 +84,9 @@ def spawn_workers(runtime: Runtime, count: int) -> None:
         env["DOCADAPT_VLLM_URL"] = runtime.extras["vllm_url"]
         if runtime.extras.get("vllm_api_key"):
             env["DOCADAPT_VLLM_API_KEY"] = runtime.extras["vllm_api_key"]
-        if runtime.extras.get("vllm_block_size"):
-            env["DOCADAPT_VLLM_BLOCK_SIZE"] = str(runtime.extras["vllm_block_size"])
+        block_size = runtime.vllm_server and runtime.vllm_server.config.resolved_block_size
+        if block_size:
+            env["DOCADAPT_VLLM_BLOCK_SIZE"] = str(block_size)
     log_dir = runtime.settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     for i in range(count):

@@ -282,7 +282,7 @@ async def _run(
     tmp: tempfile.TemporaryDirectory[str] | None = None
     made_adapter = False
     try:
-        info = await _model_info(client, base_model)
+        info = await served_model_info(client, base_model)
         model_dir = model_dir or Path(info["root"])
         max_model_len = int(info.get("max_model_len") or 8192)
         tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
@@ -391,7 +391,7 @@ async def _run(
         await client.aclose()
 
 
-async def _model_info(client: VLLMClient, base_model: str) -> dict[str, Any]:
+async def served_model_info(client: VLLMClient, base_model: str) -> dict[str, Any]:
     data = (await client.request("GET", "/v1/models")).json()
     for entry in data.get("data", []):
         if entry.get("id") == base_model:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.vllm_client import VLLMClient
-from service.benchmark.query_perf import _model_info
+from service.benchmark.query_perf import served_model_info
 from service.evaluate.scoring import Scorer
 
 # Made-up and function words, as in the bench's documents.
@@ -57,7 +57,7 @@ async def run_score_benchmark(
 
     rows = []
     try:
-        info = await _model_info(client, base_model)
+        info = await served_model_info(client, base_model)
         tokenizer = AutoTokenizer.from_pretrained(
             model_dir or Path(info["root"]), local_files_only=True
         )
@@ -82,11 +82,11 @@ async def run_score_benchmark(
                     *(scorer.choice_loglikelihoods(base_model, p, c) for p, c in work)
                 )
                 row[f"{path}_s"] = round(time.perf_counter() - started, 2)
-                row["prompt_tokens"] = len(scorer.encode_prompt(work[0][0]))
                 row["choice_tokens"] = sum(len(s.token_ids) for r in scored for s in r) / (
                     items * choices
                 )
             auto = Scorer(client, tokenizer, kv_block_tokens=block_size)
+            row["prompt_tokens"] = len(auto.encode_prompt(work[0][0]))
             row["auto_picks"] = (
                 "cached"
                 if auto.cached_path_is_cheaper(row["prompt_tokens"], round(row["choice_tokens"]))
