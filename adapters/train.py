@@ -449,12 +449,17 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return precision
     if device.type == "cuda":
         return "bf16-autocast" if torch.cuda.is_bf16_supported() else "fp16-autocast"
+    return "bf16-autocast" if cpu_has_native_bf16() else "fp32"
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX); without it, bf16
+    matmuls are emulated and far slower than fp32."""
     cpu = getattr(torch, "cpu", None)
-    native_bf16 = any(
+    return any(
         bool(getattr(cpu, probe, lambda: False)())
         for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     )
-    return "bf16-autocast" if native_bf16 else "fp32"
 
 
 def _autocast(precision: str, device: torch.device) -> Callable[[], AbstractContextManager]:

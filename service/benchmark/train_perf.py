@@ -7,6 +7,9 @@ tokens per step, for `steps` optimizer steps, and reports:
   second, after `warmup_steps` steps (the first steps pay for allocator and kernel warm-up);
 - packing efficiency: non-padding tokens over all token slots;
 - peak resident memory of the process (model load included).
+It also prints the matmul ceiling (service.benchmark.roofline): the matmul FLOPs one trained token
+costs, this machine's matmul rate on the model's shapes, their ratio in tokens per second, and the
+measured throughput as a fraction of it, so a figure from one machine can be read on another.
 The load average and the tokens per CPU-second are reported too: on a shared machine other work
 slows training, and the CPU-time figure shows what the training itself costs. On a busy CPU,
 OpenMP threads that spin at barriers waste their time slices: start the process with
@@ -29,8 +32,14 @@ from typing import Any
 
 import torch
 
-from adapters.train import TrainConfig, TrainProgress, train
+from adapters.train import TrainConfig, TrainProgress, cpu_has_native_bf16, train
 from adapters.training_data import DocumentSentences, build_examples
+from service.benchmark.roofline import (
+    attention_dims,
+    linear_shapes,
+    matmul_gflops,
+    training_flops_per_token,
+)
 
 TARGET_TOKENS_PER_SECOND = 330.0
 TARGET_PACKING_EFFICIENCY = 0.95
@@ -135,6 +144,7 @@ def run_train_benchmark(
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
+    figures.update(matmul_ceiling(model_dir, result.config, figures["tokens_per_second"]))
     figures["meets_targets"] = {
         "tokens_per_second": figures["tokens_per_second"] >= TARGET_TOKENS_PER_SECOND,
         "packing_efficiency": figures["packing_efficiency"] >= TARGET_PACKING_EFFICIENCY,
@@ -149,9 +159,49 @@ def run_train_benchmark(
         f"(target >= {TARGET_PACKING_EFFICIENCY:.0%})\n"
         f"peak RSS: {figures['peak_rss_gb']:.2f} GB (target < 6 GB)\n"
         f"load average before/after: {figures['load_average_before'][0]} / "
-        f"{figures['load_average_after'][0]} on {os.cpu_count()} cores"
+        f"{figures['load_average_after'][0]} on {os.cpu_count()} cores\n"
+        f"matmul FLOPs per trained token: {figures['gflop_per_token']:.3f} GFLOP\n"
+        f"{figures['matmul_dtype']} matmul rate on the model's shapes: "
+        f"{figures['matmul_gflops']:.1f} GFLOP/s -> ceiling "
+        f"{figures['matmul_ceiling_tokens_per_second']:.0f} tokens/s; measured "
+        f"{figures['fraction_of_ceiling']:.0%} of it\n"
+        f"{TARGET_TOKENS_PER_SECOND:.0f} tokens/s needs "
+        f"{figures['target_needs_gflops']:.0f} GFLOP/s of matmul "
+        f"({figures['target_needs_gflops'] / figures['matmul_gflops']:.1f}x this machine's); "
+        f"native bf16: {figures['native_bf16']}"
     )
     return figures
+
+
+def matmul_ceiling(
+    model_dir: Path | str, config: TrainConfig, tokens_per_second: float
+) -> dict[str, Any]:
+    """The tokens/s this machine's matmul rate allows for the model, rank, row shape and resolved
+    precision of `config`, and what the measured figure and the target mean against it."""
+    shapes = linear_shapes(model_dir, config.target_modules)
+    layers, query_width = attention_dims(model_dir)
+    flops = training_flops_per_token(
+        shapes,
+        rank=config.rank,
+        layers=layers,
+        query_width=query_width,
+        seq_len=config.max_seq_length,
+    )
+    # The rate of the dtype the run multiplied in (autocast runs linear layers in its dtype).
+    dtype = {"bf16-autocast": torch.bfloat16, "fp16-autocast": torch.float16}.get(
+        config.precision, torch.float32
+    )
+    gflops = matmul_gflops(shapes, rows=config.batch_size * config.max_seq_length, dtype=dtype)
+    ceiling = gflops * 1e9 / flops.total
+    return {
+        "gflop_per_token": round(flops.total / 1e9, 4),
+        "matmul_dtype": str(dtype).removeprefix("torch."),
+        "matmul_gflops": round(gflops, 1),
+        "matmul_ceiling_tokens_per_second": round(ceiling, 1),
+        "fraction_of_ceiling": round(tokens_per_second / ceiling, 3),
+        "target_needs_gflops": round(TARGET_TOKENS_PER_SECOND * flops.total / 1e9, 1),
+        "native_bf16": cpu_has_native_bf16(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
