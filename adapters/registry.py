@@ -12,6 +12,7 @@ import re
 import secrets
 import shutil
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,14 +85,17 @@ def artifact_key(adapter: Adapter) -> str:
     return f"workspaces/{adapter.workspace_id}/adapters/{adapter.id}"
 
 
-def store_artifact(storage: LocalStorage, adapter: Adapter, source_dir: Path) -> None:
-    """Copy the adapter's files into storage and record their checksum on the row."""
+def store_artifact(
+    storage: LocalStorage, adapter: Adapter, source_dir: Path, extra_files: Sequence[Path] = ()
+) -> None:
+    """Copy the adapter's files, and `extra_files` that travel with it (its training config,
+    metrics, loss curve), into storage and record the checksum of them all on the row."""
     key = artifact_key(adapter)
     target = storage.path(key)
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    for item in sorted(source_dir.iterdir()):
+    for item in [*sorted(source_dir.iterdir()), *extra_files]:
         if item.is_file():
             shutil.copy2(item, target / item.name)
     adapter.artifact_key = key

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.config import Settings
 from service.errors import DocadaptError
-from service.runtime import Runtime, build_core, spawn_workers, stop_workers
+from service.runtime import Runtime, build_core, start_worker_pool, stop_worker_pool
 
 log = logging.getLogger("docadapt")
 
@@ -37,11 +37,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         await start_model_services(runtime)
         if resolved.workers > 0:
-            spawn_workers(runtime, resolved.workers)
+            start_worker_pool(runtime, resolved.workers)
         try:
             yield
         finally:
-            stop_workers(runtime)
+            stop_worker_pool(runtime)
             await stop_model_services(runtime)
             runtime.engine.dispose()
 

@@ -5,9 +5,6 @@ model's tokenizer, the vLLM connection and the worker processes. Built by the ap
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +35,7 @@ class Runtime:
     adapter_loader: Any = None  # adapters.vllm.AdapterLoader
     adapters_enabled: bool = True
     adapters_disabled_reason: str | None = None
-    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    worker_pool: Any = None  # service.jobs.pool.WorkerPool (when `docadapt serve` runs workers)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def count_tokens(self, text: str) -> int:
@@ -72,43 +69,27 @@ def build_core(settings: Settings) -> Runtime:
     )
 
 
-def spawn_workers(runtime: Runtime, count: int) -> None:
-    """Start `docadapt worker` processes that share this service's database and vLLM."""
-    env = dict(os.environ)
-    env["DOCADAPT_DATA_DIR"] = str(runtime.settings.data_dir)
-    env["DOCADAPT_DATABASE_URL"] = runtime.settings.sqlalchemy_url
-    if runtime.settings.base_model_path:
-        env["DOCADAPT_BASE_MODEL_PATH"] = str(runtime.settings.base_model_path)
-    if runtime.extras.get("vllm_url"):
-        # Workers use this service's vLLM (started here or remote) and never start their own.
-        env["DOCADAPT_VLLM_URL"] = runtime.extras["vllm_url"]
-        if runtime.extras.get("vllm_api_key"):
-            env["DOCADAPT_VLLM_API_KEY"] = runtime.extras["vllm_api_key"]
-        block_size = runtime.vllm_server and runtime.vllm_server.config.resolved_block_size
-        if block_size:
-            env["DOCADAPT_VLLM_BLOCK_SIZE"] = str(block_size)
-    log_dir = runtime.settings.data_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        out = open(log_dir / f"worker-{i}.log", "ab")  # noqa: SIM115 - handed to the child
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "worker"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        runtime.workers.append(proc)
-        log.info("started worker %d (pid %d)", i, proc.pid)
+def start_worker_pool(runtime: Runtime, count: int) -> None:
+    """Start `count` supervised `docadapt worker` processes that share this service's database
+    and vLLM (service.jobs.pool)."""
+    from service.jobs.pool import WorkerPool, worker_env
+
+    server = runtime.vllm_server
+    env = worker_env(
+        data_dir=runtime.settings.data_dir,
+        database_url=runtime.settings.sqlalchemy_url,
+        base_model_path=runtime.settings.base_model_path,
+        vllm_url=runtime.extras.get("vllm_url"),
+        vllm_api_key=runtime.extras.get("vllm_api_key"),
+        block_size=server.config.resolved_block_size if server else None,
+    )
+    runtime.worker_pool = WorkerPool(
+        count, env, runtime.settings.data_dir / "logs", runtime.session_factory
+    )
+    runtime.worker_pool.start()
 
 
-def stop_workers(runtime: Runtime, timeout: float = 20.0) -> None:
-    for proc in runtime.workers:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in runtime.workers:
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    runtime.workers.clear()
+def stop_worker_pool(runtime: Runtime) -> None:
+    if runtime.worker_pool is not None:
+        runtime.worker_pool.stop()
+        runtime.worker_pool = None

@@ -33,6 +33,10 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     checks["adapters"] = (
         "ok" if runtime.adapters_enabled else f"disabled: {runtime.adapters_disabled_reason}"
     )
+    if runtime.worker_pool is not None:
+        # Informational: a worker that died is restarted within seconds (service.jobs.pool).
+        alive, total = len(runtime.worker_pool.pids), len(runtime.worker_pool.slots)
+        checks["workers"] = "ok" if alive == total else f"{alive} of {total} running"
     ready = checks["database"] == "ok" and checks["vllm"] in ("ok", "disabled")
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},

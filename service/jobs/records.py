@@ -118,6 +118,23 @@ def renew_lease(session: Session, job_id: str, owner: str, lease_s: float) -> bo
     return n == 1
 
 
+def expire_leases(session: Session, owner_prefix: str) -> list[str]:
+    """Lapse the leases of running jobs whose owner starts with `owner_prefix` (a worker known
+    to be dead), so the next claim resumes them now instead of when the lease runs out.
+    Returns their ids. Commits."""
+    running = (Job.status == "running") & Job.lease_owner.startswith(owner_prefix, autoescape=True)
+    job_ids = list(session.scalars(select(Job.id).where(running)))
+    if job_ids:
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), running)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+            .execution_options(synchronize_session=False)
+        )
+    session.commit()
+    return job_ids
+
+
 def finish(
     session: Session,
     job_id: str,

@@ -25,6 +25,11 @@ from service.storage import LocalStorage
 log = logging.getLogger("docadapt.worker")
 
 
+def owner_prefix(pid: int) -> str:
+    """How the lease owner names of the worker process `pid` on this host begin."""
+    return f"{socket.gethostname()}:{pid}:"
+
+
 class Worker:
     def __init__(self, settings: Settings) -> None:
         from adapters.base_model import materialize_base_model
@@ -35,7 +40,7 @@ class Worker:
         self.session_factory = make_session_factory(self.engine)
         self.storage = LocalStorage(settings.data_dir / "files")
         self.model_dir = materialize_base_model(settings.data_dir, settings.base_model_path)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.owner = f"{owner_prefix(os.getpid())}{uuid.uuid4().hex[:6]}"
         self.executors: dict[str, Executor] = load_executors()
         self.stopping = threading.Event()
 

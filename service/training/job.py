@@ -99,10 +99,13 @@ class TrainingExecutor:
         with ctx.session_factory() as session:
             adapter = session.get(Adapter, ctx.subject_id)
             assert adapter is not None
-            registry.store_artifact(ctx.storage, adapter, result.adapter_dir)
-            curve = ctx.work_dir / "run" / "loss_curve.png"
-            if curve.exists():
-                shutil.copy2(curve, ctx.storage.path(adapter.artifact_key) / "loss_curve.png")
+            run = ctx.work_dir / "run"
+            registry.store_artifact(
+                ctx.storage,
+                adapter,
+                result.adapter_dir,
+                [run / name for name in ("train_config.json", "metrics.json", "loss_curve.png")],
+            )
             adapter.metrics = {
                 **result.metrics,
                 "job_wall_s": round(time.monotonic() - started, 2),

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import re
 import tarfile
+from pathlib import Path
 
 import pytest
 
+from adapters.registry import folder_sha256
 from adapters.vllm_client import VLLMClient
 from tests.e2e.service_fixtures import LiveService
 
@@ -53,7 +56,9 @@ async def _logprob(svc: LiveService, model: str, text: str) -> float:
     return lp.sum_from(1)
 
 
-def test_train_resume_after_kill_and_serve(live_service: LiveService, start_worker) -> None:
+def test_train_resume_after_kill_and_serve(
+    live_service: LiveService, start_worker, tmp_path: Path
+) -> None:
     svc = live_service
     auth = svc.new_workspace()
     col = _collection(svc, auth)
@@ -97,8 +102,19 @@ def test_train_resume_after_kill_and_serve(live_service: LiveService, start_work
 
     r = svc.client.get(f"/v1/adapters/{adapter['id']}/download", headers=auth)
     with tarfile.open(fileobj=io.BytesIO(r.content)) as tar:
-        names = {n.rsplit("/", 1)[-1] for n in tar.getnames()}
-    assert {"adapter_config.json", "adapter_model.safetensors", "loss_curve.png"} <= names
+        tar.extractall(tmp_path / "download", filter="data")
+    (folder,) = (tmp_path / "download").iterdir()
+    names = {p.name for p in folder.iterdir()}
+    assert {
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "train_config.json",  # the resolved config travels with the adapter
+        "metrics.json",
+        "loss_curve.png",
+    } <= names
+    assert json.loads((folder / "train_config.json").read_text())["rank"] == 8
+    # The checksum in the registry (and the download's header) covers every file shipped.
+    assert folder_sha256(folder) == r.headers["X-Artifact-SHA256"] == adapter["artifact_sha256"]
 
 
 def _served_name(svc: LiveService, adapter_id: str) -> str:
