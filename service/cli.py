@@ -1,10 +1,11 @@
-"""`docadapt` command line: serve, worker, admin, and the reports and benchmarks."""
+"""`docadapt` command line: serve, worker, jobs, admin, and the reports and benchmarks."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -140,6 +141,82 @@ def create_workspace_cmd(name: str) -> None:
     engine.dispose()
     typer.echo(f"workspace_id: {ws_id}")
     typer.echo(f"api_key: {key}")
+
+
+jobs_app = typer.Typer(
+    help="Follow, list and cancel the jobs of a running service.", no_args_is_help=True
+)
+app.add_typer(jobs_app, name="jobs")
+UrlOption = Annotated[str, typer.Option(help="The running docadapt service.")]
+KeyOption = Annotated[
+    str, typer.Option(envvar="DOCADAPT_API_KEY", help="A workspace API key.", show_default=False)
+]
+
+
+def _call_service(url: str, api_key: str, request: Callable[[Any, dict[str, str]], Any]) -> Any:
+    """`request(http, headers)` against the service at `url`; a refusal or an unreachable
+    service prints the reason and exits with status 2."""
+    import httpx
+
+    from service.jobs.watch import JobRequestError
+
+    with httpx.Client(base_url=url, timeout=60) as http:
+        try:
+            return request(http, {"Authorization": f"Bearer {api_key}"})
+        except JobRequestError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from exc
+
+
+@jobs_app.command("watch")
+def jobs_watch(
+    job_id: Annotated[str, typer.Argument(help="The job's id (job_...).")],
+    api_key: KeyOption,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """Show a job's progress bar (step/total, ETA, loss, tokens/s) until it ends.
+
+    Exit status: 0 when it succeeded, 1 when it failed or was cancelled, 2 when the service
+    refused or could not be reached."""
+    from service.jobs.watch import job_summary, watch_job
+
+    job = _call_service(url, api_key, lambda http, headers: watch_job(http, job_id, headers))
+    typer.echo(f"{job['id']}: {job['status']}  {job_summary(job)}")
+    raise typer.Exit(0 if job["status"] == "succeeded" else 1)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    api_key: KeyOption,
+    url: UrlOption = "http://127.0.0.1:8000",
+    status: Annotated[str | None, typer.Option(help="queued, running, succeeded, ...")] = None,
+    kind: Annotated[str | None, typer.Option(help="augmentation, training, evaluation")] = None,
+) -> None:
+    """This workspace's jobs, newest first."""
+    from service.jobs.watch import job_summary, list_jobs
+
+    jobs = _call_service(
+        url, api_key, lambda http, headers: list_jobs(http, headers, status=status, kind=kind)
+    )
+    for job in jobs:
+        p = job["progress"]
+        done = f"{p['done']}/{p['total']}" if p["total"] else str(p["done"])
+        typer.echo(
+            f"{job['id']}  {job['kind']:<12} {job['status']:<10} {done:>9}  {job_summary(job)}"
+        )
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    job_id: Annotated[str, typer.Argument(help="The job's id (job_...).")],
+    api_key: KeyOption,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """Ask a job to stop: a queued job is cancelled at once, a running one at its next step."""
+    from service.jobs.watch import cancel_job
+
+    job = _call_service(url, api_key, lambda http, headers: cancel_job(http, job_id, headers))
+    typer.echo(f"{job['id']}: {job['status']}")
 
 
 @app.command()

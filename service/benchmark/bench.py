@@ -41,6 +41,7 @@ import httpx
 from service.benchmark.datasets import BenchmarkDataset, generate_suite
 from service.benchmark.truth import REVERSAL, AugmentedStatement, TruthJudge, TruthReport
 from service.evaluate.stats import wilson_interval
+from service.jobs.watch import TERMINAL, RichReporter
 
 log = logging.getLogger("docadapt.bench")
 
@@ -59,7 +60,6 @@ COLUMN_LABELS: dict[str, str] = {
 # Columns that are adapters trained on an augmentation set (the --strategies choices).
 AUGMENTED: tuple[str, ...] = ("local", "global", "both", "decomposed", "oracle")
 TEACHER_STRATEGIES: tuple[str, ...] = ("local", "global", "decomposed")
-TERMINAL = ("succeeded", "failed", "cancelled")
 OVERALL = "all"
 
 
@@ -1051,49 +1051,6 @@ def rich_quality_table(result: dict[str, Any]) -> Any:
     return table
 
 
-class RichReporter:
-    """A rich progress bar per job (done/total and the service's ETA) and notes above them."""
-
-    def __init__(self, console: Any = None) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.console = console or Console()
-        self.progress = Progress(
-            TextColumn("{task.description:<22}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]:<10} eta {task.fields[eta]:>6}"),
-            TextColumn("[dim]{task.fields[message]}"),
-            console=self.console,
-        )
-        self.tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> RichReporter:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def note(self, message: str) -> None:
-        self.progress.console.print(message, markup=False, highlight=False)
-
-    def job(self, key: str, label: str, job: dict[str, Any]) -> None:
-        from rich.markup import escape
-
-        p = job["progress"]
-        eta = job.get("eta_seconds")
-        fields = {
-            "status": job["status"],
-            "eta": "-" if eta is None or job["status"] in TERMINAL else f"{eta:.0f}s",
-            "message": escape((job.get("error") or job.get("message") or "")[:60]),
-        }
-        if key not in self.tasks:
-            self.tasks[key] = self.progress.add_task(label, total=p["total"], **fields)
-        self.progress.update(self.tasks[key], completed=p["done"] or 0, total=p["total"], **fields)
-
-
 def read_admin_key(settings: Any) -> str | None:
     """The admin key a local `docadapt serve` uses: DOCADAPT_ADMIN_KEY, else the key file it
     generated in its data folder; None when neither exists."""
@@ -1156,7 +1113,6 @@ __all__ = [
     "BenchError",
     "BenchOptions",
     "BenchRun",
-    "RichReporter",
     "accuracy_table",
     "cli_main",
     "markdown",

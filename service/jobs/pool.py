@@ -32,7 +32,6 @@ log = logging.getLogger("docadapt")
 class _Slot:
     index: int
     process: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
     recent_deaths: list[float] = field(default_factory=list)
     given_up: bool = False
 
@@ -143,7 +142,6 @@ class WorkerPool:
             if orphaned
             else "",
         )
-        slot.restarts += 1
         self._spawn(slot)
 
 

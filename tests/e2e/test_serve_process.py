@@ -95,6 +95,8 @@ def test_serve_survives_a_killed_vllm(
         )
         key = r.json()["api_key"]
         auth = {"Authorization": f"Bearer {key}"}
+        _jobs_cli_over_http(http, url, auth, {**env, "DOCADAPT_API_KEY": key})
+
         archive = adapter_archive(make_random_adapter(tmp_path / "ad", seed=11))
         r = http.post(
             "/v1/adapters/import",
@@ -141,3 +143,34 @@ def test_serve_survives_a_killed_vllm(
     assert proc.returncode in (0, -signal.SIGTERM), served_log[-3000:]
     assert "Application shutdown complete" in served_log, served_log[-3000:]
     assert not _alive(restarted), "the vLLM child outlived the service"
+
+
+def _jobs_cli_over_http(
+    http: httpx.Client, url: str, auth: dict[str, str], env: dict[str, str]
+) -> None:
+    """`docadapt jobs cancel | watch | list` against the served API, as a user runs them."""
+
+    def jobs(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "service.cli", "jobs", *args, "--url", url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    col = http.post("/v1/collections", json={"name": "cli"}, headers=auth).json()["id"]
+    files = [("files", ("f.txt", b"Femp are more dangerous than glon.", "text/plain"))]
+    assert http.post(f"/v1/collections/{col}/documents", files=files, headers=auth).is_success
+    r = http.post(f"/v1/collections/{col}/augmentations", json={}, headers=auth)
+    job_id = r.json()["job"]["id"]
+
+    cancelled = jobs("cancel", job_id)
+    assert cancelled.returncode == 0 and job_id in cancelled.stdout, cancelled.stderr
+    watched = jobs("watch", job_id)  # ends once the worker, if it had claimed it, stops
+    assert watched.returncode == 1, (watched.stdout, watched.stderr)  # cancelled is not success
+    assert f"{job_id}: cancelled" in watched.stdout
+    listed = jobs("list", "--kind", "augmentation")
+    assert listed.returncode == 0 and f"{job_id}  augmentation cancelled" in listed.stdout
+    missing = jobs("watch", "job_does_not_exist")
+    assert missing.returncode == 2 and "HTTP 404" in missing.stderr, missing.stderr

@@ -11,9 +11,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from adapters.registry import folder_sha256
 from adapters.vllm_client import VLLMClient
+from service.jobs.watch import cancel_job, watch_job
 from tests.e2e.service_fixtures import LiveService
 
 pytestmark = pytest.mark.e2e
@@ -78,8 +80,13 @@ def test_train_resume_after_kill_and_serve(
     assert job["progress"]["total"] == TINY["max_steps"]
     worker.kill()  # after the step-3 checkpoint
     second = start_worker()
-    job = svc.wait_job(auth, job_id, timeout=900)
+    # Followed as `docadapt jobs watch` shows it: a progress bar to the last step.
+    screen = io.StringIO()
+    job = watch_job(
+        svc.client, job_id, auth, timeout_s=900, console=Console(file=screen, width=160)
+    )
     assert job["status"] == "succeeded", (job, second.log()[-3000:])
+    assert f"{TINY['max_steps']}/{TINY['max_steps']}" in screen.getvalue(), screen.getvalue()
     assert job["attempts"] == 2
     assert re.search(r"resuming from .* at step [1-9]", second.log()), second.log()[-3000:]
 
@@ -150,8 +157,10 @@ def test_cancel_and_invalid_hyperparameters(live_service: LiveService, start_wor
     adapter, job_id = r.json(), r.json()["job"]["id"]
     start_worker()
     svc.wait_job(auth, job_id, until=lambda j: j["progress"]["done"] >= 1)
-    assert svc.client.post(f"/v1/jobs/{job_id}/cancel", headers=auth).status_code == 200
-    job = svc.wait_job(auth, job_id, timeout=180)
+    assert cancel_job(svc.client, job_id, auth)["id"] == job_id  # as `docadapt jobs cancel`
+    screen = io.StringIO()
+    job = watch_job(svc.client, job_id, auth, timeout_s=180, console=Console(file=screen))
     assert job["status"] == "cancelled"
+    assert "cancelled" in screen.getvalue(), screen.getvalue()
     adapter = svc.client.get(f"/v1/adapters/{adapter['id']}", headers=auth).json()
     assert adapter["status"] == "failed" and "cancelled" in adapter["status_reason"]
