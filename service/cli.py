@@ -39,6 +39,14 @@ def perf_train(ctx: typer.Context) -> None:
     raise typer.Exit(main(ctx.args))
 
 
+@perf_app.command("ready", context_settings=_PASS_THROUGH)
+def perf_ready(ctx: typer.Context) -> None:
+    """Wall time from "train" to "ready" for a 20-document collection with its augmentations."""
+    from service.benchmark.ready_perf import main
+
+    raise typer.Exit(main(ctx.args))
+
+
 @perf_app.command("augment", context_settings=_PASS_THROUGH)
 def perf_augment(ctx: typer.Context) -> None:
     """Teacher concurrency speed-up, global prefix-cache reuse and reversal precision."""

@@ -1,0 +1,167 @@
+"""`docadapt perf ready`: wall time from "train" to "ready" on a running service.
+
+Walks the REST API as a user would: a collection of `documents` synthetic documents (five
+nonsense-word facts each, as `docadapt perf train` uses), an augmentation of it (decomposed and
+local by default), then two adapters with the default hyperparameters, one after the other: plain
+(the documents only) and augmented (documents plus the augmentation). For each it reports the
+seconds from the POST that asks for it to the adapter's status "ready" (queue, training, load into
+vLLM, canary check), the training job's own wall time and its training figures. Progress bars
+while it runs; the collection and adapters are deleted at the end unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from service.benchmark.bench import BenchError, ServiceAPI, create_workspace, job_seconds
+from service.benchmark.train_perf import synthetic_documents
+from service.jobs.watch import JobRequestError, watch_job
+
+
+def run_ready_benchmark(
+    api: ServiceAPI,
+    *,
+    documents: int = 20,
+    strategies: tuple[str, ...] = ("decomposed", "local"),
+    keep: bool = False,
+) -> dict[str, Any]:
+    """Create, augment and train as described above; returns the measured figures."""
+    nonce = uuid.uuid4().hex[:6]
+    collection = api.post("/v1/collections", json={"name": f"perf-ready-{nonce}"})["id"]
+    files = [
+        ("files", (f"{doc.document_id}.txt", " ".join(doc.sentences).encode(), "text/plain"))
+        for doc in synthetic_documents(n_sentences=5 * documents, seed=1)
+    ]
+    uploaded = api.post(f"/v1/collections/{collection}/documents", files=files)["data"]
+    figures: dict[str, Any] = {
+        "documents": len(uploaded),
+        "sentences": sum(d["sentence_count"] for d in uploaded),
+    }
+    adapters: list[str] = []
+    try:
+        started = time.monotonic()
+        augmentation = api.post(
+            f"/v1/collections/{collection}/augmentations", json={"strategies": list(strategies)}
+        )
+        job = _follow(api, augmentation["job"]["id"])
+        if job["status"] != "succeeded":
+            raise BenchError(f"augmentation {job['status']}: {job.get('error')}")
+        stats = api.get(f"/v1/augmentations/{augmentation['id']}")["stats"]
+        figures["augmentation"] = {
+            "strategies": list(strategies),
+            "wall_seconds": round(time.monotonic() - started, 1),
+            "examples": stats.get("examples"),
+        }
+        for label, augmentation_id in (("plain", None), ("augmented", augmentation["id"])):
+            body: dict[str, Any] = {"name": f"perf-ready-{nonce}-{label}"}
+            if augmentation_id:
+                body["augmentation_id"] = augmentation_id
+            asked = time.monotonic()
+            adapter = api.post(f"/v1/collections/{collection}/adapters", json=body)
+            adapters.append(adapter["id"])
+            job = _follow(api, adapter["job"]["id"])
+            adapter = api.get(f"/v1/adapters/{adapter['id']}")
+            if adapter["status"] != "ready":
+                raise BenchError(
+                    f"{label} adapter {adapter['status']}: "
+                    f"{job.get('error') or adapter.get('status_reason')}"
+                )
+            metrics = adapter["metrics"]
+            figures[label] = {
+                "train_to_ready_seconds": round(time.monotonic() - asked, 1),
+                "job_seconds": round(job_seconds(job), 1),
+                "training_examples": metrics.get("training_examples"),
+                "steps": metrics.get("steps"),
+                "tokens_trained": metrics.get("tokens_trained"),
+                "tokens_per_second": round(metrics.get("tokens_per_second") or 0.0, 1),
+                "final_loss": metrics.get("final_loss"),
+            }
+    finally:
+        if not keep:
+            for adapter_id in adapters:
+                api.call("DELETE", f"/v1/adapters/{adapter_id}", expect_json=False)
+            api.call("DELETE", f"/v1/collections/{collection}", expect_json=False)
+    return figures
+
+
+def _follow(api: ServiceAPI, job_id: str) -> dict[str, Any]:
+    try:
+        return watch_job(api.client, job_id, api.headers, console=None)
+    except JobRequestError as exc:
+        raise BenchError(str(exc)) from exc
+
+
+def format_report(figures: dict[str, Any]) -> str:
+    aug = figures["augmentation"]
+    lines = [
+        f"collection: {figures['documents']} documents, {figures['sentences']} sentences; "
+        f"augmentation ({', '.join(aug['strategies'])}): {aug['examples']} statements "
+        f"in {aug['wall_seconds']:.0f} s",
+        "",
+        f"{'adapter':<10} {'examples':>8} {'steps':>6} {'tok/s':>7} {'job s':>7} "
+        f"{'train -> ready s':>17}",
+    ]
+    for label in ("plain", "augmented"):
+        f = figures[label]
+        lines.append(
+            f"{label:<10} {f['training_examples']:>8} {f['steps']:>6} "
+            f"{f['tokens_per_second']:>7.1f} {f['job_seconds']:>7.1f} "
+            f"{f['train_to_ready_seconds']:>17.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="the running service")
+    parser.add_argument("--api-key", help="run in this key's workspace")
+    parser.add_argument(
+        "--admin-key", help="create a workspace for the run (default: the local service's)"
+    )
+    parser.add_argument("--documents", type=int, default=20)
+    parser.add_argument(
+        "--strategies", default="decomposed,local", help="comma-separated augmentation strategies"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the collection and adapters")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    with httpx.Client(base_url=args.url, timeout=300) as client:
+        try:
+            api_key = args.api_key or _new_workspace_key(client, args.admin_key)
+            figures = run_ready_benchmark(
+                ServiceAPI(client, api_key),
+                documents=args.documents,
+                strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip()),
+                keep=args.keep,
+            )
+        except BenchError as exc:
+            print(f"docadapt perf ready: {exc}", file=sys.stderr)
+            return 1
+    print(format_report(figures))
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def _new_workspace_key(client: httpx.Client, admin_key: str | None) -> str:
+    if admin_key is None:
+        from service.benchmark.bench import read_admin_key
+        from service.config import Settings
+
+        admin_key = read_admin_key(Settings())
+    if admin_key is None:
+        raise BenchError("give --api-key, or --admin-key to create a workspace for the run")
+    return create_workspace(client, admin_key, f"perf-ready-{uuid.uuid4().hex[:6]}")[1]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
