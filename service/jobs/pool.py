@@ -107,10 +107,9 @@ class WorkerPool:
                         continue
                     code = slot.process.poll()
                     if code is not None:
-                        self._on_death(slot, code)
+                        self._on_death(slot, slot.process.pid, code)
 
-    def _on_death(self, slot: _Slot, code: int) -> None:
-        pid = slot.process.pid if slot.process else -1
+    def _on_death(self, slot: _Slot, pid: int, code: int) -> None:
         try:
             with self.session_factory() as session:
                 orphaned = records.expire_leases(session, owner_prefix(pid))
