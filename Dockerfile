@@ -36,7 +36,7 @@ WORKDIR /app
 # packages let that step run before the code exists. setuptools' editable finder maps the
 # top-level folders, so the real modules copied below are the ones that import.
 COPY pyproject.toml README.md ./
-COPY scripts/install.sh scripts/install.sh
+COPY scripts/install.sh scripts/requirements-nlp.txt scripts/
 RUN mkdir -p service adapters \
  && touch service/__init__.py adapters/__init__.py \
  && bash scripts/install.sh --gpu \

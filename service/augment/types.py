@@ -23,6 +23,9 @@ class Unit:
     document_id: str
     text: str
     title: str | None = None
+    # The text just before this unit in its passage (sentence units), so a pronoun that opens
+    # the unit can be resolved; empty at a passage's start.
+    context: str = ""
 
 
 @dataclass
@@ -46,6 +49,10 @@ class Example:
     request_ids: list[str]
     context_document_ids: list[str] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)  # strategy-specific (e.g. the triple)
+    # Verification (service/augment/verify.py): estimated probability that the statement is true
+    # and grammatical, and whether it is doubtful enough to need a person's approval.
+    score: float | None = None
+    flagged: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
