@@ -14,12 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from service.augment import decomposed, global_, local
+from service.augment import decomposed, global_, linked, local
 from service.augment.params import STRATEGIES, AugmentParams
 from service.augment.teacher import Teacher
 from service.augment.types import OnUnitDone, StrategyName, StrategyResult, Unit
 
-_RUNNERS = {"local": local.run, "decomposed": decomposed.run, "global": global_.run}
+_RUNNERS = {
+    "local": local.run,
+    "decomposed": decomposed.run,
+    "global": global_.run,
+    "linked": linked.run,
+}
 assert set(_RUNNERS) == set(STRATEGIES)
 
 

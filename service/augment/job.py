@@ -51,7 +51,13 @@ def collection_units(session, augmentation: Augmentation, strategy: str, granula
             else:
                 for k, sentence in enumerate(p.sentences):
                     units.append(
-                        Unit(id=f"{doc.id}:p{p.index}:s{k}", document_id=doc.id, text=sentence)
+                        Unit(
+                            id=f"{doc.id}:p{p.index}:s{k}",
+                            document_id=doc.id,
+                            text=sentence,
+                            title=doc.filename,
+                            context=p.sentences[k - 1] if k else "",
+                        )
                     )
     return units
 
@@ -176,6 +182,8 @@ class AugmentationExecutor:
                         document_id=ex.document_id,
                         text=ex.text,
                         provenance={k: v for k, v in ex.to_dict().items() if k != "text"},
+                        score=ex.score,
+                        flagged=ex.flagged,
                     )
                 )
             try:

@@ -10,7 +10,7 @@ from typing import Any
 from service.augment.postprocess import FilterConfig
 from service.augment.prompts import TEMPLATE_VARIABLES, validate_template
 
-STRATEGIES = ("local", "decomposed", "global")
+STRATEGIES = ("local", "decomposed", "global", "linked")
 
 
 def estimate_tokens(text: str) -> int:

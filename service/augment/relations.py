@@ -475,7 +475,9 @@ def normalize_relation(phrase: str, source: str | None = None) -> str:
     )
     if toks[0] not in _COPULAS and is_comparative_word and len(toks) <= 3:
         toks = [copula, *toks]
-    elif toks[0] in _COPULAS and src_copula and src_copula != toks[0]:
+    elif (
+        toks[0] in _COPULAS and src_copula and src_copula != toks[0] and canon not in " ".join(src)
+    ):
         toks[0] = copula  # the teacher's "is" where the source says "are"
     if (
         toks[0] in _COPULAS
@@ -533,13 +535,14 @@ _LEAD_IN_RE = re.compile(r"^.*(?:,|:|;|\bthat)\s+", re.IGNORECASE)
 _TRAILER_RE = re.compile(r"\s*[,;:(].*$")
 
 
-def rule_triple(sentence: str) -> tuple[str, str, str] | None:
-    """(subject, relation, object) of a sentence whose relation a rule knows (a comparative or
-    a phrase of the inverse table), in the sentence's own words; None otherwise. A lead-in
-    before the subject and a trailing clause after the object are not part of the fact."""
+def rule_triple(sentence: str, comparatives_only: bool = False) -> tuple[str, str, str] | None:
+    """(subject, relation, object) of a sentence whose relation a rule knows (a comparative or,
+    unless `comparatives_only`, a phrase of the inverse table), in the sentence's own words;
+    None otherwise. A lead-in before the subject and a trailing clause after the object are not
+    part of the fact."""
     text = " ".join(sentence.split())
     m = _COMPARATIVE_SPAN_RE.match(text)
-    if m is None:
+    if m is None and not comparatives_only:
         for pattern in _table_phrase_res():
             m = pattern.match(text)
             if m is not None:
