@@ -96,7 +96,7 @@ def test_validation_rejects_a_bad_cross_source_and_a_true_false_conflict(tmp_pat
         load_devset(gold_path=_write_gold(tmp_path, bad_source))
 
     def conflict(gold):
-        s = gold["documents"][0]["sentences"][1]
+        s = next(s for s in gold["documents"][0]["sentences"] if s["true"])
         s["false"].append({"kind": "roles_swapped", "texts": [s["true"][0]["texts"][0]]})
 
     other = tmp_path / "other"
