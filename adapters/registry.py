@@ -137,6 +137,7 @@ def adapter_public(adapter: Adapter) -> dict[str, Any]:
         "source": adapter.source,
         "collection_id": adapter.collection_id,
         "augmentation_id": adapter.augmentation_id,
+        "review": review_public(adapter.example_selection),
         "job_id": adapter.job_id,
         "base_model": adapter.base_model,
         "base_model_hash": adapter.base_model_hash,
@@ -150,6 +151,15 @@ def adapter_public(adapter: Adapter) -> dict[str, Any]:
         "updated_at": adapter.updated_at,
         "ready_at": adapter.ready_at,
     }
+
+
+def review_public(selection: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Which of its augmentation's examples the adapter trains on, by review state, and the
+    hash of their ids (the ids themselves stay in the record); None without an augmentation or
+    for adapters requested before reviews existed (they train on every example)."""
+    if not selection:
+        return None
+    return {k: v for k, v in selection.items() if k != "example_ids"}
 
 
 def set_status(adapter: Adapter, status: str, reason: str | None = None) -> None:

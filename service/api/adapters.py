@@ -13,6 +13,7 @@ from adapters.base_model import model_fingerprint
 from service.db.tables import Adapter, Augmentation
 from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
 from service.errors import NotFound, PayloadTooLarge, ServiceUnavailable, Unprocessable
+from service.examples import select_training_examples
 from service.jobs import records
 from service.schemas.adapters import AdapterCreate
 
@@ -56,6 +57,13 @@ def create_adapter(
             raise Unprocessable(f"augmentation {aug.id} belongs to another collection")
         if aug.status != "succeeded":
             raise Unprocessable(f"augmentation {aug.id} is {aug.status}, not succeeded")
+        selection = select_training_examples(session, aug, body.examples)
+    elif "examples" in body.model_fields_set:
+        raise Unprocessable(
+            "`examples` chooses among an augmentation's examples: give `augmentation_id` too"
+        )
+    else:
+        selection = None
     from dataclasses import asdict
 
     adapter = Adapter(
@@ -69,6 +77,7 @@ def create_adapter(
         base_model=str(runtime.model_dir),
         base_model_hash=model_fingerprint(runtime.model_dir),
         document_versions={d.id: d.text_sha256 for d in docs},
+        example_selection=selection,
         hyperparameters={"mode": body.mode, "train": asdict(config)},
         rank=config.rank,
     )

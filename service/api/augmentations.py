@@ -2,19 +2,38 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy import func, select
+from pydantic import ValidationError
+from sqlalchemy import select
 
 from service.augment.job import KIND, augmentation_stats, build_params
 from service.collections import get_collection, list_documents
 from service.db.tables import Augmentation, AugmentedExample, utcnow
 from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
 from service.errors import NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from service.examples import (
+    count_matching,
+    example_public,
+    examples_query,
+    get_example,
+    review_counts,
+    review_example,
+    review_examples,
+)
 from service.jobs import records
-from service.schemas.augmentations import AugmentationCreate
+from service.schemas.augmentations import (
+    AugmentationCreate,
+    ExampleFilter,
+    ExamplePublic,
+    ExampleReviewCreate,
+    ExamplesPublic,
+    ExamplesReviewCreate,
+    ExamplesReviewPublic,
+    ReviewState,
+)
 
 router = APIRouter(tags=["augmentations"])
 
@@ -101,15 +120,41 @@ def read_augmentation(
     return augmentation_public(session, get_augmentation(session, workspace.id, augmentation_id))
 
 
-def _example_public(row: AugmentedExample) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "text": row.text,
-        "strategy": row.strategy,
-        "unit_id": row.unit_key,
-        "document_id": row.document_id,
-        "provenance": row.provenance,
-    }
+def example_filter(
+    strategy: Annotated[
+        str | None, Query(description="local, decomposed, global or uploaded")
+    ] = None,
+    review: Annotated[ReviewState | None, Query()] = None,
+    flagged: Annotated[bool | None, Query()] = None,
+    score_below: Annotated[
+        float | None, Query(description="Only examples with a score below this.")
+    ] = None,
+    score_above: Annotated[
+        float | None, Query(description="Only examples with a score above this.")
+    ] = None,
+) -> ExampleFilter:
+    """The listing's filters; a bad value is a 422 that names it."""
+    try:
+        return ExampleFilter(
+            strategy=strategy,
+            review=review,
+            flagged=flagged,
+            score_below=score_below,
+            score_above=score_above,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise Unprocessable(f"invalid filter: {problems}", code="invalid_filter") from exc
+
+
+ExampleFilterDep = Annotated[ExampleFilter, Depends(example_filter)]
+
+
+def _example_json(row: AugmentedExample) -> dict[str, Any]:
+    return example_public(row).model_dump(mode="json")
 
 
 @router.get("/v1/augmentations/{augmentation_id}/examples", response_model=None)
@@ -118,33 +163,76 @@ def read_examples(
     session: SessionDep,
     runtime: RuntimeDep,
     workspace: CurrentWorkspace,
+    filters: ExampleFilterDep,
     format: str = Query("jsonl", pattern="^(jsonl|json)$"),
     offset: int = Query(0, ge=0),
     limit: int = Query(100, ge=1, le=1000),
-    strategy: str | None = None,
 ) -> StreamingResponse | dict[str, Any]:
-    """JSONL streams every example; JSON gives one page (offset, limit) and the total."""
+    """JSONL streams every matching example; JSON gives one page (offset, limit), the matching
+    total and the whole augmentation's counts by review state."""
     aug = get_augmentation(session, workspace.id, augmentation_id)
-    query = select(AugmentedExample).where(AugmentedExample.augmentation_id == aug.id)
-    if strategy:
-        query = query.where(AugmentedExample.strategy == strategy)
-    query = query.order_by(AugmentedExample.id)
+    query = examples_query(aug.id, filters)
     if format == "json":
-        total = session.scalar(select(func.count()).select_from(query.subquery()))
         rows = session.scalars(query.offset(offset).limit(limit))
-        return {
-            "data": [_example_public(r) for r in rows],
-            "total": total,
-            "offset": offset,
-            "limit": limit,
-        }
+        return ExamplesPublic(
+            data=[example_public(r) for r in rows],
+            total=count_matching(session, aug.id, filters),
+            offset=offset,
+            limit=limit,
+            counts=review_counts(session, aug.id),
+        ).model_dump(mode="json")
 
     def lines() -> Iterator[bytes]:
         with runtime.session_factory() as s:
             for row in s.scalars(query.execution_options(yield_per=500)):
-                yield (json.dumps(_example_public(row), default=str) + "\n").encode()
+                yield (json.dumps(_example_json(row)) + "\n").encode()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+@router.get("/v1/augmentations/{augmentation_id}/examples/{example_id}")
+def read_example(
+    augmentation_id: str, example_id: int, session: SessionDep, workspace: CurrentWorkspace
+) -> ExamplePublic:
+    aug = get_augmentation(session, workspace.id, augmentation_id)
+    return example_public(get_example(session, aug, example_id))
+
+
+@router.post("/v1/augmentations/{augmentation_id}/examples/{example_id}/review")
+def review_one_example(
+    augmentation_id: str,
+    example_id: int,
+    body: ExampleReviewCreate,
+    session: SessionDep,
+    workspace: CurrentWorkspace,
+) -> ExamplePublic:
+    """Approve, reject or reset (to pending) one example; the note replaces the previous one."""
+    aug = get_augmentation(session, workspace.id, augmentation_id)
+    row = review_example(session, aug, example_id, body.decision, body.note)
+    session.commit()
+    return example_public(row)
+
+
+@router.post("/v1/augmentations/{augmentation_id}/review")
+def review_many_examples(
+    augmentation_id: str,
+    body: ExamplesReviewCreate,
+    session: SessionDep,
+    workspace: CurrentWorkspace,
+) -> ExamplesReviewPublic:
+    """One decision for the examples named by `example_ids` (all or nothing: an id that is not
+    this augmentation's is a 404) or for every example matching `filter`."""
+    aug = get_augmentation(session, workspace.id, augmentation_id)
+    updated = review_examples(
+        session,
+        aug,
+        body.decision,
+        body.note,
+        example_ids=body.example_ids,
+        example_filter=body.filter,
+    )
+    session.commit()
+    return ExamplesReviewPublic(updated=updated, counts=review_counts(session, aug.id))
 
 
 UPLOAD_TYPES = (

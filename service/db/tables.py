@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -162,8 +163,15 @@ class AugmentationUnit(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+REVIEW_STATES = ("pending", "approved", "rejected")
+
+
 class AugmentedExample(Timestamped, Base):
+    """One generated (or uploaded) statement. A person's review is a state on the row, never a
+    delete, so every decision can be changed and every adapter's training set traced."""
+
     __tablename__ = "augmented_examples"
+    __table_args__ = (Index("ix_augmented_examples_review", "augmentation_id", "review"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     augmentation_id: Mapped[str] = mapped_column(
         ForeignKey("augmentations.id", ondelete="CASCADE"), index=True
@@ -173,6 +181,12 @@ class AugmentedExample(Timestamped, Base):
     document_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     text: Mapped[str] = mapped_column(Text)
     provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Verification: estimated probability the statement is true; flagged = needs a person.
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    review: Mapped[str] = mapped_column(String(20), default="pending", server_default="pending")
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    review_note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Adapter(Timestamped, Base):
@@ -196,6 +210,9 @@ class Adapter(Timestamped, Base):
     base_model_hash: Mapped[str] = mapped_column(String(64))
     dataset_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     document_versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Which augmented examples it trains on, resolved when it was requested (service/examples.py):
+    # the review filter, the exact example ids and the counts; None for plain fine-tuning.
+    example_selection: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     rank: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -13,6 +13,14 @@ class AdapterCreate(BaseModel):
     augmentation_id: str | None = Field(
         default=None, description="A finished augmentation of this collection; none: plain."
     )
+    examples: Literal["not_flagged", "not_rejected", "approved", "all"] = Field(
+        default="not_flagged",
+        description="Which of the augmentation's examples it trains on, by review state: "
+        "not_flagged = approved plus pending ones not flagged by verification (never rejected); "
+        "not_rejected = approved and pending, flagged included; approved = approved only; "
+        "all = every example, rejected included. Resolved into example ids when the adapter is "
+        "requested, so a later review does not change what it trains on.",
+    )
     mode: Literal["independent", "cumulative"] = Field(
         default="independent",
         description="One example per sentence; cumulative keeps the earlier sentences as context.",

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from service.augment.types import StrategyName
+from service.schemas.common import PublicModel
 
 Strategy = Literal["local", "decomposed", "global"]
 
@@ -51,3 +55,98 @@ class AugmentationCreate(BaseModel):
         if not value:
             raise ValueError("name at least one strategy")
         return list(dict.fromkeys(value))
+
+
+# Review of an augmentation's examples (approve / reject before training).
+
+ReviewState = Literal["pending", "approved", "rejected"]
+ReviewDecision = Literal["approve", "reject", "reset"]
+# Strategies an example can come from: the engine's, plus statements uploaded as a set.
+EXAMPLE_STRATEGIES: tuple[str, ...] = (*get_args(StrategyName), "uploaded")
+
+
+class ExampleFilter(BaseModel):
+    """Which examples of one augmentation; every field given must match. An example without a
+    score matches neither score bound."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str | None = Field(default=None, description=", ".join(EXAMPLE_STRATEGIES))
+    review: ReviewState | None = None
+    flagged: bool | None = None
+    score_below: float | None = Field(
+        default=None, allow_inf_nan=False, description="Only examples with score < this."
+    )
+    score_above: float | None = Field(
+        default=None, allow_inf_nan=False, description="Only examples with score > this."
+    )
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str | None) -> str | None:
+        if value is not None and value not in EXAMPLE_STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(EXAMPLE_STRATEGIES)}")
+        return value
+
+
+class ExampleReviewCreate(BaseModel):
+    """A person's decision on one example: approve, reject, or reset to pending."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: ReviewDecision
+    note: str | None = Field(default=None, max_length=2000, description="Why; kept on the row.")
+
+
+class ExamplesReviewCreate(ExampleReviewCreate):
+    """The same decision on many examples: named by `example_ids`, or every example that
+    matches `filter` (exactly one of the two)."""
+
+    example_ids: list[int] | None = Field(default=None, min_length=1, max_length=100_000)
+    filter: ExampleFilter | None = None
+
+    @model_validator(mode="after")
+    def _ids_or_filter(self) -> ExamplesReviewCreate:
+        if (self.example_ids is None) == (self.filter is None):
+            raise ValueError("give exactly one of `example_ids` and `filter`")
+        return self
+
+
+class ReviewCounts(BaseModel):
+    """Examples of the whole augmentation by review state."""
+
+    pending: int = 0
+    approved: int = 0
+    rejected: int = 0
+    total: int = 0
+
+
+class ExamplePublic(PublicModel):
+    id: int
+    text: str
+    strategy: str
+    unit_id: str
+    document_id: str | None
+    source_text: str | None = Field(
+        description="The sentence, passage or document the statement was written from."
+    )
+    score: float | None
+    flagged: bool
+    review: ReviewState
+    reviewed_at: datetime | None
+    review_note: str | None
+    provenance: dict[str, Any]
+    created_at: datetime | None
+
+
+class ExamplesPublic(BaseModel):
+    data: list[ExamplePublic]
+    total: int = Field(description="Examples that match the filters.")
+    offset: int
+    limit: int
+    counts: ReviewCounts
+
+
+class ExamplesReviewPublic(BaseModel):
+    updated: int
+    counts: ReviewCounts

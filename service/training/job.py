@@ -22,6 +22,33 @@ from service.jobs.context import JobCancelled, JobContext, WorkerStopping
 KIND = "training"
 
 
+def augmented_texts(session, adapter: Adapter) -> list[str]:  # type: ignore[no-untyped-def]
+    """The texts of exactly the augmented examples the adapter was requested with, in id order.
+
+    The ids were resolved from the review states when the adapter was requested; an adapter
+    recorded before that (no selection) trains on every example of its augmentation."""
+    if not adapter.augmentation_id:
+        return []
+    rows = session.execute(
+        select(AugmentedExample.id, AugmentedExample.text)
+        .where(AugmentedExample.augmentation_id == adapter.augmentation_id)
+        .order_by(AugmentedExample.id)
+    ).all()
+    selection = adapter.example_selection
+    if selection is None:
+        return [text for _, text in rows]
+    wanted = set(selection.get("example_ids") or [])
+    texts = [text for example_id, text in rows if example_id in wanted]
+    if len(texts) != len(wanted):
+        found = {example_id for example_id, _ in rows}
+        missing = sorted(wanted - found)
+        raise Unprocessable(
+            f"examples of augmentation {adapter.augmentation_id} the adapter was requested "
+            f"with no longer exist: {missing[:20]}"
+        )
+    return texts
+
+
 def load_training_set(session, adapter: Adapter, tokenizer: Any):  # type: ignore[no-untyped-def]
     """The adapter's training set from the documents it recorded and its augmentation set."""
     versions: dict[str, str] = adapter.document_versions
@@ -35,15 +62,7 @@ def load_training_set(session, adapter: Adapter, tokenizer: Any):  # type: ignor
     for doc_id in versions:
         sentences = [s for p in document_passages(session, doc_id) for s in p.sentences]
         documents.append(DocumentSentences(document_id=doc_id, sentences=sentences))
-    augmented: list[str] = []
-    if adapter.augmentation_id:
-        augmented = list(
-            session.scalars(
-                select(AugmentedExample.text)
-                .where(AugmentedExample.augmentation_id == adapter.augmentation_id)
-                .order_by(AugmentedExample.id)
-            )
-        )
+    augmented = augmented_texts(session, adapter)
     params = adapter.hyperparameters
     return build_examples(
         documents,
