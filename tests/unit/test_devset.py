@@ -13,7 +13,13 @@ from service.benchmark.devset import (
     load_devset,
     normalize,
 )
-from service.benchmark.devset.score import render_markdown, score
+from service.benchmark.devset.score import (
+    JUDGMENTS_PATH,
+    VERDICTS,
+    load_judgments,
+    render_markdown,
+    score,
+)
 
 
 @pytest.fixture(scope="module")
@@ -215,9 +221,115 @@ def test_render_markdown_lists_true_false_and_unmatched() -> None:
         load_devset("dev"),
     )
     md = render_markdown(result)
-    assert "| local | 3 | 1 | 1 | 1 | 33.3% |" in md
+    assert "| local | 3 | 1 | 1 | 0 | 0 | 0 | 1 | 33.3% |" in md
+    assert "gold precision (lower bound)" in md and "read precision" in md
     assert "## True examples (1)" in md
     assert "## False examples: contradictions (1)" in md
     assert "## Unmatched examples (1)" in md
     assert "Priya Nandakumar leads the Platform team." in md  # the source sentence
     assert "Priya \\| Nandakumar" in md
+
+
+# --------------------------------------------------------------------------- judged tier
+
+
+def _write_judgments(tmp_path, judgments, version=1):
+    path = tmp_path / "judgments.json"
+    path.write_text(
+        json.dumps({"version": version, "judge": "test", "judgments": judgments}),
+        encoding="utf-8",
+    )
+    return path
+
+
+def _j(text: str, verdict: str, note: str = "why", document: str = "teams") -> dict:
+    return {"text": text, "document": document, "verdict": verdict, "note": note}
+
+
+def test_judged_tier_outcomes_and_figures(tmp_path) -> None:
+    judgments = load_judgments(
+        _write_judgments(
+            tmp_path,
+            [
+                _j("Priya Nandakumar heads the Platform team.", "true", "a fair rephrasing"),
+                _j("Priya Nandakumar founded the Platform team.", "false", "not in the text"),
+                _j("Priya Nandakumar Platform team leads.", "ungrammatical", "word order"),
+                # the gold wins over a judgment: this one is gold-true
+                _j("The Platform team is led by Priya Nandakumar.", "false"),
+            ],
+        )
+    )
+    examples = [
+        _ex("The Platform team is led by Priya Nandakumar."),  # gold true
+        _ex("The Platform team leads Priya Nandakumar."),  # gold false
+        _ex("priya nandakumar heads the platform team"),  # judged true (normalized match)
+        _ex("Priya Nandakumar founded the Platform team."),  # judged false
+        _ex("Priya Nandakumar Platform team leads."),  # judged ungrammatical
+        _ex("Priya Nandakumar enjoys sailing."),  # still unmatched
+    ]
+    result = score(examples, load_devset("dev"), judgments=judgments)
+    assert [e.outcome for e in result.examples] == [
+        "true",
+        "false",
+        "judged_true",
+        "judged_false",
+        "judged_ungrammatical",
+        "unmatched",
+    ]
+    assert result.examples[0].judgment is None
+    assert result.examples[2].judgment.note == "a fair rephrasing"
+    assert result.examples[5].judgment is None and result.examples[5].where is None
+
+    s = result.strategies["local"]
+    assert (s.kept, s.true, s.false, s.unmatched) == (6, 1, 1, 1)
+    assert (s.judged_true, s.judged_false, s.judged_ungrammatical) == (1, 1, 1)
+    assert len(s.judged_examples) == 3 and len(s.unmatched_examples) == 1
+    assert s.precision == pytest.approx(1 / 6)  # gold-only lower bound unchanged
+    assert s.read_precision == pytest.approx(2 / 6)
+    low, high = s.read_precision_ci
+    assert low < 2 / 6 < high
+    assert s.read_precision_ci != s.precision_ci
+    assert s.contradiction_rate == pytest.approx(1 / 6)
+    assert s.read_contradiction_rate == pytest.approx(2 / 6)
+
+    # without judgments the same statements are unmatched and count as not true
+    plain = score(examples, load_devset("dev"), judgments={}).strategies["local"]
+    assert (plain.unmatched, plain.judged_true) == (4, 0)
+    assert plain.read_precision == plain.precision == pytest.approx(1 / 6)
+
+    md = render_markdown(result)
+    assert "| local | 6 | 1 | 1 | 1 | 1 | 1 | 1 | 16.7% |" in md
+    assert "## Judged examples: outside the gold, read by a person (3)" in md
+    assert "| judged false | not in the text |" not in md
+    assert "| false | not in the text |" in md
+    assert "| ungrammatical | word order |" in md
+    assert "## Unmatched examples (1)" in md
+
+
+def test_load_judgments_validates(tmp_path) -> None:
+    with pytest.raises(ValueError, match="unknown verdict 'maybe'"):
+        load_judgments(_write_judgments(tmp_path, [_j("A statement.", "maybe")]))
+    with pytest.raises(ValueError, match="judged 'true' and 'false'"):
+        load_judgments(
+            _write_judgments(tmp_path, [_j("A statement.", "true"), _j("a statement", "false")])
+        )
+    with pytest.raises(ValueError, match="non-empty string 'document'"):
+        load_judgments(_write_judgments(tmp_path, [{"text": "A statement.", "verdict": "true"}]))
+    with pytest.raises(ValueError, match="unsupported version"):
+        load_judgments(_write_judgments(tmp_path, [], version=2))
+    with pytest.raises(ValueError, match="cannot be read"):
+        load_judgments(tmp_path / "missing.json")
+
+
+def test_judgments_file_loads_and_every_document_exists(devset) -> None:
+    raw = json.loads(JUDGMENTS_PATH.read_text(encoding="utf-8"))
+    judgments = load_judgments()
+    assert judgments and len(judgments) == len(raw["judgments"])
+    ids = set(devset.document_ids)
+    gold_texts = {n for e in devset.entries() for n in e.normalized}
+    gold_texts |= {n for c in devset.cross for e in (c.true, c.false) if e for n in e.normalized}
+    for n, j in judgments.items():
+        assert j.document in ids, j
+        assert j.verdict in VERDICTS
+        assert j.note.strip(), j
+        assert n not in gold_texts, f"judged statement is already in the gold: {j.text!r}"
