@@ -55,6 +55,14 @@ def perf_augment(ctx: typer.Context) -> None:
     raise typer.Exit(main(ctx.args))
 
 
+@perf_app.command("quality", context_settings=_PASS_THROUGH)
+def perf_quality(ctx: typer.Context) -> None:
+    """Augmentation precision on the real-prose development set and the synthetic sets."""
+    from service.benchmark.quality_perf import main
+
+    raise typer.Exit(main(ctx.args))
+
+
 @perf_app.command("score", context_settings=_PASS_THROUGH)
 def perf_score(ctx: typer.Context) -> None:
     """Evaluation scoring behind a shared context: prompt logprobs vs cached requests."""

@@ -12,12 +12,13 @@ totals: units, requests (failed, retried), tokens, and the yield per stage.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 
 from service.augment import decomposed, global_, linked, local
 from service.augment.params import STRATEGIES, AugmentParams
 from service.augment.teacher import Teacher
-from service.augment.types import OnUnitDone, StrategyName, StrategyResult, Unit
+from service.augment.types import OnUnitDone, StrategyName, StrategyResult, Unit, UnitResult
+from service.augment.verify import verify
 
 _RUNNERS = {
     "local": local.run,
@@ -46,4 +47,11 @@ async def run_strategy(
     errors = params.validate()
     if errors:
         raise ValueError("; ".join(errors))
-    return await _RUNNERS[strategy](units, teacher, params, on_unit_done, frozenset(skip_unit_ids))
+
+    def verified(result: UnitResult) -> Awaitable[None] | None:
+        # Every kept statement gets its verification score before anyone sees it.
+        for example in result.examples:
+            verify(example)
+        return on_unit_done(result) if on_unit_done is not None else None
+
+    return await _RUNNERS[strategy](units, teacher, params, verified, frozenset(skip_unit_ids))

@@ -9,7 +9,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from service.augment.engine import run_strategy
@@ -232,15 +232,46 @@ def augmentation_stats(
             AugmentedExample.augmentation_id == augmentation_id
         )
     )
+    # Verification: per strategy, the mean score of what was kept (estimated precision) and
+    # how many statements wait for a person's approval.
+    verified = {
+        strategy: (avg, int(flagged or 0))
+        for strategy, avg, flagged in session.execute(
+            select(
+                AugmentedExample.strategy,
+                func.avg(AugmentedExample.score),
+                func.sum(case((AugmentedExample.flagged, 1), else_=0)),
+            )
+            .where(AugmentedExample.augmentation_id == augmentation_id)
+            .group_by(AugmentedExample.strategy)
+        )
+    }
     planned: dict[str, int] = (previous or {}).get("planned", {})
     for strategy, n in planned.items():
         per.setdefault(strategy, YieldStats()).units_total = n
     wall = float((previous or {}).get("wall_s", 0.0)) + extra_wall_s
+    overall = session.scalar(
+        select(func.avg(AugmentedExample.score)).where(
+            AugmentedExample.augmentation_id == augmentation_id
+        )
+    )
     return {
         "planned": planned,
         "examples": int(examples or 0),
         "wall_s": round(wall, 3),
-        "strategies": {name: s.to_dict() for name, s in sorted(per.items())},
+        "strategies": {
+            name: {
+                **s.to_dict(),
+                "estimated_precision": _rounded(verified.get(name, (None, 0))[0]),
+                "flagged": verified.get(name, (None, 0))[1],
+            }
+            for name, s in sorted(per.items())
+        },
+        "estimated_precision": _rounded(overall),
         "prompt_tokens": sum(s.prompt_tokens for s in per.values()),
         "completion_tokens": sum(s.completion_tokens for s in per.values()),
     }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)

@@ -31,6 +31,7 @@ from service.augment.structure import (
 )
 from service.augment.structure import (
     STRUCTURE_VERSION,
+    _drop_glued_heading,
     _inflect,
     _is_proper_start,
     _lower_first,
@@ -43,6 +44,8 @@ from service.augment.structure import (
     read_clause,
     replace_subject,
     resolve_subject,
+    rewrites,
+    to_passive,
 )
 from service.augment.teacher import Teacher
 from service.augment.types import Example, OnUnitDone, StrategyResult, Unit, UnitResult, YieldStats
@@ -73,6 +76,7 @@ class Fact:
     object: str = ""
     object_key: str = ""
     person: bool = False
+    passive_of: str = ""  # a relation's passive without its agent ("Manifest is built by")
 
 
 def _class_key(tokens: Sequence) -> str:  # type: ignore[type-arg]
@@ -99,6 +103,11 @@ def _predicate(doc, subject: Sequence) -> str | None:  # type: ignore[no-untyped
     rest = [t for t in doc if t.i > subject[-1].i]
     while rest and rest[-1].is_punct:
         rest = rest[:-1]
+    root = next(t for t in doc if t.dep_ == "ROOT")
+    if not rest or not (
+        rest[0].i == root.i or (rest[0].head.i == root.i and rest[0].dep_ in {"aux", "auxpass"})
+    ):
+        return None  # the words after the subject do not start its verb: the parse is off
     if not rest or any(t.pos_ == "PRON" and t.lower_ not in {"that", "which", "who"} for t in rest):
         return None
     return _span_text(rest)
@@ -173,19 +182,19 @@ def read_facts(unit_id: str, document_id: str, sentence: str, doc, names) -> lis
             )
         )
         return out
-    clause = read_clause(doc, names)
-    if isinstance(clause, str):
-        return []
     named = subj.pos_ == "PROPN" or _is_proper_start(subject[0], names) or det == "the"
-    if not named or _plural(subj, subject):
+    if not named or _plural(subj, subject) or subject[0].i != 0:
         return []
     subject_text = _lower_first(_span_text(subject), subject[0], names)
     person = subj.ent_type_ == "PERSON"
-    if clause.kind == "copula" and not clause.negated and not clause.front and not clause.back:
-        attr = clause.obj_head
+    attr = next((c for c in root.children if c.dep_ == "attr"), None)
+    negated = any(c.dep_ == "neg" for c in root.children)
+    if root.lemma_ == "be" and root.tag_ == "VBZ" and attr is not None and not negated:
+        # "Harbor is an internal tool for deploying ...", "Beacon is an internal tool and runs
+        # in ...": a member of the class its head words name.
         attr_det = next((c for c in attr.children if c.dep_ == "det"), None)
         if attr_det is not None and attr_det.lower_ in {"a", "an"}:
-            head_tokens = [t for t in clause.obj if t.i <= attr.i]
+            head_tokens = [t for t in _subtree(attr) if t.i <= attr.i]
             out.append(
                 Fact(
                     "member",
@@ -198,6 +207,9 @@ def read_facts(unit_id: str, document_id: str, sentence: str, doc, names) -> lis
                 )
             )
         return out
+    clause = read_clause(doc, names)
+    if isinstance(clause, str):
+        return out
     if clause.kind in {"active", "passive"} and not clause.front:
         obj_phrase = clause.obj if clause.kind == "active" else clause.obj[1:]
         obj_head = clause.obj_head if clause.kind == "active" else clause.obj[-1]
@@ -206,6 +218,12 @@ def read_facts(unit_id: str, document_id: str, sentence: str, doc, names) -> lis
         )
         predicate = _predicate(doc, subject)
         if obj_named and predicate and obj_phrase[-1].i == len(doc) - 2 and not clause.back:
+            passive_of = ""
+            if clause.kind == "active":
+                made = to_passive(clause)
+                tail = f" by {subject_text}."
+                if not isinstance(made, str) and made.text.endswith(tail):
+                    passive_of = made.text[: -len(tail)] + " by"
             out.append(
                 Fact(
                     "relation",
@@ -215,6 +233,7 @@ def read_facts(unit_id: str, document_id: str, sentence: str, doc, names) -> lis
                     predicate=predicate,
                     object=_span_text(obj_phrase),
                     person=person,
+                    passive_of=passive_of,
                 )
             )
         elif predicate:
@@ -347,11 +366,25 @@ def infer(facts: Sequence[Fact]) -> list[Inference]:
                     out.append(Inference(text, "syllogism", (first, rule)))
         elif first.kind == "relation" and first.object:
             for second in by_subject.get(_entity_key(first.object), []):
-                if second.sentence == first.sentence:
+                if second.sentence == first.sentence or not first.person:
                     continue
-                pronoun = "who" if second.person else "which"
-                text = _sentence(f"{first.subject} {first.predicate}, {pronoun} {second.predicate}")
+                # "Chen Wei leads the Product Engineering team" + "the Product Engineering team
+                # builds Manifest" -> "Chen Wei leads the team that builds Manifest"
+                words = first.object.split()
+                if words[0].lower() != "the" or len(words) < 3 or second.person:
+                    continue
+                verb_part = first.predicate[: -len(first.object)].strip()
+                text = _sentence(
+                    f"{first.subject} {verb_part} the {words[-1].lower()} that {second.predicate}"
+                )
                 out.append(Inference(text, "chain", (first, second)))
+                # and from the other side: "Manifest is built by the team Chen Wei leads"
+                if second.object and second.passive_of:
+                    lead = verb_part.split()[0]
+                    text = _sentence(
+                        f"{second.passive_of} the {words[-1].lower()} {first.subject} {lead}"
+                    )
+                    out.append(Inference(text, "chain", (second, first)))
     return out
 
 
@@ -385,13 +418,21 @@ async def run(
     for unit in units:
         previous = unit.context
         for sentence in split_sentences(unit.text):
-            for part in _statements(sentence):
+            for part in _statements(_drop_glued_heading(sentence)):
                 sentences.append((unit, _with_resolved_pronoun(part, previous, names)))
                 previous = part
-    docs = parse(s for _, s in sentences)
+    # Each sentence in its own voice and in the other (the decomposed rewrite), so that
+    # "Manifest is built by the Product Engineering team" also joins as "... builds Manifest".
+    readings: list[tuple[Unit, str, str]] = []
+    for unit, sentence in sentences:
+        readings.append((unit, sentence, sentence))
+        made, _ = rewrites(sentence, "", names)
+        readings.extend((unit, sentence, r.text) for r in made if r.kind in {"active", "passive"})
+    docs = parse(text for _, _, text in readings)
     facts: list[Fact] = []
-    for (unit, sentence), doc in zip(sentences, docs, strict=True):
-        facts.extend(read_facts(unit.id, unit.document_id, sentence, doc, names))
+    for (unit, sentence, text), doc in zip(readings, docs, strict=True):
+        for fact in read_facts(unit.id, unit.document_id, text, doc, names):
+            facts.append(replace(fact, sentence=sentence))
     by_first: dict[str, list[Inference]] = {}
     for inference in infer(facts):
         by_first.setdefault(inference.premises[0].unit_id, []).append(inference)

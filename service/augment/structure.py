@@ -71,15 +71,17 @@ _NO_PASSIVE = frozenset(
         "say",
         "tell",
         "know",
-        "see",
         "face",
         "share",
         "hit",
         "spend",
         "earn",
-        "receive",
         "gain",
         "lose",
+        "meet",
+        "show",
+        "give",
+        "offer",
     }
 )
 _MODALS = frozenset({"must", "may", "might", "can", "could", "will", "would", "shall", "should"})
@@ -442,6 +444,16 @@ def to_passive(clause: Clause, subject_text: str | None = None) -> Rewrite | str
         return "measure_object"
     if any(t.dep_ in {"ccomp", "xcomp"} for t in clause.obj):
         return "clausal_object"
+    if any(t.dep_ == "conj" and t.pos_ in {"VERB", "AUX"} for t in clause.obj):
+        return "unclear_coordination"  # "leads the team and reports to X": a verb in the object
+    for conj in (t for t in clause.obj if t.dep_ == "conj"):
+        first_det = any(c.dep_ == "det" for c in conj.head.children)
+        if first_det and conj.pos_ != "PROPN" and not any(c.dep_ == "det" for c in conj.children):
+            return "unclear_coordination"  # "the Finance team and reports to X": not two things
+    if any(t.dep_ == "poss" and t.pos_ == "PRON" for t in clause.obj):
+        return "possessive_in_object"  # "their buddy" would come before what it refers to
+    if any(t.lower_ in {"only", "just", "even", "also"} for t in clause.subject):
+        return "focus_on_subject"  # "Only the CEO may book ...": the focus does not move
     group = _verb_group(clause)
     if group is None:
         return "unusual_verb_group"
@@ -649,6 +661,27 @@ def _relative_as_sentence(clause: Clause, attr, subject: str) -> Rewrite | None:
     return Rewrite(_sentence(text), "relative", new_subject, subject)
 
 
+def _reports_to(doc, names: frozenset[str]) -> Rewrite | None:  # type: ignore[no-untyped-def]
+    """ "X reports to Y." -> "Y is X's manager." (X and Y plain names, nothing else said)."""
+    root = next((t for t in doc if t.dep_ == "ROOT"), None)
+    if root is None or root.lemma_ != "report" or root.tag_ not in {"VBZ", "VBD"}:
+        return None
+    subj = _subject_of(root)
+    preps = [c for c in root.children if c.dep_ == "prep"]
+    others = [c for c in root.children if c.dep_ not in {"nsubj", "prep", "punct"}]
+    if subj is None or others or len(preps) != 1 or preps[0].lower_ != "to":
+        return None
+    pobj = [c for c in preps[0].children if c.dep_ == "pobj"]
+    if len(pobj) != 1 or pobj[0].ent_type_ != "PERSON" or subj.ent_type_ != "PERSON":
+        return None
+    x, y = _subtree(subj), _subtree(pobj[0])
+    if not all(t.pos_ == "PROPN" for t in [*x, *y]):
+        return None
+    be = "was" if root.tag_ == "VBD" else "is"
+    text = _sentence(f"{_span_text(y)} {be} {_span_text(x)}'s manager")
+    return Rewrite(text, "manager", _span_text(y), _span_text(x))
+
+
 # -- pronouns ---------------------------------------------------------------------------------
 
 
@@ -688,10 +721,12 @@ def resolve_subject(doc, previous, names: frozenset[str] = frozenset()) -> str |
     copula_attr = {
         t.i for t in previous if t.dep_ == "attr" and t.head.i == prev_roots[0].i
     }  # "Ledger is the finance system": the attribute is the subject itself
+    main = {prev_roots[0].i} | {c.i for c in prev_roots[0].children if c.dep_ == "conj"}
     rivals = [
         t
         for t in previous
         if t.dep_ in {"dobj", "attr", "nsubj", "nsubjpass", "conj", "appos"}
+        and (t.head.i in main or t.head.dep_ in {"dobj", "attr", "conj"})
         and t.i not in {p.i for p in phrase}
         and t.i not in copula_attr
         and t.pos_ in {"PROPN", "NOUN"}
@@ -727,6 +762,16 @@ def collection_names(texts: Iterable[str]) -> frozenset[str]:
     return frozenset(names)
 
 
+def _drop_glued_heading(sentence: str) -> str:
+    """A plain-text heading joined to the sentence under it repeats that sentence's opening
+    words ("Quarry Software Quarry Software licenses Ledger ..."): keep the sentence."""
+    words = sentence.split()
+    for n in range(1, min(6, len(words) // 2) + 1):
+        if [w.lower() for w in words[:n]] == [w.lower() for w in words[n : 2 * n]]:
+            return " ".join(words[n:])
+    return sentence
+
+
 # -- one sentence -----------------------------------------------------------------------------
 
 
@@ -738,7 +783,7 @@ def rewrites(
     `previous` is the sentence before it in its passage, for an opening pronoun; `names` as
     `collection_names` gives them.
     """
-    sentence = _BULLET_RE.sub("", sentence).strip()
+    sentence = _drop_glued_heading(_BULLET_RE.sub("", sentence).strip())
     head, colon, tail = sentence.partition(": ")
     if colon and len(head.split()) <= 3 and tail[:1].isupper():
         sentence = tail  # "Note: Laptops must ...", "A: ..."
@@ -756,17 +801,20 @@ def rewrites(
         resolved = _sentence(replace_subject(doc, referent))
         out.append(Rewrite(resolved, "resolved", referent, ""))
         doc = parse([resolved])[0]
-    elif first is not None and first.lower_ in _NON_REFERENTIAL | _PERSONAL:
-        return [], "pronoun_subject"
+    elif first is not None and first.lower_ in _NON_REFERENTIAL | _PERSONAL and first.dep_ != "det":
+        return [], "pronoun_subject"  # "This is ...", "We ..."; "This policy ..." is a phrase
     if any(t.lower_ in _PERSONAL and t.dep_.startswith("nsubj") for t in doc):
         return out, "personal_subject"
+    manager = _reports_to(doc, names)
+    if manager is not None:
+        out.append(manager)
+        return out, None
     clause = read_clause(doc, names)
     if isinstance(clause, str):
         return out, clause
     if clause.subject_head.pos_ == "PRON":
         return out, "pronoun_subject"
-    if any(t.lower_ in _DEMONSTRATIVES and t.dep_ == "det" for t in [*clause.subject, *clause.obj]):
-        return out, "demonstrative"  # "This article", "that team": the referent is elsewhere
+
     if clause.kind == "active":
         made: Rewrite | list[Rewrite] | str = to_passive(clause)
     elif clause.kind == "passive":

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from service.augment.types import StrategyName
 from service.schemas.common import PublicModel
 
-Strategy = Literal["local", "decomposed", "global"]
+Strategy = Literal["local", "decomposed", "global", "linked"]
 
 
 class TeacherOverride(BaseModel):
@@ -21,11 +21,16 @@ class TeacherOverride(BaseModel):
 
 class AugmentationCreate(BaseModel):
     strategies: list[Strategy] | Literal["both", "all"] = Field(
-        default=["decomposed", "global"],
+        default=["decomposed", "linked"],
         description=(
-            "local (free-form rephrasings and inferences per unit), decomposed (extract each "
-            "relation, invert it, compose: precise with small teachers), global (links each "
-            "document to the rest of the corpus). 'both' = local + global; 'all' = all three."
+            "decomposed (each sentence's parse rewritten by rule: the reversed direction of its "
+            "relation, a relative clause as its own sentence, an opening pronoun resolved; a "
+            "sentence whose structure is uncertain gives nothing), linked (inferences across "
+            "sentences and documents by explicit steps: inheritance along 'is a', syllogisms, "
+            "chains; each cites the sentences it rests on), local (free-form rephrasings and "
+            "inferences per unit by the teacher) and global (the teacher links each document to "
+            "the rest of the corpus in one prompt; for strong teachers). "
+            "'both' = local + global; 'all' = every strategy."
         ),
     )
     unit: Literal["sentence", "passage"] = "sentence"
@@ -51,7 +56,7 @@ class AugmentationCreate(BaseModel):
         if value == "both":
             return ["local", "global"]
         if value == "all":
-            return ["local", "decomposed", "global"]
+            return ["local", "decomposed", "global", "linked"]
         if not value:
             raise ValueError("name at least one strategy")
         return list(dict.fromkeys(value))

@@ -90,18 +90,20 @@ def test_local_decomposed_and_global_on_a_small_collection(vllm_server) -> None:
         assert ex.template_version == builtin_template("local").version
         assert ex.sampling["n"] == 2
 
+    # The default decomposed path reads each sentence's parse and never asks the teacher; the
+    # teacher-only path (use_rules=False) is the one the benchmark compares against.
     dec, _ = augment(server, "decomposed", SENTENCES)
-    check_provenance(dec, SENTENCES, "decomposed_extract")
     texts = {ex.text for ex in dec.examples}
-    # Rules answer these whatever the teacher writes.
     assert "Quom are less dangerous than kreb." in texts
     assert "Mira Lenz founded the Harlow plant in 1998." in texts
-    assert "Blick include quom." in texts
-    check_stats_add_up(dec, SENTENCES)
-    # Sentences no rule knows went to the teacher; each either gave a statement or says why not.
-    asked = len(SENTENCES) - 3
-    assert dec.stats.requests >= asked
-    assert dec.stats.parsed + sum(dec.stats.unparsed.values()) == len(SENTENCES)
+    assert dec.stats.requests == 0 and dec.stats.kept == len(dec.examples)
+    assert dec.stats.parsed + sum(dec.stats.unparsed.values()) >= len(SENTENCES)
+    assert all(ex.score is not None for ex in dec.examples)
+    taught, _ = augment(server, "decomposed", SENTENCES, use_rules=False)
+    check_provenance(taught, SENTENCES, "decomposed_extract")
+    check_stats_add_up(taught, SENTENCES)
+    assert taught.stats.requests >= len(SENTENCES)
+    assert taught.stats.parsed + sum(taught.stats.unparsed.values()) == len(SENTENCES)
 
     glob, done = augment(
         server, "global", DOCUMENTS, outputs_per_unit=2, temperature=0.7, global_max_tokens=96

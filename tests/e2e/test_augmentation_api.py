@@ -45,11 +45,17 @@ def test_all_strategies_with_provenance_and_statistics(live_service, start_worke
 
     aug = svc.client.get(f"/v1/augmentations/{aug['id']}", headers=auth).json()
     stats = aug["stats"]
-    assert set(stats["strategies"]) == {"local", "decomposed", "global"}
+    assert set(stats["strategies"]) == {"local", "decomposed", "global", "linked"}
     for name, s in stats["strategies"].items():
         assert s["units_done"] + s["units_failed"] == s["units_total"] > 0, name
         assert s["parsed"] == s["kept"] + sum(s["dropped"].values()), name
-        assert s["prompt_tokens"] > 0 and s["completion_tokens"] > 0, name
+        if name in ("local", "global"):  # the teacher's strategies
+            assert s["prompt_tokens"] > 0 and s["completion_tokens"] > 0, name
+        else:  # decomposed and linked work on the parse, by rule
+            assert s["requests"] == 0, name
+        if s["kept"]:
+            assert 0 < s["estimated_precision"] <= 1, name
+    assert 0 < stats["estimated_precision"] <= 1
     assert stats["examples"] == sum(s["kept"] for s in stats["strategies"].values()) > 0
     assert stats["wall_s"] > 0
 
@@ -67,10 +73,19 @@ def test_all_strategies_with_provenance_and_statistics(live_service, start_worke
         assert prov["strategy"] == ex["strategy"]
         assert prov["template_version"]
         # Decomposed units that the rule tables answer fully never reach the teacher.
-        assert prov["teacher_model"] in ("base", "rules")
+        assert prov["teacher_model"] in ("base", "rules") or prov["teacher_model"].startswith(
+            "spacy:"
+        )
         if prov["teacher_model"] == "base":
             assert prov["prompt_tokens"] > 0 and "temperature" in prov["sampling"]
         assert ex["unit_id"].startswith(ex["document_id"])
+    texts = {ex["text"]: ex for ex in examples}
+    # "All troff are glon." + "All glon are yomp." (one document): linked writes the syllogism
+    # and cites both sentences; decomposed writes the comparative's reversal.
+    assert texts["All troff are yomp."]["strategy"] == "linked"
+    assert len(texts["All troff are yomp."]["provenance"]["unit_ids"]) == 2
+    assert "Glon are less dangerous than femp." in texts
+    assert all(ex["score"] is not None for ex in examples)
     page = svc.client.get(
         f"/v1/augmentations/{aug['id']}/examples?format=json&limit=2", headers=auth
     ).json()

@@ -135,8 +135,9 @@ def test_unreachable_teacher_fails_units(teacher_server) -> None:
 
     async def go():
         async with Teacher(config(url, max_attempts=2)) as teacher:
+            # local asks the teacher for every unit (decomposed no longer asks it at all)
             return await run_strategy(
-                "decomposed", [Unit("u1", "d1", "The sky has clouds.")], teacher, AugmentParams()
+                "local", [Unit("u1", "d1", "The sky has clouds.")], teacher, AugmentParams()
             )
 
     stats = asyncio.run(go()).stats

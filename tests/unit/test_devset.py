@@ -72,8 +72,9 @@ def test_documents_ship_as_package_data() -> None:
     for doc in gold["documents"]:
         assert root.joinpath(doc["file"]).read_text(encoding="utf-8").strip()
     pyproject = (GOLD_PATH.parents[3] / "pyproject.toml").read_text()
-    assert '"service.benchmark.devset" = ["gold.json", "documents/*.md", "documents/*.txt"]' in (
-        pyproject
+    assert (
+        '"service.benchmark.devset" = ["gold.json", "judgments.json", '
+        '"documents/*.md", "documents/*.txt"]' in pyproject
     )
 
 
