@@ -251,7 +251,8 @@ async def run(
         for rewrite in made:
             kept = filter_statements(
                 [rewrite.text],
-                sources=[sentence],
+                # a resolved pronoun brings its referent's words from the sentence before
+                sources=[previous, sentence] if previous else [sentence],
                 config=structural_filters,
                 dedup=dedup,
                 stats=stats,

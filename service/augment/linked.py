@@ -427,7 +427,9 @@ async def run(
     for unit, sentence in sentences:
         readings.append((unit, sentence, sentence))
         made, _ = rewrites(sentence, "", names)
-        readings.extend((unit, sentence, r.text) for r in made if r.kind in {"active", "passive"})
+        readings.extend(
+            (unit, sentence, r.text) for r in made if r.kind in {"active", "passive", "split"}
+        )
     docs = parse(text for _, _, text in readings)
     facts: list[Fact] = []
     for (unit, sentence, text), doc in zip(readings, docs, strict=True):

@@ -100,6 +100,8 @@ _FRAMING_DEPS = frozenset(
 )
 _FRONT_FRAMING_DEPS = frozenset({"prep", "advmod", "npadvmod", "advcl", "tmod"})
 _DEMONSTRATIVES = frozenset({"this", "that", "these", "those", "such"})
+# Adverbs whose focus moves with the words around them.
+_FOCUS = frozenset({"also", "only", "even", "just", "too", "mainly", "mostly"})
 # A list marker opening a line ("- ", "* ", "1. ", "a) ").
 _BULLET_RE = re.compile(r"^\s*(?:[-*•·–]+|\(?\d{1,3}[.)]|\(?[a-h][.)])\s+")
 # Relative pronouns that open a subject-gap relative clause ("the team that runs X").
@@ -454,6 +456,8 @@ def to_passive(clause: Clause, subject_text: str | None = None) -> Rewrite | str
         return "possessive_in_object"  # "their buddy" would come before what it refers to
     if any(t.lower_ in {"only", "just", "even", "also"} for t in clause.subject):
         return "focus_on_subject"  # "Only the CEO may book ...": the focus does not move
+    if any(a.lower_ in _FOCUS for a in clause.pre_adverbs):
+        return "focus_adverb"  # "Lena also keeps X" -> "X is also kept by Lena": someone else?
     group = _verb_group(clause)
     if group is None:
         return "unusual_verb_group"
@@ -507,6 +511,8 @@ def to_active(clause: Clause, subject_text: str | None = None) -> Rewrite | str:
     """ "O be V-ed by S" -> "S V O"."""
     if clause.kind != "passive":
         return "not_passive"
+    if any(a.lower_ in _FOCUS for a in clause.pre_adverbs):
+        return "focus_adverb"
     agent = clause.obj_head
     pobj = next(c for c in agent.children if c.dep_ == "pobj")
     if pobj.pos_ == "PRON":
@@ -573,6 +579,8 @@ def invert_copula(clause: Clause, subject_text: str | None = None) -> list[Rewri
         _span_text(clause.subject), clause.subject[0], clause.names
     )
     attr_text = _span_text(clause.obj)
+    if any(t.text in {",", ";", "("} for t in clause.obj) and not _closed_relative(clause.obj):
+        return "attribute_with_aside"  # "a customer-facing service, not an internal tool"
     out: list[Rewrite] = []
     if det is not None and det.lower_ == "the" and det.i == clause.obj[0].i:
         # "X is the Y" names the one Y: the inverse holds whatever X is.
@@ -580,6 +588,26 @@ def invert_copula(clause: Clause, subject_text: str | None = None) -> list[Rewri
         new_subject = _moved(attr_text, clause.obj, bool(clause.front))
         text = _join(_front(clause), new_subject, be, subject, clause.back)
         out.append(Rewrite(_sentence(text), "identity", attr_text, subject))
+    elif _part_of(clause) is not None:
+        # "The IT Helpdesk is part of the Platform team" / "Every team lead is a member of the
+        # Leadership Forum" -> "The Platform team includes the IT Helpdesk"
+        container = _part_of(clause)
+        if clause.front or clause.back or tense != "pres":
+            return "part_with_framing"
+        plural_container = container.split()[-1].endswith("s") and not container[:1].isupper()
+        verb = "include" if plural_container else "includes"
+        member = subject if _is_proper_start(clause.subject[0], clause.names) else subject
+        text = _join(_capital(container), verb, member)
+        out.append(Rewrite(_sentence(text), "inclusion", container, subject))
+        return out
+    elif det is None and attr.pos_ == "PROPN" and _definite(subj_head) and len(clause.obj) <= 4:
+        # "(For security incidents,) the incident commander is Marco Bianchi" -> "Marco Bianchi
+        # is the incident commander": a name as the attribute of a definite description.
+        be = _be(_plural(attr, clause.obj), tense)
+        new_subject = attr_text if clause.front else _capital(attr_text)
+        text = _join(_front(clause), new_subject, be, subject, clause.back)
+        out.append(Rewrite(_sentence(text), "identity", attr_text, subject))
+        return out
     elif det is not None and det.lower_ in {"a", "an"} and be in {"are", "were"}:
         # "Zarp are a type of glon" -> "Glon include zarp": a class inside a class.
         words = [t.lower_ for t in clause.obj[:3]]
@@ -611,6 +639,30 @@ def invert_copula(clause: Clause, subject_text: str | None = None) -> list[Rewri
     if rel is not None:
         out.append(rel)
     return out
+
+
+def _part_of(clause: Clause) -> str | None:
+    """The container's words of "X is (a) part of Y" or "X is a member of Y", else None."""
+    words = [t.lower_ for t in clause.obj]
+    for lead in (["part", "of"], ["a", "part", "of"], ["a", "member", "of"]):
+        n = len(lead)
+        if (
+            words[:n] == lead
+            and len(words) > n
+            and clause.obj[n].dep_ in {"det", "compound", "amod", "poss"} | {"pobj"}
+        ):
+            rest = clause.obj[n:]
+            if rest[0].lower_ in {"the"} or rest[-1].pos_ == "PROPN":
+                return _span_text(rest)
+    return None
+
+
+def _closed_relative(tokens: Sequence) -> bool:  # type: ignore[type-arg]
+    """Whether every comma in a phrase opens a relative clause ("the desk, which is open")."""
+    commas = [i for i, t in enumerate(tokens) if t.text == ","]
+    return all(
+        i + 1 < len(tokens) and tokens[i + 1].lower_ in _REL_PRONOUNS for i in commas
+    ) and not any(t.text in {";", "("} for t in tokens)
 
 
 def _definite(head) -> bool:  # type: ignore[no-untyped-def]
@@ -672,10 +724,12 @@ def _reports_to(doc, names: frozenset[str]) -> Rewrite | None:  # type: ignore[n
     if subj is None or others or len(preps) != 1 or preps[0].lower_ != "to":
         return None
     pobj = [c for c in preps[0].children if c.dep_ == "pobj"]
-    if len(pobj) != 1 or pobj[0].ent_type_ != "PERSON" or subj.ent_type_ != "PERSON":
+    if len(pobj) != 1 or "PERSON" not in {pobj[0].ent_type_, subj.ent_type_}:
         return None
-    x, y = _subtree(subj), _subtree(pobj[0])
-    if not all(t.pos_ == "PROPN" for t in [*x, *y]):
+    # "Daniel Okafor, the chief technology officer, reports to ...": the name, not the title
+    x = [t for t in _subtree(subj) if t.i <= subj.i and (t.i == subj.i or t.dep_ == "compound")]
+    y = _subtree(pobj[0])
+    if not all(t.pos_ == "PROPN" for t in [*x, *y]) or not _contiguous(x):
         return None
     be = "was" if root.tag_ == "VBD" else "is"
     text = _sentence(f"{_span_text(y)} {be} {_span_text(x)}'s manager")
@@ -762,6 +816,51 @@ def collection_names(texts: Iterable[str]) -> frozenset[str]:
     return frozenset(names)
 
 
+def split_coordination(doc) -> list[str] | None:  # type: ignore[no-untyped-def]
+    """ "The review is written by X and approved by Y." -> "The review is written by X.", "The
+    review is approved by Y.": two verbs of one subject, each with its own parts, as two
+    sentences (the auxiliaries of the first apply to the second). None unless exactly that."""
+    root = next((t for t in doc if t.dep_ == "ROOT"), None)
+    if root is None or root.pos_ not in {"VERB", "AUX"}:
+        return None
+    subj = _subject_of(root)
+    conj = [c for c in root.children if c.dep_ == "conj" and c.pos_ in {"VERB", "AUX"}]
+    if subj is None or len(conj) != 1 or _subject_of(conj[0]) is not None:
+        return None
+    second = conj[0]
+    if any(c.dep_ == "conj" for c in second.children):
+        return None
+    subject = _subtree(subj)
+    if subject[0].i != 0 or not _contiguous(subject):
+        return None
+    second_tokens = _subtree(second)
+    in_second = {t.i for t in second_tokens}
+    first_part = [
+        t
+        for t in doc
+        if t.i > subject[-1].i
+        and t.i < second_tokens[0].i
+        and t.i not in in_second
+        and not (t.dep_ in {"cc", "punct"} and t.head.i == root.i)
+    ]
+    if second_tokens[-1].i < len(doc) - 2 or not _contiguous(second_tokens):
+        return None
+    if [t for t in doc if t.i > second_tokens[-1].i and not t.is_punct]:
+        return None
+    aux = [c for c in root.children if c.dep_ in {"aux", "auxpass", "neg"} and c.i < root.i]
+    own_aux = [c for c in second.children if c.dep_ in {"aux", "auxpass"}]
+    if own_aux:
+        aux = []
+    if second.lemma_ == "be" and not own_aux and root.lemma_ != "be":
+        return None  # "is written by X and is ..." needs its own copula; "writes X and is Y"
+    if not _contiguous(first_part):
+        return None
+    subject_text = _span_text(subject)
+    one = _sentence(_join(subject_text, _span_text(first_part)))
+    two = _sentence(_join(subject_text, " ".join(a.text for a in aux), _span_text(second_tokens)))
+    return [one, two]
+
+
 def _drop_glued_heading(sentence: str) -> str:
     """A plain-text heading joined to the sentence under it repeats that sentence's opening
     words ("Quarry Software Quarry Software licenses Ledger ..."): keep the sentence."""
@@ -810,6 +909,15 @@ def rewrites(
         out.append(manager)
         return out, None
     clause = read_clause(doc, names)
+    parts = split_coordination(doc) if isinstance(clause, str) else None
+    if parts is not None:
+        reasons = []
+        for part in parts:
+            out.append(Rewrite(part, "split", "", ""))
+            made, why = rewrites(part, "", names)
+            out.extend(r for r in made if r.kind != "split")
+            reasons.append(why)
+        return out, next((r for r in reasons if r), None)
     if isinstance(clause, str):
         return out, clause
     if clause.subject_head.pos_ == "PRON":

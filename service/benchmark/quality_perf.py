@@ -91,6 +91,7 @@ def _example_dict(ex: Example) -> dict[str, Any]:
         "score": ex.score,
         "flagged": ex.flagged,
         "rewrite": ex.detail.get("rewrite") or ex.detail.get("rule"),
+        "verification": ex.detail.get("verification"),
     }
 
 
