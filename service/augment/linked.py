@@ -389,6 +389,7 @@ def infer(facts: Sequence[Fact]) -> list[Inference]:
 
 
 def _with_resolved_pronoun(sentence: str, previous: str, names) -> str:  # type: ignore[no-untyped-def]
+    previous = _drop_glued_heading(previous)
     docs = parse([sentence, previous] if previous else [sentence])
     referent = resolve_subject(docs[0], docs[1] if previous else None, names)
     return replace_subject(docs[0], referent) if referent else sentence

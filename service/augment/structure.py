@@ -100,6 +100,8 @@ _FRAMING_DEPS = frozenset(
 )
 _FRONT_FRAMING_DEPS = frozenset({"prep", "advmod", "npadvmod", "advcl", "tmod"})
 _DEMONSTRATIVES = frozenset({"this", "that", "these", "those", "such"})
+# Adverbs that tie a second verb to the first ("kept for two years and then deleted").
+_POINTS_BACK = frozenset({"then", "afterwards", "later", "also", "thereafter", "again", "too"})
 # Adverbs whose focus moves with the words around them.
 _FOCUS = frozenset({"also", "only", "even", "just", "too", "mainly", "mostly"})
 # A list marker opening a line ("- ", "* ", "1. ", "a) ").
@@ -171,6 +173,13 @@ def _plural(head, phrase: Sequence) -> bool:  # type: ignore[no-untyped-def,type
         return False
     if head.lower_ == "staff":
         return True
+    if head.ent_type_ in {"PERSON", "ORG", "PRODUCT"} or (
+        head.pos_ == "PROPN"
+        and head.text[:1].isupper()
+        and head.tag_ == "NNPS"
+        and not any(t.lower_ == "the" for t in phrase)
+    ):
+        return False  # "Tiago Lopes manages", "Quarry Software licenses": a name is one thing
     return head.tag_ in {"NNS", "NNPS"}
 
 
@@ -341,6 +350,10 @@ def read_clause(doc, names: frozenset[str] = frozenset()) -> Clause | str:  # ty
             continue
         if child.dep_ not in _FRAMING_DEPS:
             return f"unknown_part:{child.dep_}"
+        if child.pos_ == "PROPN" and (
+            part[0].text == "," or (part[0].i > 0 and doc[part[0].i - 1].text == ",")
+        ):
+            return "appositive_framing"  # "by the legal counsel, Marta Gomes": whose name?
         if part[-1].i < subject[0].i:
             if child.dep_ not in _FRONT_FRAMING_DEPS:
                 return "unclear_framing"
@@ -804,7 +817,7 @@ def collection_names(texts: Iterable[str]) -> frozenset[str]:
     (a name), "-laptops" for one written in lower case (a common word)."""
     names: set[str] = set()
     for line in (line for text in texts for line in text.splitlines()):
-        words = line.split()
+        words = _drop_glued_heading(line).split()
         for prev, word in zip(words, words[1:], strict=False):
             word = word.strip("\"'()[],.;:!?")
             if not word[:1].isalpha():
@@ -855,6 +868,8 @@ def split_coordination(doc) -> list[str] | None:  # type: ignore[no-untyped-def]
         return None  # "is written by X and is ..." needs its own copula; "writes X and is Y"
     if not _contiguous(first_part):
         return None
+    if any(t.lower_ in _POINTS_BACK and t.dep_ == "advmod" for t in second_tokens):
+        return None  # "... and is then deleted": "then" needs the first verb
     subject_text = _span_text(subject)
     one = _sentence(_join(subject_text, _span_text(first_part)))
     two = _sentence(_join(subject_text, " ".join(a.text for a in aux), _span_text(second_tokens)))
@@ -888,7 +903,7 @@ def rewrites(
         sentence = tail  # "Note: Laptops must ...", "A: ..."
     elif ":" in sentence:
         return [], "colon"
-    previous = _BULLET_RE.sub("", previous).strip()
+    previous = _drop_glued_heading(_BULLET_RE.sub("", previous).strip())
     docs = parse([sentence, previous] if previous else [sentence])
     doc = docs[0]
     out: list[Rewrite] = []
