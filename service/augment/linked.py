@@ -27,9 +27,7 @@ from service.augment.params import AugmentParams
 from service.augment.postprocess import Deduplicator, filter_statements, split_sentences
 from service.augment.runner import run_units
 from service.augment.structure import (
-    MODEL as PARSER_MODEL,
-)
-from service.augment.structure import (
+    _MODALS,
     STRUCTURE_VERSION,
     _drop_glued_heading,
     _inflect,
@@ -47,11 +45,13 @@ from service.augment.structure import (
     rewrites,
     to_passive,
 )
+from service.augment.structure import (
+    MODEL as PARSER_MODEL,
+)
 from service.augment.teacher import Teacher
 from service.augment.types import Example, OnUnitDone, StrategyResult, Unit, UnitResult, YieldStats
 
 _UNIVERSAL = {"all": "all", "every": "all", "each": "all", "no": "no", "some": "some"}
-_TYPE_OF = ("a type of", "a kind of", "types of", "kinds of")
 
 
 @dataclass(frozen=True)
@@ -254,7 +254,6 @@ def read_facts(unit_id: str, document_id: str, sentence: str, doc, names) -> lis
 
 _SINGULAR = {"are": "is", "were": "was", "have": "has", "do": "does"}
 _PLURAL = {v: k for k, v in _SINGULAR.items()}
-_MODALS = {"must", "may", "might", "can", "could", "will", "would", "shall", "should"}
 
 
 def _agree(predicate: str, plural: bool) -> str | None:

@@ -16,8 +16,12 @@ Rewrites:
   rooms is Harbor.";
 - relative: the relative clause of an identity as its own sentence ("The Analytics team uses
   Tidemark.");
+- inclusion: "The IT Helpdesk is part of the Platform team." -> "The Platform team includes the
+  IT Helpdesk." (also "a member of", "a type of");
+- manager: "Joana Pereira reports to Rui Costa." -> "Rui Costa is Joana Pereira's manager.";
+- split: two verbs of one subject with their own parts as two sentences, each rewritten;
 - resolved: a sentence that opens with "It/They/He/She", with the pronoun replaced by the
-  previous sentence's subject when exactly one candidate agrees with it.
+  previous sentence's subject when nothing else there could be meant.
 """
 
 from __future__ import annotations
@@ -99,7 +103,6 @@ _FRAMING_DEPS = frozenset(
     {"prep", "advmod", "npadvmod", "advcl", "xcomp", "dative", "oprd", "tmod", "pcomp", "ccomp"}
 )
 _FRONT_FRAMING_DEPS = frozenset({"prep", "advmod", "npadvmod", "advcl", "tmod"})
-_DEMONSTRATIVES = frozenset({"this", "that", "these", "those", "such"})
 # Adverbs that tie a second verb to the first ("kept for two years and then deleted").
 _POINTS_BACK = frozenset({"then", "afterwards", "later", "also", "thereafter", "again", "too"})
 # Adverbs whose focus moves with the words around them.
@@ -229,7 +232,6 @@ def _sentence(text: str) -> str:
 class Clause:
     """The main clause of a sentence, read off its parse."""
 
-    doc: object
     verb: object  # the root token
     subject: list  # type: ignore[type-arg]
     subject_head: object
@@ -327,8 +329,6 @@ def read_clause(doc, names: frozenset[str] = frozenset()) -> Clause | str:  # ty
     obj_tokens = _subtree(obj)
     if not _contiguous(subject) or not _contiguous(obj_tokens):
         return "discontinuous_phrase"
-    if any(t.dep_ in {"relcl", "acl"} and t.head.dep_ in {"nsubj", "nsubjpass"} for t in subject):
-        pass  # a relative clause inside the subject moves with it
     # Everything else hanging off the verb group is framing, before the subject or after the
     # object; anything between the parts (or a part we do not know) makes the parse untrusted.
     used = {t.i for t in subject} | {t.i for t in obj_tokens} | {t.i for t in aux}
@@ -376,7 +376,6 @@ def read_clause(doc, names: frozenset[str] = frozenset()) -> Clause | str:  # ty
         return "unexplained_words"
     negated = any(c.dep_ == "neg" for c in aux) or any(t.lower_ == "no" for t in subject[:1])
     return Clause(
-        doc=doc,
         verb=verb,
         subject=subject,
         subject_head=subj,
@@ -404,8 +403,9 @@ class Rewrite:
     """One statement composed from a sentence, with how it was made."""
 
     text: str
-    kind: str  # passive | active | identity | membership | relative | resolved
-    subject: str  # the composed statement's subject and object, for the linked strategy
+    # passive | active | identity | membership | inclusion | relative | resolved | manager | split
+    kind: str
+    subject: str  # the composed statement's subject and object phrases, where it has them
     object: str
 
 
@@ -467,7 +467,7 @@ def to_passive(clause: Clause, subject_text: str | None = None) -> Rewrite | str
             return "unclear_coordination"  # "the Finance team and reports to X": not two things
     if any(t.dep_ == "poss" and t.pos_ == "PRON" for t in clause.obj):
         return "possessive_in_object"  # "their buddy" would come before what it refers to
-    if any(t.lower_ in {"only", "just", "even", "also"} for t in clause.subject):
+    if any(t.lower_ in _FOCUS for t in clause.subject):
         return "focus_on_subject"  # "Only the CEO may book ...": the focus does not move
     if any(a.lower_ in _FOCUS for a in clause.pre_adverbs):
         return "focus_adverb"  # "Lena also keeps X" -> "X is also kept by Lena": someone else?
