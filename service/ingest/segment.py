@@ -115,7 +115,8 @@ def _units(text: str, target_words: int) -> list[_Unit]:
         block: list[str] = []
         blocks: list[tuple[list[str], bool]] = []
         for line in paragraph.split("\n"):
-            if LIST_ITEM.match(line) or not blocks:
+            heading_above = len(block) == 1 and bool(blocks) and _is_heading(block[0], line)
+            if LIST_ITEM.match(line) or not blocks or heading_above:
                 block = [line]
                 blocks.append((block, bool(LIST_ITEM.match(line))))
             else:
@@ -129,6 +130,31 @@ def _units(text: str, target_words: int) -> list[_Unit]:
             if sentences:
                 units.append(_Unit(sentences, list_item))
     return units
+
+
+_HEADING_MAX_WORDS = 6
+# A line that ends in one of these continues on the next line; a heading does not.
+_CONTINUES = frozenset(
+    {
+        *("the", "a", "an", "of", "and", "or", "to", "for", "in", "on", "with", "by", "at"),
+        *("from", "as", "is", "are", "was", "were", "its", "their", "our"),
+    }
+)
+
+
+def _is_heading(line: str, following: str) -> bool:
+    """Whether `line` is a heading written straight above its text (a plain-text or PDF
+    section title: "Quarry Software" over "Quarry Software licenses Ledger ..."), so that it
+    is not read as the start of the sentence below it. A wrapped line of running text is
+    longer, or ends in punctuation or a word that continues."""
+    words = line.split()
+    return (
+        0 < len(words) <= _HEADING_MAX_WORDS
+        and line[:1].isupper()
+        and line.rstrip()[-1:] not in ".,;:!?-"
+        and words[-1].lower() not in _CONTINUES
+        and following[:1].isupper()
+    )
 
 
 def _cut_overlong(sentence: str, target_words: int) -> list[str]:

@@ -111,3 +111,19 @@ def test_passages_are_frozen() -> None:
 
 def test_empty_text_has_no_passages() -> None:
     assert segment("") == []
+
+
+def test_a_heading_line_above_its_text_is_its_own_sentence() -> None:
+    # Plain text and PDFs put a section title on the line above its paragraph; read as part of
+    # the first sentence it would make "Quarry Software Quarry Software licenses Ledger ...".
+    text = (
+        "Quarry Software\nQuarry Software licenses Ledger to Calloway.\n\n"
+        "Every employee must complete the\nSecurity training within 30 days."
+    )
+    sentences = [s for p in segment(text) for s in p.sentences]
+    assert sentences == [
+        "Quarry Software",
+        "Quarry Software licenses Ledger to Calloway.",
+        # a wrapped line that ends in "the" continues: no heading
+        "Every employee must complete the Security training within 30 days.",
+    ]
