@@ -32,11 +32,8 @@ from service.augment.relations import (
 )
 from service.augment.runner import count_completion, run_units
 from service.augment.structure import (
-    MODEL as PARSER_MODEL,
-)
-from service.augment.structure import (
-    STRUCTURE_VERSION,
     collection_names,
+    made_by_rule,
     rewrites,
 )
 from service.augment.teacher import Completion, Sampling, Teacher
@@ -265,14 +262,7 @@ async def run(
                     document_id=unit.document_id,
                     unit_ids=[unit.id],
                     source_text=sentence,
-                    template_name=f"structure:{rewrite.kind}",
-                    template_version=STRUCTURE_VERSION,
-                    template_hash="",
-                    teacher_model=f"spacy:{PARSER_MODEL}",
-                    sampling={},
-                    prompt_tokens=0,
-                    completion_tokens=0,
-                    request_ids=[],
+                    **made_by_rule(f"structure:{rewrite.kind}"),  # type: ignore[arg-type]
                     detail={
                         "rewrite": rewrite.kind,
                         "previous_sentence": previous if rewrite.kind == "resolved" else "",

@@ -28,7 +28,6 @@ from service.augment.postprocess import Deduplicator, filter_statements, split_s
 from service.augment.runner import run_units
 from service.augment.structure import (
     _MODALS,
-    STRUCTURE_VERSION,
     _drop_glued_heading,
     _inflect,
     _is_proper_start,
@@ -38,15 +37,13 @@ from service.augment.structure import (
     _subject_of,
     _subtree,
     collection_names,
+    made_by_rule,
     parse,
     read_clause,
     replace_subject,
     resolve_subject,
     rewrites,
     to_passive,
-)
-from service.augment.structure import (
-    MODEL as PARSER_MODEL,
 )
 from service.augment.teacher import Teacher
 from service.augment.types import Example, OnUnitDone, StrategyResult, Unit, UnitResult, YieldStats
@@ -217,36 +214,28 @@ def read_facts(unit_id: str, document_id: str, sentence: str, doc, names) -> lis
             obj_phrase and obj_phrase[0].lower_ == "the" and obj_head.pos_ in {"NOUN", "PROPN"}
         )
         predicate = _predicate(doc, subject)
-        if obj_named and predicate and obj_phrase[-1].i == len(doc) - 2 and not clause.back:
-            passive_of = ""
-            if clause.kind == "active":
-                made = to_passive(clause)
-                tail = f" by {subject_text}."
-                if not isinstance(made, str) and made.text.endswith(tail):
-                    passive_of = made.text[: -len(tail)] + " by"
-            out.append(
-                Fact(
-                    "relation",
-                    **base,
-                    subject=subject_text,
-                    subject_key=_entity_key(subject_text),
-                    predicate=predicate,
-                    object=_span_text(obj_phrase),
-                    person=person,
-                    passive_of=passive_of,
-                )
+        if not predicate:
+            return out
+        # A named object ending the sentence can start a chain ("... leads the Platform team").
+        ends_named = obj_named and obj_phrase[-1].i == len(doc) - 2 and not clause.back
+        passive_of = ""
+        if ends_named and clause.kind == "active":
+            made = to_passive(clause)
+            tail = f" by {subject_text}."
+            if not isinstance(made, str) and made.text.endswith(tail):
+                passive_of = made.text[: -len(tail)] + " by"
+        out.append(
+            Fact(
+                "relation",
+                **base,
+                subject=subject_text,
+                subject_key=_entity_key(subject_text),
+                predicate=predicate,
+                object=_span_text(obj_phrase) if ends_named else "",
+                person=person,
+                passive_of=passive_of,
             )
-        elif predicate:
-            out.append(
-                Fact(
-                    "relation",
-                    **base,
-                    subject=subject_text,
-                    subject_key=_entity_key(subject_text),
-                    predicate=predicate,
-                    person=person,
-                )
-            )
+        )
     return out
 
 
@@ -463,14 +452,7 @@ async def run(
                     document_id=unit.document_id,
                     unit_ids=[first.unit_id, second.unit_id],
                     source_text=f"{first.sentence} {second.sentence}",
-                    template_name=f"linked:{inference.rule}",
-                    template_version=STRUCTURE_VERSION,
-                    template_hash="",
-                    teacher_model=f"spacy:{PARSER_MODEL}",
-                    sampling={},
-                    prompt_tokens=0,
-                    completion_tokens=0,
-                    request_ids=[],
+                    **made_by_rule(f"linked:{inference.rule}"),  # type: ignore[arg-type]
                     context_document_ids=sorted({second.document_id} - {first.document_id}),
                     detail={
                         "rule": inference.rule,

@@ -113,6 +113,21 @@ _BULLET_RE = re.compile(r"^\s*(?:[-*•·–]+|\(?\d{1,3}[.)]|\(?[a-h][.)])\s+")
 _REL_PRONOUNS = frozenset({"that", "which", "who", "whom"})
 
 
+def made_by_rule(name: str) -> dict[str, object]:
+    """Provenance fields of an `Example` composed by rule on the parse: no prompt, no teacher,
+    no tokens (`name` is the rewrite or rule, e.g. "structure:passive")."""
+    return {
+        "template_name": name,
+        "template_version": STRUCTURE_VERSION,
+        "template_hash": "",
+        "teacher_model": f"spacy:{MODEL}",
+        "sampling": {},
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "request_ids": [],
+    }
+
+
 @functools.lru_cache(maxsize=1)
 def nlp():  # type: ignore[no-untyped-def]
     """spaCy's English pipeline, loaded once per process (about 2 s)."""
