@@ -29,9 +29,7 @@ from service.augment.types import Example, Unit
 from service.augment.verify import estimated_precision
 from service.benchmark.devset import DevSet, load_devset
 from service.benchmark.devset.score import ALL_STRATEGIES, DevsetScore, render_markdown, score
-from service.ingest.detect import TEXT_MARKDOWN, TEXT_PLAIN
-from service.ingest.extract import extract_text
-from service.ingest.normalize import normalize_text
+from service.ingest.pipeline import ingest_file
 from service.ingest.segment import segment
 
 RULE_STRATEGIES = ("decomposed", "linked")
@@ -41,20 +39,27 @@ TARGETS = {"precision": 0.85, "contradictions": 0.03, "reversal_recall": 0.50}
 
 
 def devset_units(devset: DevSet, strategy: str) -> list[Unit]:
-    """The units a collection of the devset's documents would give `strategy` (as
-    service/augment/job.py builds them): sentences with the one before, or whole documents."""
+    """The units a collection of the devset's documents would give `strategy`."""
+    return file_units([(d.id, d.path) for d in devset.documents], strategy)
+
+
+def file_units(files: list[tuple[str, Path]], strategy: str) -> list[Unit]:
+    """The units a collection of these files would give `strategy` (as service/augment/job.py
+    builds them from the upload path's text): sentences with the one before, or documents."""
     units: list[Unit] = []
-    for doc in devset.documents:
-        media = TEXT_MARKDOWN if doc.format == "md" else TEXT_PLAIN
-        text = normalize_text(extract_text(doc.path.read_bytes(), media, doc.path.name))
+    for doc_id, path in files:
+        data = path.read_bytes()
+        text = ingest_file(
+            data, path.name, count_tokens=lambda t: len(t.split()), max_bytes=len(data) + 1
+        ).text
         passages = segment(text)
         if strategy == "global":
             units.append(
                 Unit(
-                    id=doc.id,
-                    document_id=doc.id,
+                    id=doc_id,
+                    document_id=doc_id,
                     text="\n\n".join(p.text for p in passages),
-                    title=doc.path.name,
+                    title=path.name,
                 )
             )
             continue
@@ -62,10 +67,10 @@ def devset_units(devset: DevSet, strategy: str) -> list[Unit]:
             for k, sentence in enumerate(p.sentences):
                 units.append(
                     Unit(
-                        id=f"{doc.id}:p{p.index}:s{k}",
-                        document_id=doc.id,
+                        id=f"{doc_id}:p{p.index}:s{k}",
+                        document_id=doc_id,
                         text=sentence,
-                        title=doc.path.name,
+                        title=path.name,
                         context=p.sentences[k - 1] if k else "",
                     )
                 )
@@ -183,6 +188,42 @@ def estimate_markdown(prose: DevsetScore) -> str:
     return "\n".join(lines)
 
 
+def own_documents(
+    folder: Path, strategies: list[str], teacher_cfg: TeacherConfig | None, out: Path | None
+) -> int:
+    """Augment a folder of files as an upload would, and print what was kept, with scores."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    named = [(p.stem, p) for p in files]
+    examples: list[dict[str, Any]] = []
+    for strategy in strategies:
+        units = file_units(named, strategy)
+        needs = teacher_cfg if strategy in TEACHER_STRATEGIES else None
+        examples.extend(_example_dict(e) for e in asyncio.run(_augment(strategy, units, needs)))
+    lines = [
+        f"# {len(examples)} statements from {len(files)} files in {folder}",
+        "",
+        "| strategy | kept | flagged | estimated precision |",
+        "|---|---|---|---|",
+    ]
+    for strategy in strategies:
+        mine = [e for e in examples if e["strategy"] == strategy]
+        estimate = estimated_precision(e["score"] for e in mine)
+        flagged = sum(1 for e in mine if e["flagged"])
+        lines.append(f"| {strategy} | {len(mine)} | {flagged} | {_pct(estimate)} |")
+    lines += ["", "| strategy | score | statement | source |", "|---|---|---|---|"]
+    for e in examples:
+        flag = " (flagged)" if e["flagged"] else ""
+        source = " ".join(e["source"].split())
+        lines.append(f"| {e['strategy']} | {e['score']}{flag} | {e['text']} | {source} |")
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "statements.md").write_text(report)
+        (out / "statements.json").write_text(json.dumps(examples, indent=2, default=str))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="docadapt perf quality",
@@ -205,6 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", help="the teacher's API key")
     parser.add_argument("--synthetic-size", default="small", help="size of the synthetic sets")
     parser.add_argument("--out", type=Path, help="folder for quality.json and quality.md")
+    parser.add_argument(
+        "--documents",
+        type=Path,
+        help="a folder of your own files (.pdf .docx .md .txt .html): augment them and print "
+        "every kept statement with its score and source, and the estimated precision (no gold)",
+    )
     args = parser.parse_args(argv)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     teacher_cfg = None
@@ -214,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         teacher_cfg = TeacherConfig(
             base_url=args.teacher_url, model=args.teacher_model, api_key=args.api_key
         )
+    if args.documents:
+        return own_documents(args.documents, strategies, teacher_cfg, args.out)
     split = None if args.split == "all" else args.split
     prose, examples = prose_quality(strategies, split, teacher_cfg)
     rules = [s for s in strategies if s in RULE_STRATEGIES]

@@ -139,7 +139,44 @@ class TrainingExecutor:
         status = asyncio.run(self._activate(ctx))
         if status.status != "ready":
             raise Unprocessable(f"the trained adapter failed its check: {status.status_reason}")
-        return {"adapter_id": ctx.subject_id, "metrics": status.metrics}
+        ctx.progress(steps, steps or None, message="knowledge check")
+        knowledge = asyncio.run(self._knowledge_check(ctx))
+        with ctx.session_factory() as session:
+            adapter = session.get(Adapter, ctx.subject_id)
+            assert adapter is not None
+            adapter.metrics = {**(adapter.metrics or {}), "knowledge": knowledge}
+            session.commit()
+            metrics = adapter.metrics
+        return {"adapter_id": ctx.subject_id, "metrics": metrics}
+
+    async def _knowledge_check(self, ctx: JobContext) -> dict[str, Any]:
+        """Probes from the adapter's own documents, scored for the adapter and the base model
+        (`service.evaluate.probes`): whether training took."""
+        from adapters.base_model import load_tokenizer
+        from adapters.vllm import kv_block_size
+        from adapters.vllm_client import VLLMClient
+        from service.evaluate.probes import knowledge_check, knowledge_probes
+        from service.evaluate.scoring import Scorer
+
+        with ctx.session_factory() as session:
+            adapter = session.get(Adapter, ctx.subject_id)
+            assert adapter is not None
+            served = adapter.served_name
+            sentences = [
+                s
+                for doc_id in adapter.document_versions or {}
+                for p in document_passages(session, doc_id)
+                for s in p.sentences
+            ]
+        key = ctx.settings.vllm_api_key
+        client = VLLMClient(str(ctx.vllm_url), api_key=key.get_secret_value() if key else None)
+        scorer = Scorer(
+            client, load_tokenizer(ctx.model_dir), kv_block_tokens=kv_block_size(ctx.settings)
+        )
+        try:
+            return await knowledge_check(scorer, served, knowledge_probes(sentences))
+        finally:
+            await client.aclose()
 
     async def _activate(self, ctx: JobContext) -> Adapter:
         from adapters.vllm import AdapterLoader

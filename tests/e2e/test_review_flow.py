@@ -121,6 +121,11 @@ def test_augment_review_and_train_on_approved(live_service: LiveService, start_w
     assert adapter["review"]["examples"] == "approved"
     assert adapter["review"]["trained_examples"] == len(approved)
     assert adapter["review"]["excluded_rejected"] == rejected
+    # The knowledge check: probes from its own documents, scored for it and for the base model.
+    knowledge = adapter["metrics"]["knowledge"]
+    assert knowledge["probes"] > 0 and 0 <= knowledge["base"] <= 1
+    assert 0 <= knowledge["adapter"] <= 1 and knowledge["summary"].startswith("knows ")
+    assert ("flag" in knowledge) == (knowledge["adapter"] < knowledge["target"])
     counts = adapter["metrics"]["example_counts"]
     # the held-out split may take one of the two approved statements
     assert len(approved) in (counts["augmented"], counts["augmented"] + counts["validation"])

@@ -99,6 +99,10 @@ def test_train_resume_after_kill_and_serve(
     assert min(curve[-3:]) < curve[0]  # the loss fell
     assert adapter["dataset_hash"] and adapter["artifact_sha256"] and adapter["base_model_hash"]
     assert set(adapter["document_versions"]) and adapter["hyperparameters"]["train"]["rank"] == 8
+    # Whether training took: probes from the documents, the adapter against the base model. On
+    # four sentences trained 12 steps the adapter must at least match the base model.
+    knowledge = m["knowledge"]
+    assert knowledge["probes"] >= 1 and knowledge["adapter"] >= knowledge["base"], knowledge
 
     # Through vLLM, the adapter finds a trained sentence likelier than the base model does.
     served = _served_name(svc, adapter["id"])
