@@ -103,6 +103,8 @@ _FRAMING_DEPS = frozenset(
     {"prep", "advmod", "npadvmod", "advcl", "xcomp", "dative", "oprd", "tmod", "pcomp", "ccomp"}
 )
 _FRONT_FRAMING_DEPS = frozenset({"prep", "advmod", "npadvmod", "advcl", "tmod"})
+_POSSESSIVES = frozenset({"its", "their", "his", "her", "our", "my", "your"})
+_PLURAL_QUANTIFIERS = frozenset({"all", "both", "many", "several", "few", "most"})
 # Adverbs that tie a second verb to the first ("kept for two years and then deleted").
 _POINTS_BACK = frozenset({"then", "afterwards", "later", "also", "thereafter", "again", "too"})
 # Adverbs whose focus moves with the words around them.
@@ -344,6 +346,15 @@ def read_clause(doc, names: frozenset[str] = frozenset()) -> Clause | str:  # ty
     obj_tokens = _subtree(obj)
     if not _contiguous(subject) or not _contiguous(obj_tokens):
         return "discontinuous_phrase"
+    for phrase, head in ((subject, subj), (obj_tokens, obj)):
+        if phrase[0].lower_ in _POSSESSIVES:
+            return "possessive_pronoun"  # "Its archive": whose, once the sentence stands alone?
+        if (
+            phrase[0].lower_ in _PLURAL_QUANTIFIERS
+            and head.tag_ == "NN"
+            and head.lower_ not in _MASS_NOUNS | {"staff"}
+        ):
+            return "unclear_number"  # "All team leads report": "leads" read as the verb
     # Everything else hanging off the verb group is framing, before the subject or after the
     # object; anything between the parts (or a part we do not know) makes the parse untrusted.
     used = {t.i for t in subject} | {t.i for t in obj_tokens} | {t.i for t in aux}
@@ -486,6 +497,8 @@ def to_passive(clause: Clause, subject_text: str | None = None) -> Rewrite | str
         return "focus_on_subject"  # "Only the CEO may book ...": the focus does not move
     if any(a.lower_ in _FOCUS for a in clause.pre_adverbs):
         return "focus_adverb"  # "Lena also keeps X" -> "X is also kept by Lena": someone else?
+    if clause.subject[0].lower_ in {"this", "these"}:
+        return "document_as_agent"  # "This catalogue lists X" -> "X is listed in", not "by"
     group = _verb_group(clause)
     if group is None:
         return "unusual_verb_group"
@@ -859,7 +872,7 @@ def split_coordination(doc) -> list[str] | None:  # type: ignore[no-untyped-def]
     if any(c.dep_ == "conj" for c in second.children):
         return None
     subject = _subtree(subj)
-    if subject[0].i != 0 or not _contiguous(subject):
+    if subject[0].i != 0 or not _contiguous(subject) or subject[0].lower_ in _POSSESSIVES:
         return None
     second_tokens = _subtree(second)
     in_second = {t.i for t in second_tokens}
@@ -877,8 +890,10 @@ def split_coordination(doc) -> list[str] | None:  # type: ignore[no-untyped-def]
         return None
     aux = [c for c in root.children if c.dep_ in {"aux", "auxpass", "neg"} and c.i < root.i]
     own_aux = [c for c in second.children if c.dep_ in {"aux", "auxpass"}]
-    if own_aux:
-        aux = []
+    if own_aux or second.tag_ in {"VBZ", "VBD", "VBP"}:
+        aux = []  # "is led by X and supports Y": the second verb is finite on its own
+    elif second.tag_ == "VB":
+        aux = [a for a in aux if a.lower_ in _MODALS or a.dep_ == "neg"]  # "must X and sign Y"
     if second.lemma_ == "be" and not own_aux and root.lemma_ != "be":
         return None  # "is written by X and is ..." needs its own copula; "writes X and is Y"
     if not _contiguous(first_part):

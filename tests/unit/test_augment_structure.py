@@ -76,6 +76,11 @@ NAMES = collection_names(["We ask Finance, Tidemark, Harbor and Ledger about lap
             "",
             "The Platform team includes the IT Helpdesk.",
         ),
+        (  # the second verb is finite: no auxiliary copied to it ("is supports")
+            "The Clinical Systems team is led by Aisha Karimi and supports Beacon.",
+            "",
+            "The Clinical Systems team supports Beacon.",
+        ),
     ],
 )
 def test_rewrites_keep_the_sentence_true(sentence: str, previous: str, expected: str) -> None:
@@ -93,8 +98,11 @@ def test_rewrites_keep_the_sentence_true(sentence: str, previous: str, expected:
             "Ingrid Svensson leads the Finance team and reports to Helena Marques.",
             "unclear_coordination|coordinated_verbs_with_own_parts",
         ),
-        ("Every new employee meets their buddy.", "verb_does_not_passivize"),
+        ("Every new employee meets their buddy.", "verb_does_not_passivize|possessive_pronoun"),
         ("Lena Hoffmann also keeps the release calendar.", "focus_adverb"),
+        ("This catalogue lists the main systems.", "document_as_agent"),
+        ("All team leads report to Dr. Priya Raman.", "unclear_number"),
+        ("Its archive was exported and handed to the Security team.", "passive_without_agent"),
         ("Manifest is a customer-facing service, not an internal tool.", "attribute_with_aside"),
     ],
 )
