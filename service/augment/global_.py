@@ -193,7 +193,9 @@ async def run(
         source_sentences = [s for t in in_prompt for s in split_sentences(t)]
         kept = filter_statements(
             statements,
-            sources=source_sentences,
+            # the whole target too: a copy of the document is no inference (sentence by
+            # sentence it resembles none of them closely enough to count as a copy)
+            sources=[*source_sentences, texts[target.id]],
             config=params.global_filters,
             dedup=dedup,
             stats=stats,
