@@ -184,6 +184,19 @@ def encode_example(
     return tokens, [*labels, IGNORE_INDEX]
 
 
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """Token ids of a scoring prompt, with the tokenizer's special tokens (BOS if it uses one):
+    what the evaluation sends to vLLM and what the training recipe's knowledge check scores."""
+    return list(tokenizer(text, add_special_tokens=True)["input_ids"])
+
+
+def encode_continuation(tokenizer: PreTrainedTokenizerBase, prompt: str, choice: str) -> list[int]:
+    """Token ids of a choice as it continues `prompt` (a space between them unless present)."""
+    needs_space = not (prompt[-1:].isspace() or choice[:1].isspace())
+    text = (" " + choice) if needs_space else choice
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def _leading_special_tokens(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """The special tokens the tokenizer puts before a text (BOS for Llama-style ones)."""
     with_specials = tokenizer.encode("a", add_special_tokens=True)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
+from adapters.training_data import encode_continuation, encode_prompt
 from adapters.vllm_client import VLLMClient, VLLMRequestError
 from service.context import icl_system_prompt
 from service.evaluate.evalset import EvalItem
@@ -217,13 +218,11 @@ class Scorer:
 
     def encode_prompt(self, text: str) -> list[int]:
         """Token ids of a prompt, with the tokenizer's special tokens (BOS if it uses one)."""
-        return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
+        return encode_prompt(self.tokenizer, text)
 
     def encode_continuation(self, prompt: str, choice: str) -> list[int]:
         """Token ids of a choice as it continues `prompt` (a space between them unless present)."""
-        needs_space = not (prompt[-1:].isspace() or choice[:1].isspace())
-        text = (" " + choice) if needs_space else choice
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return encode_continuation(self.tokenizer, prompt, choice)
 
     async def choice_loglikelihoods(
         self,
