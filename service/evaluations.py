@@ -17,6 +17,7 @@ from service.config import Settings
 from service.costs.model import AdapterCostInputs, Prices
 from service.db.tables import Adapter, EvalResult, EvalSet, Evaluation, Job
 from service.errors import Conflict, NotFound, Unprocessable
+from service.evalsets import generated_fields, require_ready
 from service.evaluate.evalset import EvalSetError, parse_evalset_jsonl
 from service.evaluate.job import KIND
 from service.evaluate.stats import wilson_interval
@@ -24,7 +25,11 @@ from service.jobs import records
 from service.schemas.evaluations import EvaluationCreate
 
 # Mode names an adapter cannot take (its mode is then called "adapter:<name>").
-BUILTIN_MODES = ("base", "icl", "rag")
+BUILTIN_MODES = ("base", "icl", "rag", "adapter", "adapter+rag")
+# Modes that name no model of their own: they apply to every adapter of `adapter_ids`.
+ADAPTER_MODES = ("adapter", "adapter+rag")
+# Modes whose prompts carry the collection's passages.
+CONTEXT_MODES = ("icl", "rag", "adapter+rag")
 # Bad lines described one by one in a refusal's message; the details list every one.
 _MAX_LINES_DESCRIBED = 50
 REPORT_FORMATS = {
@@ -109,6 +114,7 @@ def evalset_public(evalset: EvalSet, *, with_items: bool = False) -> dict[str, A
         "multiple_choice_count": sum(1 for i in items if i.get("choices")),
         "categories": sorted({i["category"] for i in items if i.get("category")}),
         "created_at": evalset.created_at,
+        **generated_fields(evalset, with_items=with_items),
     }
     if with_items:
         out["items"] = items
@@ -140,10 +146,16 @@ def create_evaluation(
     """Validate the request completely, then store the evaluation and queue its job.
 
     404: the collection, eval set or an adapter is not in this workspace. 422: the eval set
-    belongs to another collection, an adapter is not ready, no mode is asked for, icl/rag on a
-    collection without passages, or invalid prices."""
+    belongs to another collection, an adapter is not ready, no mode is asked for, adapter or
+    adapter+rag without adapters, icl/rag/adapter+rag on a collection without passages, or
+    invalid prices.
+
+    Every adapter of `adapter_ids` is scored alone (mode kind "adapter", named after it); with
+    "adapter+rag" in `modes` each is scored again with the rag passages in its prompt (kind
+    "adapter+rag", named "<its mode name>+rag"), after all the adapters alone."""
     collection = get_collection(session, workspace_id, body.collection_id)
     evalset = get_evalset(session, workspace_id, body.evalset_id)
+    require_ready(evalset)  # 409 while a generated set is written, or when it failed
     if evalset.collection_id != collection.id:
         raise Unprocessable(
             f"eval set {evalset.id} belongs to collection {evalset.collection_id}, "
@@ -151,7 +163,15 @@ def create_evaluation(
         )
     if not body.modes and not body.adapter_ids:
         raise Unprocessable("nothing to evaluate: name at least one mode or adapter")
-    specs: list[dict[str, Any]] = [{"name": m, "kind": m} for m in body.modes]
+    asked = [m for m in body.modes if m in ADAPTER_MODES]
+    if asked and not body.adapter_ids:
+        raise Unprocessable(
+            f"mode {asked[0]} scores the adapters of adapter_ids, and none is named: add at "
+            "least one adapter id or name to adapter_ids"
+        )
+    specs: list[dict[str, Any]] = [
+        {"name": m, "kind": m} for m in body.modes if m not in ADAPTER_MODES
+    ]
     by_ref: dict[str, Adapter] = {}
     for ref in body.adapter_ids:
         adapter = _find_adapter(session, workspace_id, ref)
@@ -167,12 +187,15 @@ def create_evaluation(
         if name in BUILTIN_MODES or any(s["name"] == name for s in specs):
             name = f"adapter:{adapter.name}"
         specs.append({"name": name, "kind": "adapter", "adapter_id": adapter.id})
+    if "adapter+rag" in body.modes:
+        specs += _adapter_rag_specs(specs, {a.id: a for a in by_ref.values()})
 
-    if {"icl", "rag"} & set(body.modes) and not collection_passage_refs(
+    if set(CONTEXT_MODES) & set(body.modes) and not collection_passage_refs(
         session, workspace_id, collection.id
     ):
         raise Unprocessable(
-            f"collection {collection.id} has no documents, so icl and rag have no context"
+            f"collection {collection.id} has no documents, so icl, rag and adapter+rag have no "
+            "context"
         )
 
     costs: dict[str, dict[str, Any]] = {}
@@ -206,6 +229,27 @@ def create_evaluation(
     evaluation.job_id = job.id
     session.flush()
     return evaluation
+
+
+def _adapter_rag_specs(
+    specs: list[dict[str, Any]], adapters: dict[str, Adapter]
+) -> list[dict[str, Any]]:
+    """One adapter+rag spec per adapter spec, named "<adapter mode>+rag" unless that name is
+    taken (by an adapter called so), then "adapter+rag:<adapter name>", then by its id.
+    `adapters`: the specs' adapters by id."""
+    taken = {s["name"] for s in specs}
+    out: list[dict[str, Any]] = []
+    for spec in [s for s in specs if s["kind"] == "adapter"]:
+        adapter = adapters[spec["adapter_id"]]
+        candidates = (
+            f"{spec['name']}+rag",
+            f"adapter+rag:{adapter.name}",
+            f"adapter+rag:{adapter.id}",
+        )
+        name = next(c for c in candidates if c not in taken)
+        taken.add(name)
+        out.append({"name": name, "kind": "adapter+rag", "adapter_id": adapter.id})
+    return out
 
 
 # -- reading ------------------------------------------------------------------------------------

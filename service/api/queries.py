@@ -1,4 +1,6 @@
-"""OpenAI-compatible query endpoints: `model` is an adapter name, `icl:<collection>` or `base`."""
+"""OpenAI-compatible query endpoints: `model` is an adapter name, `icl:<collection>` or `base`;
+`retrieval` ({"collection_id", "top_k"}) adds a collection's top passages to an adapter's or base's
+prompt (modes adapter+rag and rag)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,10 @@ All money is USD. Token prices are per million tokens; compute prices per hour.
   prefix-caching assumption, the shared context tokens at the cached-input price and the rest at
   the input price) + mean completion tokens at the output price + (when `serving_hardware` is set)
   the measured single-request latency x that hardware's hourly price. Without caching the latency
-  is the cold one, with caching the warm one.
+  is the cold one, with caching the warm one. rag and adapter+rag prompts carry each question's
+  own retrieved passages, so their cacheable prefix is 0 and caching changes only their latency.
+- An adapter+rag mode (the adapter with rag's passages in its prompt) costs its adapter's one-time
+  cost plus its own per-query cost: `one_time + n * r`, with r measured like rag's.
 - Break-even: the adapter costs `one_time + n * a` after n queries, ICL `n * i`; the adapter is no
   more expensive from n* = ceil(one_time / (i - a)) queries on, and never when a >= i.
 """

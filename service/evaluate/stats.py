@@ -2,10 +2,11 @@
 
 Accuracy intervals are 95% Wilson score intervals (scipy's `BinomTestResult.proportion_ci`), which
 behave at 0 and 100% where the normal approximation does not. The paired comparison of an adapter
-with `icl` uses the exact McNemar test: on the items both modes scored, only the discordant pairs
-carry information, and under the null hypothesis each is equally likely to go either way, so the
-p-value is a two-sided binomial test of `only_mode` successes in `only_mode + only_reference`
-trials at p = 0.5.
+with `icl` (and of an adapter+rag mode with `icl`, `rag` and its adapter alone, so it shows whether
+the two together beat either) uses the exact McNemar test: on the items both modes scored, only
+the discordant pairs carry information, and under the null hypothesis each is equally likely to
+go either way, so the p-value is a two-sided binomial test of `only_mode` successes in
+`only_mode + only_reference` trials at p = 0.5.
 """
 
 from __future__ import annotations
@@ -188,7 +189,9 @@ def compute_stats(results: Sequence[ItemResult], confidence: float = CONFIDENCE)
     """Accuracy per mode and per category for every metric, each adapter against icl, usage.
 
     Modes keep the order they first appear in `results`. Failed items count as wrong. Paired
-    tests are made only when an `icl` mode is present (the first one, if several).
+    tests: each adapter and adapter+rag mode against the first `icl` mode, if there is one; each
+    adapter+rag mode also against the first `rag` mode and against the adapter mode of the same
+    model (the adapter alone), where present.
     """
     by_mode: dict[str, list[ItemResult]] = {}
     for r in results:
@@ -212,10 +215,21 @@ def compute_stats(results: Sequence[ItemResult], confidence: float = CONFIDENCE)
         }
 
     paired: list[PairedTest] = []
-    reference = next((m for m, k in kinds.items() if k == REFERENCE_MODE_KIND), None)
-    if reference is not None:
-        for mode, kind in kinds.items():
-            if kind != "adapter":
+    icl = next((m for m, k in kinds.items() if k == REFERENCE_MODE_KIND), None)
+    rag = next((m for m, k in kinds.items() if k == "rag"), None)
+    for mode, kind in kinds.items():
+        if kind not in ("adapter", "adapter+rag"):
+            continue
+        references = [icl]
+        if kind == "adapter+rag":
+            model = by_mode[mode][0].model
+            alone = next(
+                (m for m, k in kinds.items() if k == "adapter" and by_mode[m][0].model == model),
+                None,
+            )
+            references += [rag, alone]
+        for reference in references:
+            if reference is None:
                 continue
             for m in metrics:
                 test = paired_test(by_mode[mode], by_mode[reference], m)

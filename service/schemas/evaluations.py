@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-EvalMode = Literal["base", "icl", "rag"]
+EvalMode = Literal["base", "icl", "rag", "adapter", "adapter+rag"]
 
 
 class PriceOverrides(BaseModel):
@@ -57,7 +57,12 @@ class EvaluationCreate(BaseModel):
     modes: list[EvalMode] = Field(
         default=["base", "icl"],
         description="base: the base model alone; icl: the collection's documents in the prompt "
-        "(the query API's `icl:` policy); rag: the top passages by BM25.",
+        "(the query API's `icl:` policy); rag: the base model with the question's top `rag_top_k` "
+        "passages by BM25 in the prompt; adapter: each adapter of `adapter_ids` alone (also "
+        "scored when not listed); adapter+rag: each adapter of `adapter_ids` again, with the rag "
+        "mode's passages in its prompt (same retrieval, same `rag_top_k`), its results and report "
+        "rows named `<adapter>+rag`, priced per query like rag plus the adapter's one-time cost. "
+        "adapter and adapter+rag need at least one adapter.",
     )
     adapter_ids: list[str] = Field(
         default_factory=list, description="Ready adapters of this workspace (ids or names)."
@@ -74,7 +79,9 @@ class EvaluationCreate(BaseModel):
         "(the documents' prefix cached), for the per-query costs.",
     )
     latency_samples: int = Field(default=3, ge=1, le=10, description="Cold/warm pairs per mode.")
-    rag_top_k: int = Field(default=3, ge=1, le=50, description="Passages the rag mode retrieves.")
+    rag_top_k: int = Field(
+        default=3, ge=1, le=50, description="Passages the rag and adapter+rag modes retrieve."
+    )
     max_tokens: int = Field(
         default=64, ge=1, le=1024, description="Answer length of generation items and probes."
     )

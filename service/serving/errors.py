@@ -30,6 +30,19 @@ class ModelNotFound(NotFound):
         self.param = "model"
 
 
+class CollectionNotFound(NotFound):
+    """`retrieval.collection_id` names no collection of this workspace (404)."""
+
+    code = "collection_not_found"
+
+    def __init__(self, collection_id: str) -> None:
+        super().__init__(
+            f"The collection '{collection_id}' does not exist or you do not have access to it.",
+            details={"param": "retrieval"},
+        )
+        self.param = "retrieval"
+
+
 class EngineUnavailable(ServiceUnavailable):
     """The inference engine is down, restarting or failed on this request (503)."""
 

@@ -10,6 +10,9 @@ What is accepted, and why:
   include_stop_str_in_output, skip_special_tokens.
 - OpenAI platform fields with no meaning here (`store`, `metadata`, `service_tier`) are accepted
   and not forwarded, so clients that set them keep working.
+- docadapt's own `retrieval` ({"collection_id", "top_k"}; clients send it through `extra_body`)
+  puts a collection's top passages for the question in the prompt of an adapter (adapter+rag) or
+  of `base` (rag); it is read here and never forwarded.
 - Everything else is refused with a 400 that names the field: features this service does not
   offer (tools, audio, beam search, suffix ...) with a reason, and unknown fields, so a typo is not
   silently ignored and no engine-internal knob (chat_template, prompt_embeds, priority, ...) ever
@@ -63,6 +66,20 @@ class StreamOptions(_Strict):
 class ResponseFormat(_Strict):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: dict[str, Any] | None = None
+
+
+# The evaluation's rag_top_k default and range, so a query can ask what an evaluation measured.
+DEFAULT_RETRIEVAL_TOP_K = 3
+MAX_RETRIEVAL_TOP_K = 50
+
+
+class Retrieval(_Strict):
+    """Retrieve from a collection of the caller's workspace: the `top_k` passages most relevant
+    (BM25) to the question (the last user message; the prompt on /v1/completions) go in the
+    prompt, in the ICL template, as the evaluation's rag and adapter+rag modes put them."""
+
+    collection_id: str = Field(min_length=1)
+    top_k: int = Field(default=DEFAULT_RETRIEVAL_TOP_K, ge=1, le=MAX_RETRIEVAL_TOP_K)
 
 
 class TextPart(_Strict):
@@ -156,6 +173,8 @@ class _SamplingRequest(_Strict):
     stop_token_ids: list[int] | None = None
     include_stop_str_in_output: bool | None = None
     skip_special_tokens: bool | None = None
+    # docadapt: retrieval-augmented prompts (read by the query layer, never forwarded).
+    retrieval: Retrieval | None = None
 
     @property
     def choices_per_prompt(self) -> int:
@@ -178,7 +197,7 @@ class _SamplingRequest(_Strict):
     def engine_fields(self) -> dict[str, Any]:
         """The sampling fields the user set, as vLLM takes them (without model, messages/prompt,
         stream_options and the ignored platform fields)."""
-        skip = {"model", "messages", "prompt", "stream_options", *IGNORED_FIELDS}
+        skip = {"model", "messages", "prompt", "stream_options", "retrieval", *IGNORED_FIELDS}
         return {
             k: v
             for k, v in self.model_dump(exclude_unset=True, exclude_none=True).items()

@@ -1,14 +1,16 @@
 """The query layer behind `/v1/chat/completions` and `/v1/completions`, usable without HTTP.
 
 `QueryService` resolves `model` (`base`, `icl:<collection id>`, or an adapter name of the caller's
-workspace) to what vLLM serves, builds the ICL context when asked, checks the request with the
-guard (counting prompt tokens with the model's tokenizer), forwards it to vLLM, rewrites `model`
-in the answer back to what the caller asked, and hands a `UsageRecord` to `record_usage`.
+workspace) to what vLLM serves, builds the ICL context when asked (with `retrieval`: the
+collection's top passages for the question, mode `rag` on `base` and `adapter+rag` on an adapter,
+as the evaluation's modes of those names build them), checks the request with the guard (counting
+prompt tokens with the model's tokenizer), forwards it to vLLM, rewrites `model` in the answer
+back to what the caller asked, and hands a `UsageRecord` to `record_usage`.
 
 The API layer turns the results into HTTP: `JSONResult` -> JSON response, `StreamResult` -> an
 event stream (`text/event-stream`), both with `headers`; every error raised is a
-`service.errors.DocadaptError` (`RequestRejected` 400, `ModelNotFound` 404, `EngineRejected` 400,
-`EngineUnavailable` 503).
+`service.errors.DocadaptError` (`RequestRejected` 400, `ModelNotFound` and `CollectionNotFound`
+404, `EngineRejected` 400, `EngineUnavailable` 503).
 """
 
 from __future__ import annotations
@@ -20,19 +22,31 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 import httpx
 
 from adapters.vllm_client import VLLMClient, VLLMRequestError, VLLMUnavailable
-from service.context import ContextResult, PassageRef, build_icl_context, icl_system_prompt
-from service.serving.errors import EngineRejected, EngineUnavailable, ModelNotFound
+from service.context import (
+    ContextResult,
+    PassageRef,
+    build_icl_context,
+    icl_system_prompt,
+    retrieve,
+)
+from service.serving.errors import (
+    CollectionNotFound,
+    EngineRejected,
+    EngineUnavailable,
+    ModelNotFound,
+)
 from service.serving.guard import GuardLimits, RequestRejected, check_prompt_length, check_request
 from service.serving.guard import engine_fields as guarded_fields
 from service.serving.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
+    Retrieval,
     parse_chat_request,
     parse_completion_request,
 )
@@ -46,7 +60,7 @@ COMPLETION_CONTEXT_SEPARATOR = "\n\n"
 # Tokens kept free besides the answer, for token-boundary effects of joining context and prompt.
 _CONTEXT_SLACK_TOKENS = 16
 
-Mode = Literal["base", "adapter", "icl"]
+Mode = Literal["base", "adapter", "icl", "rag", "adapter+rag"]
 _T = TypeVar("_T")
 MaybeAwaitable = _T | Awaitable[_T]
 ResolveAdapter = Callable[[str, str], MaybeAwaitable[str | None]]
@@ -61,15 +75,15 @@ class UsageRecord:
     workspace_id: str
     mode: Mode
     model: str  # as the caller named it
-    adapter: str | None  # the caller's adapter name (mode "adapter")
-    collection_id: str | None  # mode "icl"
+    adapter: str | None  # the caller's adapter name (modes "adapter", "adapter+rag")
+    collection_id: str | None  # modes "icl", "rag", "adapter+rag"
     prompt_tokens: int
     completion_tokens: int
     latency_s: float  # from receiving the request to the last byte of the answer
     cached_tokens: int | None  # prompt tokens served from vLLM's prefix cache, when it reports it
     stream: bool
     time_to_first_token_s: float | None = None  # streams only
-    context_truncated: bool | None = None  # mode "icl"
+    context_truncated: bool | None = None  # modes "icl", "rag", "adapter+rag"
     completed: bool = True  # False when a stream ended early (client gone, engine failed)
 
     def as_dict(self) -> dict[str, Any]:
@@ -104,6 +118,7 @@ class _Target:
     adapter: str | None = None
     collection_id: str | None = None
     passages: Sequence[PassageRef] = ()
+    top_k: int | None = None  # retrieval: the question's top_k passages, not the whole collection
 
 
 @dataclass(frozen=True)
@@ -129,6 +144,8 @@ class _Prepared:
                 passages_total=self.context.total_passages,
                 context_tokens=self.context.prompt_tokens,
             )
+        if self.target.top_k is not None:
+            out["top_k"] = self.target.top_k
         return out
 
     def headers(self) -> dict[str, str]:
@@ -196,7 +213,7 @@ class QueryService:
         started = time.perf_counter()
         req = parse_chat_request(request)
         check_request(req, self.limits)
-        target = await self._resolve(workspace_id, req.model)
+        target = await self._resolve(workspace_id, req.model, req.retrieval)
         prepared = await self._in_pool(self._prepare_chat, req, target)
         return await self._forward(workspace_id, prepared, started)
 
@@ -207,7 +224,7 @@ class QueryService:
         started = time.perf_counter()
         req = parse_completion_request(request)
         check_request(req, self.limits)
-        target = await self._resolve(workspace_id, req.model)
+        target = await self._resolve(workspace_id, req.model, req.retrieval)
         prepared = await self._in_pool(self._prepare_completion, req, target)
         return await self._forward(workspace_id, prepared, started)
 
@@ -232,44 +249,79 @@ class QueryService:
     async def _in_pool(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._tokenize_pool, fn, *args)
 
-    async def _resolve(self, workspace_id: str, model: str) -> _Target:
-        if model == BASE_MODEL:
-            return _Target("base", model, self.base_model)
+    async def _resolve(
+        self, workspace_id: str, model: str, retrieval: Retrieval | None = None
+    ) -> _Target:
         if model.startswith(ICL_PREFIX):
+            if retrieval is not None:
+                raise RequestRejected(
+                    "An icl: model already has the collection's documents in its prompt; "
+                    "'retrieval' is for 'base' or an adapter.",
+                    param="retrieval",
+                )
             collection_id = model[len(ICL_PREFIX) :].strip()
             if not collection_id:
                 raise ModelNotFound(model, "Name a collection: 'icl:<collection id>'.")
-            passages = await _maybe_await(self._load_passages(workspace_id, collection_id))
-            if passages is None:
-                raise ModelNotFound(
-                    model,
-                    f"The collection '{collection_id}' does not exist or you do not have access "
-                    "to it.",
-                )
-            if not passages:
-                raise RequestRejected(
-                    f"The collection '{collection_id}' has no passages yet; upload documents "
-                    "before asking it questions.",
-                    param="model",
-                )
+            passages = await self._passages(workspace_id, collection_id, param="model")
             return _Target(
                 "icl", model, self.base_model, collection_id=collection_id, passages=passages
             )
-        engine_name = await _maybe_await(self._resolve_adapter(workspace_id, model))
-        if engine_name is None:
-            raise ModelNotFound(model)
-        return _Target("adapter", model, engine_name, adapter=model)
+        if model == BASE_MODEL:
+            target = _Target("base", model, self.base_model)
+        else:
+            engine_name = await _maybe_await(self._resolve_adapter(workspace_id, model))
+            if engine_name is None:
+                raise ModelNotFound(model)
+            target = _Target("adapter", model, engine_name, adapter=model)
+        if retrieval is None:
+            return target
+        passages = await self._passages(workspace_id, retrieval.collection_id, param="retrieval")
+        return replace(
+            target,
+            mode="rag" if target.mode == "base" else "adapter+rag",
+            collection_id=retrieval.collection_id,
+            passages=passages,
+            top_k=retrieval.top_k,
+        )
+
+    async def _passages(
+        self, workspace_id: str, collection_id: str, *, param: str
+    ) -> Sequence[PassageRef]:
+        """The passages of the workspace's collection; 404 for one it cannot reach, 400 when it
+        has none yet. `param` is the request field that named it."""
+        passages = await _maybe_await(self._load_passages(workspace_id, collection_id))
+        if passages is None and param == "retrieval":
+            raise CollectionNotFound(collection_id)
+        if passages is None:
+            raise ModelNotFound(
+                f"{ICL_PREFIX}{collection_id}",
+                f"The collection '{collection_id}' does not exist or you do not have access to it.",
+            )
+        if not passages:
+            raise RequestRejected(
+                f"The collection '{collection_id}' has no passages yet; upload documents "
+                "before asking it questions.",
+                param=param,
+            )
+        return passages
 
     def _icl_context(
         self, target: _Target, query: str, fixed_tokens: int, completion_limit: int | None
     ) -> ContextResult:
-        """The collection's context for this query, sized to leave room for the rest."""
+        """The collection's context for this query, sized to leave room for the rest: every
+        passage that fits (icl), or the query's top_k passages by BM25 (retrieval), in the
+        evaluation's rag order (document order, cut to the same budget)."""
         reserve = completion_limit if completion_limit is not None else self.icl_answer_reserve
         room = self.max_model_len - fixed_tokens - reserve - _CONTEXT_SLACK_TOKENS
         budget = min(self.icl_budget_tokens, room)
+        passages = target.passages
+        if target.top_k is not None:
+            passages = retrieve(passages, query, target.top_k)
         context = build_icl_context(
-            target.passages, query, budget_tokens=budget, count_tokens=self.count_text_tokens
+            passages, query, budget_tokens=budget, count_tokens=self.count_text_tokens
         )
+        # Of the collection, not of the retrieved few; `truncated` says the budget cut those.
+        context = replace(context, total_passages=len(target.passages))
         if context.passages_used == 0:
             raise RequestRejected(
                 f"No room for the collection's documents: the messages take {fixed_tokens} tokens "
@@ -283,7 +335,7 @@ class QueryService:
         messages = [m.engine_message() for m in req.messages]
         limit = req.completion_limit()
         context: ContextResult | None = None
-        if target.mode == "icl":
+        if target.passages:
             skeleton = [{"role": "system", "content": icl_system_prompt("")}, *messages]
             context = self._icl_context(
                 target, req.last_user_text(), self.count_chat_tokens(skeleton), limit
@@ -298,11 +350,10 @@ class QueryService:
         prompts = req.prompts()
         limit = req.completion_limit()
         context: ContextResult | None = None
-        if target.mode == "icl":
+        if target.passages:
             if len(prompts) != 1 or not isinstance(prompts[0], str):
-                raise RequestRejected(
-                    "icl: models take one text prompt per request.", param="prompt"
-                )
+                what = "icl: models take" if target.mode == "icl" else "retrieval takes"
+                raise RequestRejected(f"{what} one text prompt per request.", param="prompt")
             question = prompts[0]
             skeleton = icl_system_prompt("") + COMPLETION_CONTEXT_SEPARATOR + question
             context = self._icl_context(target, question, self.count_prompt_tokens(skeleton), limit)
