@@ -63,6 +63,14 @@ def perf_quality(ctx: typer.Context) -> None:
     raise typer.Exit(main(ctx.args))
 
 
+@perf_app.command("evalset", context_settings=_PASS_THROUGH)
+def perf_evalset(ctx: typer.Context) -> None:
+    """Generated eval sets on the development set: share of items with one right answer."""
+    from service.benchmark.evalset_perf import main
+
+    raise typer.Exit(main(ctx.args))
+
+
 @perf_app.command("score", context_settings=_PASS_THROUGH)
 def perf_score(ctx: typer.Context) -> None:
     """Evaluation scoring behind a shared context: prompt logprobs vs cached requests."""

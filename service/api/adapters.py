@@ -64,6 +64,12 @@ def create_adapter(
         )
     else:
         selection = None
+    holdout = None
+    if body.holdout_evalset_id:
+        from service.evalsets import apply_holdout, resolve_holdout
+
+        holdout = resolve_holdout(session, workspace.id, collection.id, body.holdout_evalset_id)
+        selection = apply_holdout(session, selection, holdout)
     from dataclasses import asdict
 
     adapter = Adapter(
@@ -78,7 +84,11 @@ def create_adapter(
         base_model_hash=model_fingerprint(runtime.model_dir),
         document_versions={d.id: d.text_sha256 for d in docs},
         example_selection=selection,
-        hyperparameters={"mode": body.mode, "train": asdict(config)},
+        hyperparameters={
+            "mode": body.mode,
+            "train": asdict(config),
+            **({"holdout": holdout} if holdout else {}),
+        },
         rank=config.rank,
     )
     session.add(adapter)

@@ -1,18 +1,44 @@
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
+from service import evalsets
 from service import evaluations as svc
 from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
 from service.errors import PayloadTooLarge, ServiceUnavailable, Unprocessable, UnsupportedMediaType
+from service.jobs import records
+from service.schemas.evalsets import EvalSetGenerate
 from service.schemas.evaluations import EvaluationCreate
 
 router = APIRouter(tags=["evaluations"])
+
+
+def _inlined_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its nested models written in place (no `$defs`)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.rsplit("/", 1)[-1]])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(schema)
+
 
 JSONL_TYPES = (
     "application/x-ndjson",
@@ -25,8 +51,11 @@ _EVALSET_BODY = {
     "requestBody": {
         "required": True,
         "description": 'JSONL, one item per line: {"question", "answer", "choices"?: [...], '
-        '"category"?, "id"?}; as the raw body or as the multipart part `file`.',
+        '"category"?, "id"?}; as the raw body or as the multipart part `file`. Or JSON '
+        '(application/json) {"name"?, "generate": {...}}: generate one from the documents '
+        "(a job; answered 202).",
         "content": {
+            "application/json": {"schema": _inlined_schema(EvalSetGenerate)},
             "application/x-ndjson": {"schema": {"type": "string"}},
             "text/plain": {"schema": {"type": "string"}},
             "multipart/form-data": {
@@ -72,6 +101,7 @@ async def _evalset_upload(request: Request, max_bytes: int) -> tuple[bytes, str 
     "/v1/collections/{collection_id}/evalsets",
     status_code=status.HTTP_201_CREATED,
     openapi_extra=_EVALSET_BODY,
+    response_model=None,
 )
 async def create_evalset(
     collection_id: str,
@@ -80,8 +110,18 @@ async def create_evalset(
     runtime: RuntimeDep,
     workspace: CurrentWorkspace,
     name: str | None = Query(None, max_length=200, description="Default: the file's name."),
-) -> dict[str, Any]:
-    """Store an eval set whole, or refuse it (422) naming every bad line; nothing partial."""
+) -> dict[str, Any] | JSONResponse:
+    """Store an eval set whole, or refuse it (422) naming every bad line; nothing partial.
+    With a JSON body, generate one from the documents instead: 202, the set ("generating")
+    and its job; the set is ready once the job has succeeded."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        body = await _generate_request(request)
+        evalset = evalsets.request_generation(session, workspace.id, collection_id, body)
+        session.commit()
+        job = records.get_job(session, workspace.id, evalset.job_id or "")
+        public = {**svc.evalset_public(evalset), "job": records.job_public(job)}
+        return JSONResponse(jsonable_encoder(public), status_code=status.HTTP_202_ACCEPTED)
     data, filename = await _evalset_upload(request, runtime.settings.max_upload_bytes)
     default_name = filename.rsplit("/", 1)[-1] if filename else None
     evalset = await run_in_threadpool(
@@ -104,6 +144,59 @@ def read_evalset(
     evalset_id: str, session: SessionDep, workspace: CurrentWorkspace
 ) -> dict[str, Any]:
     return svc.evalset_public(svc.get_evalset(session, workspace.id, evalset_id), with_items=True)
+
+
+@router.get("/v1/evalsets/{evalset_id}/download")
+def download_evalset(
+    evalset_id: str,
+    session: SessionDep,
+    workspace: CurrentWorkspace,
+    format: Literal["jsonl"] = "jsonl",
+) -> Response:
+    """The items as JSONL, exactly what the upload accepts: download, edit, upload back."""
+    evalset = svc.get_evalset(session, workspace.id, evalset_id)
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in evalset.name)[:100]
+    return Response(
+        evalsets.evalset_jsonl(evalset),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{safe or evalset.id}.jsonl"'},
+    )
+
+
+_MAX_GENERATE_BODY = 64 * 1024
+_UPLOAD_HINT = (
+    'send {"generate": {...}} as application/json to generate an eval set, or the items as '
+    "JSONL (application/x-ndjson) to upload one"
+)
+
+
+async def _generate_request(request: Request) -> EvalSetGenerate:
+    """A generation request from a JSON body; a JSON array (an eval set sent as JSON) is
+    refused as before the generator existed (415)."""
+    raw = await request.body()
+    if len(raw) > _MAX_GENERATE_BODY:
+        raise PayloadTooLarge(f"a generation request is at most {_MAX_GENERATE_BODY} bytes")
+    try:
+        value = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise Unprocessable(
+            f"the body is not valid JSON: {_UPLOAD_HINT}", code="invalid_request"
+        ) from exc
+    if not isinstance(value, dict):
+        raise UnsupportedMediaType(
+            "send the eval set as JSONL (content-type application/x-ndjson or text/plain) or as "
+            'the multipart part `file`; application/json takes a generation request, {"generate": '
+            "{...}}, not a JSON array"
+        )
+    if {"question", "answer", "choices"} & set(value):
+        raise Unprocessable(
+            f"the body looks like an eval set item, not a generation request: {_UPLOAD_HINT}",
+            code="invalid_request",
+        )
+    try:
+        return EvalSetGenerate.model_validate(value)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
 
 
 @router.post("/v1/evaluations", status_code=status.HTTP_201_CREATED)

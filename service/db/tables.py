@@ -232,6 +232,16 @@ class EvalSet(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(200))
     items: Mapped[list[Any]] = mapped_column(JSON, default=list)
     item_count: Mapped[int] = mapped_column(Integer)
+    # uploaded (JSONL) | generated (a job writes the items from the documents)
+    source: Mapped[str] = mapped_column(String(20), default="uploaded", server_default="uploaded")
+    # generating | ready | failed | cancelled; an uploaded set is ready at once
+    status: Mapped[str] = mapped_column(String(20), default="ready", server_default="ready")
+    job_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # A generated set's request, counts and each item's sources (service/evalsets.py).
+    generation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The sentences a generated set holds out of training: share, seed and each sentence's key,
+    # hash and text; an adapter requested with this set's id trains without them.
+    holdout: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Evaluation(Timestamped, Base):

@@ -22,8 +22,14 @@ class Executor(Protocol):
 
 def load_executors() -> dict[str, Executor]:
     from service.augment.job import AugmentationExecutor
+    from service.evaluate.generate_job import EvalSetGenerationExecutor
     from service.evaluate.job import EvaluationExecutor
     from service.training.job import TrainingExecutor
 
-    executors: list[Executor] = [AugmentationExecutor(), TrainingExecutor(), EvaluationExecutor()]
+    executors: list[Executor] = [
+        AugmentationExecutor(),
+        TrainingExecutor(),
+        EvaluationExecutor(),
+        EvalSetGenerationExecutor(),
+    ]
     return {e.kind: e for e in executors}

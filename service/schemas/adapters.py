@@ -21,6 +21,12 @@ class AdapterCreate(BaseModel):
         "all = every example, rejected included. Resolved into example ids when the adapter is "
         "requested, so a later review does not change what it trains on.",
     )
+    holdout_evalset_id: str | None = Field(
+        default=None,
+        description="A generated eval set of this collection with held-out sentences: the "
+        "adapter trains without those sentences and without the augmented examples made from "
+        "them, so the eval set's `<category>/held-out` items test what it was never shown.",
+    )
     mode: Literal["independent", "cumulative"] = Field(
         default="independent",
         description="One example per sentence; cumulative keeps the earlier sentences as context.",

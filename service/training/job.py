@@ -58,9 +58,12 @@ def load_training_set(session, adapter: Adapter, tokenizer: Any):  # type: ignor
         raise Unprocessable(
             f"documents changed or were deleted since the adapter was requested: {changed}"
         )
+    from service.evalsets import collection_sentences, held_out_sentence
+
+    held_out = held_out_sentence(adapter)  # an eval set's held-out sentences, if it names one
     documents = []
     for doc_id in versions:
-        sentences = [s for p in document_passages(session, doc_id) for s in p.sentences]
+        sentences = [s.text for s in collection_sentences(session, [doc_id]) if not held_out(s)]
         documents.append(DocumentSentences(document_id=doc_id, sentences=sentences))
     augmented = augmented_texts(session, adapter)
     params = adapter.hyperparameters

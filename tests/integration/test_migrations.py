@@ -16,6 +16,8 @@ from service.db.tables import Base
 
 INITIAL = "e706205f2e9a"
 REVIEW = "d6899ffd115c"
+GENERATED_EVALSETS = "a3c71e9f5b20"
+HEAD = GENERATED_EVALSETS
 
 
 def _upgrade(engine: Engine, revision: str) -> None:
@@ -60,6 +62,14 @@ def _seed_initial_schema(engine: Engine) -> None:
             )
         conn.execute(
             text(
+                "INSERT INTO evalsets (id, workspace_id, collection_id, name, items, item_count, "
+                "created_at) VALUES ('es_1', 'ws_1', 'col_1', 'old set', "
+                '\'[{"id": "q1", "question": "Q?", "answer": "A"}]\', 1, :t)'
+            ),
+            {"t": now},
+        )
+        conn.execute(
+            text(
                 "INSERT INTO adapters (id, workspace_id, name, served_name, collection_id, "
                 "augmentation_id, source, status, base_model, base_model_hash, "
                 "document_versions, hyperparameters, metrics, updated_at, created_at) VALUES "
@@ -78,7 +88,7 @@ def test_a_database_at_the_initial_revision_upgrades_and_keeps_its_rows(tmp_path
     migrate(engine)  # what the app and every worker do at start
 
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == REVIEW
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
         rows = conn.execute(
             text(
                 "SELECT text, score, flagged, review, reviewed_at, review_note "
@@ -93,6 +103,12 @@ def test_a_database_at_the_initial_revision_upgrades_and_keeps_its_rows(tmp_path
             text("SELECT name, augmentation_id, example_selection FROM adapters")
         ).one()
         assert tuple(adapter) == ("old", "aug_1", None)
+        evalset = conn.execute(
+            text(
+                "SELECT name, item_count, source, status, job_id, generation, holdout FROM evalsets"
+            )
+        ).one()
+        assert tuple(evalset) == ("old set", 1, "uploaded", "ready", None, None, None)
         assert conn.execute(text("SELECT count(*) FROM workspaces")).scalar() == 1
     indexes = {
         ix["name"]: ix["column_names"] for ix in inspect(engine).get_indexes("augmented_examples")
@@ -119,4 +135,18 @@ def test_the_review_migration_downgrades(tmp_path: Path) -> None:
         command.downgrade(cfg, INITIAL)
     columns = {c["name"] for c in inspect(engine).get_columns("augmented_examples")}
     assert "review" not in columns and "text" in columns
+    engine.dispose()
+
+
+def test_the_generated_evalsets_migration_downgrades(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'down.db'}")
+    migrate(engine)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, REVIEW)
+    columns = {c["name"] for c in inspect(engine).get_columns("evalsets")}
+    assert not {"source", "status", "job_id", "generation", "holdout"} & columns
+    assert "items" in columns
     engine.dispose()

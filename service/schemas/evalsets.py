@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Category = Literal["forward", "reversed", "cross-document"]
+
+
+class EvalSetGenerateParams(BaseModel):
+    """What to write: multiple-choice items from the collection's documents."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    categories: list[Category] = Field(
+        default=["forward", "reversed", "cross-document"],
+        min_length=1,
+        description="forward: a stated fact, asked in the direction it is written; reversed: "
+        "the same relation asked from its other side; cross-document: a fact that follows from "
+        "two sentences of different documents.",
+    )
+    max_items: int = Field(
+        default=50, ge=1, le=1000, description="At most this many, taken in turn per category."
+    )
+    hold_out: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.9,
+        description="Share of the sentences the items rest on that training leaves out (with "
+        "every augmented example made from them) when an adapter names this eval set as "
+        "`holdout_evalset_id`; their items get the category `<category>/held-out`.",
+    )
+    seed: int = Field(default=0, description="Same documents and seed, same eval set.")
+    choices: int = Field(
+        default=4, ge=2, le=6, description="Options per item (fewer where the kind has fewer)."
+    )
+
+    @field_validator("categories")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+class EvalSetGenerate(BaseModel):
+    """`POST /v1/collections/{id}/evalsets` with a JSON body: generate an eval set (a job)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+    generate: EvalSetGenerateParams = Field(default_factory=EvalSetGenerateParams)
