@@ -5,12 +5,16 @@ sentences and the adapter that trains without them, and the errors a user can ca
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
+from service.config import Settings
 from service.evaluate.evalset import parse_evalset_jsonl
 from service.jobs.worker import Worker
+from service.main import create_app
 from tests.integration.conftest import new_workspace
 
 TEAMS = (
@@ -26,6 +30,14 @@ TOOLS = (
     "Engineering team.\n"
 )
 NDJSON = {"Content-Type": "application/x-ndjson"}
+
+
+@pytest.fixture
+def client(make_settings: Callable[..., Settings]) -> Iterator[TestClient]:
+    """The service with a teacher configured by its operator: the rule strategies (decomposed,
+    linked) never call it, but an augmentation request needs one to be named."""
+    with TestClient(create_app(make_settings(teacher_base_url="http://127.0.0.1:9/v1"))) as c:
+        yield c
 
 
 def _collection_with_documents(client: TestClient, auth: dict[str, str]) -> str:
@@ -213,10 +225,9 @@ def test_an_adapter_requested_with_the_hold_out_trains_without_those_sentences(
     from service.training.job import load_training_set
 
     col = _collection_with_documents(client, auth)
-    teacher = {"base_url": "http://127.0.0.1:9/v1", "model": "unused"}  # rule strategies only
     r = client.post(
         f"/v1/collections/{col}/augmentations",
-        json={"strategies": ["decomposed", "linked"], "teacher": teacher},
+        json={"strategies": ["decomposed", "linked"]},
         headers=auth,
     )
     assert r.status_code == 201, r.text
