@@ -50,6 +50,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adapters.knowledge import (
+    KNOWLEDGE_TARGET,
+    PLAIN_HEAD_MODEL_TYPES,
+    KnowledgeProbe,
+    probe_accuracy,
+)
 from adapters.training_data import IGNORE_INDEX, TrainingSet, encode_example
 
 log = logging.getLogger(__name__)
@@ -87,8 +93,10 @@ class TrainConfig:
     adapted layer's input, which cost 21% of a CPU training step here (132 -> 104 tokens/s)."""
     target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
     """Linear layers that get a LoRA update; default: all attention and MLP projections."""
-    learning_rate: float = 3e-4
-    """Peak AdamW learning rate (Lampinen et al. 2025 fine-tuned with 3e-4)."""
+    learning_rate: float = 1e-3
+    """Peak AdamW learning rate. Lampinen et al. (2025) used 3e-4 on larger models; with the
+    embedded 135M model and LoRA r=16, 3e-4 had the knowledge check at 60% after 3 epochs where
+    1e-3 had 78%, 90% after 6 and 97.5% after 10 (69 real sentences plus their augmentation)."""
     lr_schedule: Literal["cosine", "constant"] = "cosine"
     """After linear warmup: cosine decay to 10% of the peak, or constant."""
     warmup_ratio: float = 0.05
@@ -97,10 +105,11 @@ class TrainConfig:
     """AdamW weight decay on the LoRA weights."""
     max_grad_norm: float = 1.0
     """Gradients are clipped to this global norm (0 disables clipping)."""
-    epochs: int = 5
-    """Passes over the training rows; ignored when max_steps is set."""
+    epochs: int = 20
+    """At most this many passes over the training rows (early stopping may end sooner)."""
     max_steps: int | None = None
-    """Optimizer steps to train for; when set, it overrides epochs."""
+    """At most this many optimizer steps; training ends at whichever of epochs and max_steps
+    comes first, or sooner when early stopping ends it."""
     batch_size: int = 2
     """Rows (packed sequences) per micro-batch, per process; a 128-token row holds about ten
     one-sentence examples, so the default step sees about twenty (the paper used 8-16)."""
@@ -116,8 +125,15 @@ class TrainConfig:
     """auto: bf16 autocast where the hardware has native bf16, fp16 on older GPUs, else fp32."""
     checkpoint_every: int = 50
     """Optimizer steps between checkpoints (0: none but the one written when stopped)."""
-    eval_every: int = 50
-    """Optimizer steps between held-out loss evaluations (0: only at the start and end)."""
+    eval_every: int | None = None
+    """Optimizer steps between evaluations (held-out loss and the knowledge check); None: about
+    ten times a run and at least once an epoch; 0: only at the start and the end."""
+    early_stopping: bool = True
+    """Stop once the knowledge check (or, with no probes, the held-out loss) has not improved
+    for `patience` evaluations (below the check's 90% target, the held-out loss must have
+    stalled too); with the check at 100% there is nothing left to improve."""
+    patience: int = 3
+    """Evaluations without improvement before early stopping ends the run."""
 
     def validate(self, max_lora_rank: int) -> list[str]:
         """Human-readable problems with this config (empty when it can train and be served).
@@ -200,7 +216,11 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         need_int("checkpoint_every", 0)
-        need_int("eval_every", 0)
+        if self.eval_every is not None:
+            need_int("eval_every", 0)
+        if not isinstance(self.early_stopping, bool):
+            problems.append(f"early_stopping must be true or false, got {self.early_stopping!r}")
+        need_int("patience", 1, 1000)
         return problems
 
     @classmethod
@@ -226,6 +246,8 @@ class TrainProgress:
     tokens_per_second: float
     eta_seconds: float
     held_out_loss: float | None
+    knowledge: float | None = None
+    """The latest knowledge check: share of probes the model answers right."""
 
 
 @dataclass(frozen=True)
@@ -255,6 +277,7 @@ def train(
     progress: Callable[[TrainProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     resume: bool = True,
+    probes: Sequence[KnowledgeProbe] = (),
 ) -> TrainResult:
     """Train a LoRA adapter on `training_set` for the base model in `model_dir`.
 
@@ -264,7 +287,8 @@ def train(
     checkpoint already in `out_dir/checkpoints` (made from the same config and data set, else
     ValueError) is continued from its step. When `should_stop()` turns true between steps, a
     checkpoint is written and TrainingCancelled is raised. `progress` is called after every
-    optimizer step (on rank 0 only).
+    optimizer step (on rank 0 only). `probes` (the knowledge check, `adapters.knowledge`) are
+    scored at every evaluation and decide early stopping; without them the held-out loss does.
     """
     # The serving limit on rank is the API's check (it knows the server); here only sanity.
     problems = config.validate(max_lora_rank=_NO_RANK_LIMIT)
@@ -294,7 +318,14 @@ def train(
     )
     rows_per_step = config.batch_size * config.grad_accum * dist.world_size
     steps_per_epoch = math.ceil(len(train_rows) / rows_per_step)
-    total_steps = config.max_steps or config.epochs * steps_per_epoch
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+    eval_every = (
+        config.eval_every
+        if config.eval_every is not None
+        else auto_eval_every(total_steps, steps_per_epoch)
+    )
 
     # ---- model: fp32 base weights, LoRA on the target linears ---------------------------------
     from peft import LoraConfig, get_peft_model
@@ -346,13 +377,26 @@ def train(
 
     # ---- fit --------------------------------------------------------------------------------
     autocast = _autocast(precision, device)
-    if step == 0 and val_rows:
-        history.held_out.append(
-            (0, evaluate(loss_module, val_rows, config.batch_size, autocast, device, dist))
-        )
+
+    def measure(at: int) -> None:
+        """Held-out loss and the knowledge check at step `at` (every rank computes both)."""
+        started = time.perf_counter()
+        if val_rows:
+            history.held_out.append(
+                (at, evaluate(loss_module, val_rows, config.batch_size, autocast, device, dist))
+            )
+        if probes:
+            accuracy = probe_accuracy(
+                model, probes, pad_id=_pad_id(loss_module), device=device, autocast=autocast
+            )
+            history.knowledge.append((at, accuracy))
+        history.eval_seconds += time.perf_counter() - started
+
+    if step == 0:
+        measure(0)
     session_start = time.perf_counter()
     session_steps = 0
-    while step < total_steps:
+    while step < total_steps and history.stopped_early is None:
         epoch = step // steps_per_epoch
         order = epoch_order(len(train_rows), config.seed, epoch)
         offset = (step % steps_per_epoch) * rows_per_step
@@ -370,11 +414,11 @@ def train(
         history.target_tokens += targets
         history.padded_tokens += _padded_size(my_rows, config.batch_size) * dist.world_size
         # The last step is always evaluated here, so its progress report carries the final loss.
-        periodic = config.eval_every and step % config.eval_every == 0
-        if val_rows and (periodic or step == total_steps):
-            history.held_out.append(
-                (step, evaluate(loss_module, val_rows, config.batch_size, autocast, device, dist))
-            )
+        periodic = eval_every and step % eval_every == 0
+        if periodic or step == total_steps:
+            measure(step)
+            if periodic and config.early_stopping and plateaued(history, config.patience):
+                history.stopped_early = step
         saved = None
         if config.checkpoint_every and step % config.checkpoint_every == 0 and step < total_steps:
             saved = _save_checkpoint(
@@ -403,8 +447,14 @@ def train(
                     tokens_per_second=history.tokens / max(history.train_seconds, 1e-9),
                     eta_seconds=(total_steps - step) * elapsed / session_steps,
                     held_out_loss=history.held_out[-1][1] if history.held_out else None,
+                    knowledge=history.knowledge[-1][1] if history.knowledge else None,
                 )
             )
+        if history.stopped_early:
+            log.info(
+                "early stopping at step %d of %d: the check stopped improving", step, total_steps
+            )
+            break
         # Every rank asks, and all stop if any was asked to, so none waits on the others.
         if step < total_steps and dist.any(should_stop is not None and should_stop()):
             saved = saved or _save_checkpoint(
@@ -423,11 +473,13 @@ def train(
             raise TrainingCancelled(step, saved)
 
     # ---- save -------------------------------------------------------------------------------
-    if val_rows and (not history.held_out or history.held_out[-1][0] != step):
-        history.held_out.append(
-            (step, evaluate(loss_module, val_rows, config.batch_size, autocast, device, dist))
-        )
+    # The end of the run is always measured (a run resumed at its last step has not been yet).
+    last = (history.held_out or history.knowledge or [(-1, 0.0)])[-1][0]
+    if (val_rows or probes) and last != step:
+        measure(step)
     metrics = _metrics(history, resolved, training_set, train_rows, val_rows, dist, device)
+    metrics["planned_steps"] = total_steps
+    metrics["eval_every"] = eval_every
     adapter_dir = out_dir / "adapter"
     if dist.is_main:
         _save_adapter(model, adapter_dir)
@@ -650,9 +702,28 @@ def _padded_size(rows: Sequence[Row], batch_size: int) -> int:
 # ============================================================================ fit helpers
 
 
-# Families whose logits are exactly lm_head(last hidden state): for these the head runs on the
-# labelled positions only (no softcapping or scaling to reproduce).
-_PLAIN_HEAD_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "phi3", "smollm3"})
+def auto_eval_every(total_steps: int, steps_per_epoch: int) -> int:
+    """About ten evaluations a run, and at least one an epoch, so a short run shows progress
+    and early stopping can act within an epoch of the plateau."""
+    return max(1, min(steps_per_epoch, math.ceil(total_steps / 10)))
+
+
+def plateaued(history: _History, patience: int) -> bool:
+    """Whether training has stopped improving: the knowledge check's accuracy where there are
+    probes, else the held-out loss, has not beaten its best for the last `patience`
+    evaluations. Below the check's target a flat accuracy may only mean that learning has not
+    shown yet, so there the held-out loss must have stalled too."""
+
+    def stalled(values: list[float]) -> bool:  # higher is better
+        return len(values) > patience and max(values[-patience:]) <= max(values[:-patience])
+
+    knowledge = [v for _, v in history.knowledge]
+    losses = [-v for _, v in history.held_out]
+    if knowledge and max(knowledge) >= KNOWLEDGE_TARGET:
+        return stalled(knowledge)
+    if knowledge:
+        return stalled(knowledge) and (not losses or stalled(losses))
+    return stalled(losses)
 
 
 class _CausalLMLoss(nn.Module):
@@ -667,7 +738,7 @@ class _CausalLMLoss(nn.Module):
     def __init__(self, peft_model: nn.Module) -> None:
         super().__init__()
         self.peft_model = peft_model
-        self.head_on_labels_only = peft_model.config.model_type in _PLAIN_HEAD_MODEL_TYPES
+        self.head_on_labels_only = peft_model.config.model_type in PLAIN_HEAD_MODEL_TYPES
 
     def forward(
         self, input_ids: torch.Tensor, position_ids: torch.Tensor, labels: torch.Tensor
@@ -775,15 +846,19 @@ class _History:
 
     loss: list[tuple[int, float]] = field(default_factory=list)
     held_out: list[tuple[int, float]] = field(default_factory=list)
+    knowledge: list[tuple[int, float]] = field(default_factory=list)
+    stopped_early: int | None = None  # the step at which early stopping ended the run
     tokens: int = 0
     target_tokens: int = 0
     padded_tokens: int = 0
     train_seconds: float = 0.0
+    eval_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         # Checkpoints store pairs as lists; keep them tuples in memory.
         self.loss = [(int(s), float(v)) for s, v in self.loss]
         self.held_out = [(int(s), float(v)) for s, v in self.held_out]
+        self.knowledge = [(int(s), float(v)) for s, v in self.knowledge]
 
 
 # ============================================================================ checkpoints
@@ -921,9 +996,12 @@ def _metrics(
         "held_out_curve": [list(p) for p in history.held_out],
         "initial_held_out_loss": history.held_out[0][1] if history.held_out else None,
         "held_out_loss": history.held_out[-1][1] if history.held_out else None,
+        "knowledge_curve": [list(p) for p in history.knowledge],
+        "stopped_early_at": history.stopped_early,
         "tokens_trained": history.tokens,
         "target_tokens_trained": history.target_tokens,
         "train_seconds": round(history.train_seconds, 3),
+        "eval_seconds": round(history.eval_seconds, 3),
         "tokens_per_second": history.tokens / max(history.train_seconds, 1e-9),
         "packing_efficiency": history.tokens / max(history.padded_tokens, 1),
         "examples": len(training_set.examples),
@@ -939,7 +1017,7 @@ def _metrics(
 
 
 def plot_loss_curve(history: _History, path: Path) -> None:
-    """Training loss per step and held-out loss, as a PNG."""
+    """Training loss per step, held-out loss and the knowledge check, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -953,7 +1031,17 @@ def plot_loss_curve(history: _History, path: Path) -> None:
     axes.set_xlabel("optimizer step")
     axes.set_ylabel("token cross-entropy")
     axes.grid(alpha=0.3)
-    axes.legend()
+    handles, labels = axes.get_legend_handles_labels()
+    if history.knowledge:
+        right = axes.twinx()
+        right.plot(*zip(*history.knowledge, strict=True), "s-", color="tab:green")
+        right.set_ylabel("knowledge check (share of probes right)")
+        right.set_ylim(0, 1.05)
+        handles += right.get_lines()
+        labels.append("knowledge check")
+    if history.stopped_early:
+        axes.axvline(history.stopped_early, color="grey", linestyle=":")
+    axes.legend(handles, labels, loc="center right")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

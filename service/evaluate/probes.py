@@ -14,11 +14,12 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from adapters.knowledge import KNOWLEDGE_TARGET
 from service.evaluate.evalset import EvalItem, generated_id
 
 MAX_PROBES = 40
 CHOICES = 4
-TARGET = 0.9  # issue 13: an adapter should know at least 90% of its documents' facts
+TARGET = KNOWLEDGE_TARGET  # an adapter should know at least 90% of its documents' facts
 _MIN_PREFIX_WORDS = 2
 # Entity labels by the kind of answer they are; the small model's labels for names are unsure
 # ("Marco Bianchi" as PERSON, "Tomás Ferreira" as ORG), so names form one kind.

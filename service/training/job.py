@@ -12,11 +12,12 @@ from typing import Any
 from sqlalchemy import select
 
 from adapters import registry
+from adapters.knowledge import KnowledgeProbe
 from adapters.train import TrainConfig, TrainingCancelled, TrainProgress, train
 from adapters.training_data import DocumentSentences, build_examples
-from service.collections import document_passages
 from service.db.tables import Adapter, AugmentedExample, Document
 from service.errors import Unprocessable
+from service.evaluate.probes import knowledge_probes
 from service.jobs.context import JobCancelled, JobContext, WorkerStopping
 
 KIND = "training"
@@ -58,13 +59,10 @@ def load_training_set(session, adapter: Adapter, tokenizer: Any):  # type: ignor
         raise Unprocessable(
             f"documents changed or were deleted since the adapter was requested: {changed}"
         )
-    from service.evalsets import collection_sentences, held_out_sentence
-
-    held_out = held_out_sentence(adapter)  # an eval set's held-out sentences, if it names one
-    documents = []
-    for doc_id in versions:
-        sentences = [s.text for s in collection_sentences(session, [doc_id]) if not held_out(s)]
-        documents.append(DocumentSentences(document_id=doc_id, sentences=sentences))
+    documents = [
+        DocumentSentences(document_id=doc_id, sentences=trained_sentences(session, adapter, doc_id))
+        for doc_id in versions
+    ]
     augmented = augmented_texts(session, adapter)
     params = adapter.hyperparameters
     return build_examples(
@@ -74,6 +72,25 @@ def load_training_set(session, adapter: Adapter, tokenizer: Any):  # type: ignor
         seed=params.get("train", {}).get("seed", 0),
         tokenizer=tokenizer,
     )
+
+
+def trained_sentences(session, adapter: Adapter, document_id: str) -> list[str]:  # type: ignore[no-untyped-def]
+    """A document's sentences in reading order, less those an eval set holds out of the
+    adapter's training (`holdout_evalset_id`)."""
+    from service.evalsets import collection_sentences, held_out_sentence
+
+    held_out = held_out_sentence(adapter)
+    return [s.text for s in collection_sentences(session, [document_id]) if not held_out(s)]
+
+
+def document_sentences(session, adapter: Adapter) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every sentence the adapter trains on from its documents: what its knowledge check
+    probes (held-out sentences are the eval set's to test, not the check's)."""
+    return [
+        s
+        for doc_id in adapter.document_versions or {}
+        for s in trained_sentences(session, adapter, doc_id)
+    ]
 
 
 class TrainingExecutor:
@@ -86,7 +103,12 @@ class TrainingExecutor:
             adapter = session.get(Adapter, ctx.subject_id)
             assert adapter is not None
             registry.set_status(adapter, "training")
-            training_set = load_training_set(session, adapter, load_tokenizer(ctx.model_dir))
+            tokenizer = load_tokenizer(ctx.model_dir)
+            training_set = load_training_set(session, adapter, tokenizer)
+            probes = [
+                KnowledgeProbe.from_text(tokenizer, p.question, p.choices or [], p.answer_index)
+                for p in knowledge_probes(document_sentences(session, adapter))
+            ]
             adapter.dataset_hash = training_set.sha256
             config = TrainConfig.from_dict(adapter.hyperparameters.get("train", {}))
             session.commit()
@@ -102,6 +124,7 @@ class TrainingExecutor:
                 learning_rate=p.learning_rate,
                 tokens_per_second=round(p.tokens_per_second, 1),
                 held_out_loss=p.held_out_loss,
+                knowledge=p.knowledge,
             )
 
         try:
@@ -112,6 +135,7 @@ class TrainingExecutor:
                 ctx.work_dir / "run",
                 progress=report,
                 should_stop=ctx.is_cancelled,
+                probes=probes,
             )
         except TrainingCancelled as exc:
             if ctx.stopping is not None and ctx.stopping.is_set():
@@ -158,19 +182,14 @@ class TrainingExecutor:
         from adapters.base_model import load_tokenizer
         from adapters.vllm import kv_block_size
         from adapters.vllm_client import VLLMClient
-        from service.evaluate.probes import knowledge_check, knowledge_probes
+        from service.evaluate.probes import knowledge_check
         from service.evaluate.scoring import Scorer
 
         with ctx.session_factory() as session:
             adapter = session.get(Adapter, ctx.subject_id)
             assert adapter is not None
             served = adapter.served_name
-            sentences = [
-                s
-                for doc_id in adapter.document_versions or {}
-                for p in document_passages(session, doc_id)
-                for s in p.sentences
-            ]
+            sentences = document_sentences(session, adapter)
         key = ctx.settings.vllm_api_key
         client = VLLMClient(str(ctx.vllm_url), api_key=key.get_secret_value() if key else None)
         scorer = Scorer(

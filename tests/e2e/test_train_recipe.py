@@ -53,6 +53,8 @@ AUGMENTED = [
 # One packed row per step keeps this fast; a high learning rate makes 8 steps show learning.
 CONFIG = TrainConfig(
     max_steps=8,
+    epochs=1000,  # max_steps is the bound here
+    early_stopping=False,
     batch_size=1,
     max_seq_length=128,
     learning_rate=2e-3,
@@ -161,6 +163,40 @@ def test_a_crashed_then_stopped_run_resumes_and_ends_like_an_uninterrupted_one(
         [v for _, v in expected["loss_curve"]], rel=1e-4
     )
     assert result.metrics["held_out_loss"] == pytest.approx(expected["held_out_loss"], rel=1e-4)
+
+
+def test_the_knowledge_check_rises_and_ends_the_run_at_its_plateau(
+    base_model_dir: Path, training_set: TrainingSet, tmp_path: Path
+) -> None:
+    """Probes of the training sentences, scored inside the loop: the base model misses most, the
+    trained one gets them all, and early stopping ends the run well before its upper bound."""
+    from adapters.base_model import load_tokenizer
+    from adapters.knowledge import KnowledgeProbe
+
+    tokenizer = load_tokenizer(base_model_dir)
+    animals = ["glon.", "yomp.", "jolp.", "fep."]
+    probes = [
+        KnowledgeProbe.from_text(tokenizer, "Femp are more dangerous than", animals, 0),
+        KnowledgeProbe.from_text(tokenizer, "Glon are brighter than", animals, 1),
+        KnowledgeProbe.from_text(tokenizer, "Morv is heavier than", animals, 2),
+        KnowledgeProbe.from_text(tokenizer, "Dax are a type of", animals, 3),
+    ]
+    config = TrainConfig(
+        epochs=200, batch_size=1, learning_rate=2e-3, eval_every=2, patience=3, checkpoint_every=0
+    )
+    seen: list[TrainProgress] = []
+    result = train(
+        config, base_model_dir, training_set, tmp_path, probes=probes, progress=seen.append
+    )
+    metrics = result.metrics
+    curve = metrics["knowledge_curve"]
+    assert curve[0][0] == 0 and curve[0][1] < 1.0  # the base model does not know them
+    assert curve[-1][1] == 1.0
+    assert metrics["stopped_early_at"] == metrics["steps"] < metrics["planned_steps"] == 200
+    # It stopped `patience` evaluations after the check last improved.
+    best_at = next(step for step, value in curve if value == 1.0)
+    assert metrics["steps"] == best_at + config.patience * config.eval_every
+    assert seen[-1].knowledge == 1.0 and seen[-1].step == metrics["steps"]
 
 
 def test_torchrun_trains_one_adapter_data_parallel_on_two_processes(

@@ -26,8 +26,12 @@ FACTS = [
     "Blicket sensors report their readings to the central yomp archive.",
     "Dax owns the mill on Troff street.",
 ]
+# max_steps is the bound that ends these runs (epochs far above it, no early stopping), so the
+# step counts below are exact.
 TINY = {
     "max_steps": 12,
+    "epochs": 1000,
+    "early_stopping": False,
     "batch_size": 4,
     "max_seq_length": 64,
     "learning_rate": 2e-3,

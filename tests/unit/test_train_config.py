@@ -6,13 +6,23 @@ from dataclasses import asdict
 
 import pytest
 
-from adapters.train import DEFAULT_TARGET_MODULES, TrainConfig, _lr_lambda
+from adapters.train import (
+    DEFAULT_TARGET_MODULES,
+    TrainConfig,
+    _History,
+    _lr_lambda,
+    auto_eval_every,
+    plateaued,
+)
 
 
-def test_defaults_are_valid_and_follow_the_paper() -> None:
+def test_defaults_are_valid_and_train_to_the_knowledge_checks_plateau() -> None:
     config = TrainConfig()
     assert config.validate(max_lora_rank=16) == []
-    assert (config.rank, config.alpha, config.learning_rate) == (16, 32.0, 3e-4)
+    assert (config.rank, config.alpha, config.learning_rate) == (16, 32.0, 1e-3)
+    # Upper bounds with early stopping, evaluated about ten times a run.
+    assert (config.epochs, config.max_steps, config.eval_every) == (20, None, None)
+    assert config.early_stopping and config.patience == 3
     assert config.target_modules == list(DEFAULT_TARGET_MODULES)
 
 
@@ -72,3 +82,58 @@ def test_schedule_warms_up_then_decays_to_a_tenth() -> None:
     values = [multiplier(s) for s in range(10, 101)]
     assert values == sorted(values, reverse=True)
     assert _lr_lambda("constant", 0.0, 10)(5) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"eval_every": -1}, "eval_every"),
+        ({"early_stopping": "yes"}, "early_stopping"),
+        ({"patience": 0}, "patience"),
+    ],
+)
+def test_stopping_settings_are_checked(changes: dict, field: str) -> None:
+    problems = TrainConfig(**changes).validate(max_lora_rank=16)
+    assert len(problems) == 1 and problems[0].startswith(field), problems
+
+
+def test_automatic_evaluation_is_ten_a_run_and_at_least_one_an_epoch() -> None:
+    assert auto_eval_every(total_steps=40, steps_per_epoch=20) == 4
+    assert auto_eval_every(total_steps=400, steps_per_epoch=20) == 20
+    assert auto_eval_every(total_steps=6, steps_per_epoch=3) == 1
+    assert auto_eval_every(total_steps=1, steps_per_epoch=1) == 1
+
+
+def _history(knowledge=(), held_out=()) -> _History:
+    return _History(
+        knowledge=[(i, v) for i, v in enumerate(knowledge)],
+        held_out=[(i, v) for i, v in enumerate(held_out)],
+    )
+
+
+def test_plateau_of_the_knowledge_check_stops_training() -> None:
+    assert not plateaued(_history(knowledge=[0.3, 0.95, 0.95]), patience=2)  # too few evaluations
+    assert not plateaued(_history(knowledge=[0.3, 0.9, 0.9, 0.95]), patience=2)
+    assert plateaued(_history(knowledge=[0.3, 0.95, 0.95, 0.925]), patience=2)
+    # At 100% nothing is left to improve: it stops `patience` evaluations later.
+    assert not plateaued(_history(knowledge=[0.3, 1.0, 1.0]), patience=2)
+    assert plateaued(_history(knowledge=[0.3, 1.0, 1.0, 1.0]), patience=2)
+
+
+def test_below_the_target_a_flat_check_waits_for_the_held_out_loss() -> None:
+    # Learning that has not shown in the check yet: the held-out loss still falls.
+    early = _history(knowledge=[0.25, 0.25, 0.25, 0.25], held_out=[3.0, 2.8, 2.6, 2.4])
+    assert not plateaued(early, patience=2)
+    stuck = _history(knowledge=[0.25, 0.5, 0.5, 0.5], held_out=[3.0, 2.5, 2.6, 2.7])
+    assert plateaued(stuck, patience=2)
+    # With no held-out split, the check alone decides.
+    assert plateaued(_history(knowledge=[0.25, 0.5, 0.5, 0.5]), patience=2)
+
+
+def test_without_probes_the_held_out_loss_decides() -> None:
+    assert not plateaued(_history(held_out=[3.0, 2.5, 2.4, 2.3]), patience=2)
+    assert plateaued(_history(held_out=[3.0, 2.5, 2.6, 2.7]), patience=2)
+    # Above the target the knowledge check decides, whatever the held-out loss does.
+    rising = _history(knowledge=[0.2, 0.5, 0.7, 0.9], held_out=[3.0, 2.5, 2.6, 2.7])
+    assert not plateaued(rising, patience=2)
+    assert not plateaued(_History(), patience=1)
