@@ -108,9 +108,12 @@ def knowledge_probes(
     return probes
 
 
-async def knowledge_check(scorer, served_name: str, probes: Sequence[EvalItem]) -> dict:  # type: ignore[no-untyped-def]
+async def knowledge_check(  # type: ignore[no-untyped-def]
+    scorer, served_name: str, probes: Sequence[EvalItem], training: dict | None = None
+) -> dict:
     """Probe accuracy of the adapter and of the base model, and what to do when the adapter is
-    far below `TARGET` (issue 13). `scorer` is a `service.evaluate.scoring.Scorer`."""
+    below `TARGET`, told from how its training ended (`training`: its metrics). `scorer` is a
+    `service.evaluate.scoring.Scorer`."""
     from service.evaluate.scoring import Mode
 
     if not probes:
@@ -131,9 +134,24 @@ async def knowledge_check(scorer, served_name: str, probes: Sequence[EvalItem]) 
         "summary": f"knows {adapter:.0%} of its documents' facts; base {base:.0%}",
     }
     if adapter < TARGET:
-        out["flag"] = (
-            f"below the {TARGET:.0%} target: train longer (more epochs or max_steps) or with a "
-            "higher learning rate; an adapter near the base model's score has not learned its "
-            "documents"
-        )
+        out["flag"] = f"below the {TARGET:.0%} target: " + what_to_change(training or {})
     return out
+
+
+def what_to_change(training: dict) -> str:
+    """Advice for an adapter below the target, by how its training ended."""
+    steps, planned = training.get("steps"), training.get("planned_steps")
+    if training.get("stopped_early_at"):
+        return (
+            f"training stopped at step {steps} of {planned} when the check stopped improving; "
+            "train with a higher learning_rate or a larger patience"
+        )
+    if steps and planned and steps >= planned:
+        return (
+            f"training used all {planned} steps it was allowed and was still improving; raise "
+            "epochs (or max_steps)"
+        )
+    return (
+        "train longer (more epochs or max_steps) or with a higher learning rate; an adapter "
+        "near the base model's score has not learned its documents"
+    )

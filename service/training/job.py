@@ -190,13 +190,14 @@ class TrainingExecutor:
             assert adapter is not None
             served = adapter.served_name
             sentences = document_sentences(session, adapter)
+            training = dict(adapter.metrics or {})
         key = ctx.settings.vllm_api_key
         client = VLLMClient(str(ctx.vllm_url), api_key=key.get_secret_value() if key else None)
         scorer = Scorer(
             client, load_tokenizer(ctx.model_dir), kv_block_tokens=kv_block_size(ctx.settings)
         )
         try:
-            return await knowledge_check(scorer, served, knowledge_probes(sentences))
+            return await knowledge_check(scorer, served, knowledge_probes(sentences), training)
         finally:
             await client.aclose()
 

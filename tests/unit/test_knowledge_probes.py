@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.evaluate.probes import CHOICES, knowledge_probes
+from service.evaluate.probes import CHOICES, knowledge_probes, what_to_change
 
 SENTENCES = [
     "Priya Nandakumar leads the Platform team.",
@@ -47,3 +47,11 @@ def test_probes_are_deterministic_and_capped() -> None:
     assert knowledge_probes(["Too short."]) == []
     # one sentence has no other span to offer as a wrong answer
     assert knowledge_probes(["Priya Nandakumar leads the Platform team."]) == []
+
+
+def test_advice_below_the_target_follows_how_training_ended() -> None:
+    stopped = what_to_change({"steps": 40, "planned_steps": 200, "stopped_early_at": 40})
+    assert "stopped at step 40 of 200" in stopped and "learning_rate" in stopped
+    capped = what_to_change({"steps": 200, "planned_steps": 200, "stopped_early_at": None})
+    assert "all 200 steps" in capped and "epochs" in capped
+    assert "train longer" in what_to_change({})
