@@ -71,7 +71,7 @@ def probe_accuracy(
     try:
         for start in range(0, len(order), _BATCH):
             batch = order[start : start + _BATCH]
-            scores = _choice_loglikelihoods(
+            scores = choice_loglikelihoods(
                 model, [sequences[i] for i in batch], pad_id, device, autocast
             )
             for i, score in zip(batch, scores, strict=True):
@@ -86,7 +86,7 @@ def probe_accuracy(
     return right / len(probes)
 
 
-def _choice_loglikelihoods(
+def choice_loglikelihoods(
     model: nn.Module,
     sequences: Sequence[tuple[list[int], list[int]]],
     pad_id: int,

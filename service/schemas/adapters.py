@@ -34,5 +34,8 @@ class AdapterCreate(BaseModel):
     hyperparameters: dict[str, Any] = Field(
         default_factory=dict,
         description="Fields of adapters.train.TrainConfig (rank, alpha, learning_rate, epochs, "
-        "max_steps, batch_size, ...); unknown or invalid values are refused with 422.",
+        "max_steps, batch_size, early_stopping, patience, ...); unknown or invalid values are "
+        "refused with 422. None are needed: by default training stops once the knowledge check "
+        "(probes from the documents) stops improving, with epochs (20) and max_steps as upper "
+        "bounds.",
     )

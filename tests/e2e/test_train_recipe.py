@@ -165,6 +165,39 @@ def test_a_crashed_then_stopped_run_resumes_and_ends_like_an_uninterrupted_one(
     assert result.metrics["held_out_loss"] == pytest.approx(expected["held_out_loss"], rel=1e-4)
 
 
+def test_probe_scores_equal_the_log_likelihood_of_each_sequence_alone(base_model_dir: Path) -> None:
+    """Batched, padded and with the output head only where a score is read, each choice's score
+    is its summed log-probability computed from the whole sequence alone."""
+    from contextlib import nullcontext
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from adapters.base_model import load_tokenizer
+    from adapters.knowledge import KnowledgeProbe, choice_loglikelihoods, probe_accuracy
+
+    tokenizer = load_tokenizer(base_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(str(base_model_dir), dtype=torch.float32).eval()
+    capital = KnowledgeProbe.from_text(
+        tokenizer, "The capital of France is", ["Berlin.", "Paris.", "a dog."], 1
+    )
+    wrong = KnowledgeProbe.from_text(tokenizer, "The capital of France is", ["Paris.", "a dog."], 1)
+    sequences = [(p.prompt_ids, c) for p in (capital, wrong) for c in p.choice_ids]
+    cpu = torch.device("cpu")
+    batched = choice_loglikelihoods(model, sequences, 0, cpu, nullcontext)
+    with torch.no_grad():
+        alone = []
+        for prompt, cont in sequences:
+            logits = model(input_ids=torch.tensor([prompt + cont])).logits[0]
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            alone.append(sum(float(logprobs[len(prompt) - 1 + k, t]) for k, t in enumerate(cont)))
+    assert batched == pytest.approx(alone, abs=1e-3)
+    assert probe_accuracy(model, [capital], pad_id=0, device=cpu, autocast=nullcontext) == 1.0
+    assert (
+        probe_accuracy(model, [capital, wrong], pad_id=0, device=cpu, autocast=nullcontext) == 0.5
+    )
+
+
 def test_the_knowledge_check_rises_and_ends_the_run_at_its_plateau(
     base_model_dir: Path, training_set: TrainingSet, tmp_path: Path
 ) -> None:
