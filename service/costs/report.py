@@ -38,6 +38,7 @@ SECTIONS = {
     "accuracy": "Accuracy",
     "categories": "Accuracy by category",
     "paired-tests": "Paired tests",
+    "knowledge": "Knowledge check: does each adapter know its documents?",
     "usage": "Tokens and latency per query",
     "per-query-cost": "Cost per query",
     "one-time-cost": "One-time cost of each adapter",
@@ -58,6 +59,7 @@ def build_report(
     adapters: Mapping[str, AdapterCostInputs] | None = None,
     latency: Mapping[str, LatencyProbe] | None = None,
     meta: Mapping[str, Any] | None = None,
+    knowledge: Mapping[str, Mapping[str, Any]] | None = None,
     confidence: float = CONFIDENCE,
 ) -> dict[str, Any]:
     """The full report of an evaluation, as plain JSON types.
@@ -68,7 +70,8 @@ def build_report(
     query from its own measured prompts (the retrieved passages, no shared prefix), like rag.
     `latency`: cold/warm probes per mode name (`Scorer.probe_latency`); without one, a mode's cold
     and warm latency both fall back to its median item latency under the evaluation's load.
-    `meta`: passed through (ids, names, dates).
+    `meta`: passed through (ids, names, dates). `knowledge`: each adapter mode's knowledge check
+    from its training (`service.evaluate.probes.knowledge_check`), shown beside the results.
     """
     if not results:
         raise ValueError("no results to report on")
@@ -215,6 +218,7 @@ def build_report(
             for m, v in stats.by_category.items()
         },
         "paired_tests": [t.model_dump() for t in stats.paired],
+        "knowledge": {m: dict(k) for m, k in (knowledge or {}).items()},
         "usage": usage,
         "per_query_cost": per_query,
         "one_time_cost": one_time,
@@ -494,6 +498,20 @@ def _tables(report: Mapping[str, Any]) -> dict[str, tuple[list[str], list[list[s
             for b in report["break_even"]
         ],
     )
+    t["knowledge"] = (
+        ["adapter", "probes", "adapter right", "base right", "chance", "verdict"],
+        [
+            [
+                mode,
+                str(k.get("probes", 0)),
+                _pct(k.get("adapter")),
+                _pct(k.get("base")),
+                _pct(k.get("chance")),
+                k.get("flag") or (k.get("note") if "adapter" not in k else "meets the target"),
+            ]
+            for mode, k in report.get("knowledge", {}).items()  # reports before it have none
+        ],
+    )
     t["prices"] = (
         ["price", "value", "meaning"],
         [
@@ -511,6 +529,9 @@ def _summary_lines(report: Mapping[str, Any]) -> list[str]:
     lines.append(f"{s['n_items']} items; modes: {', '.join(s['modes'])}.")
     for m in s["modes"]:
         lines.append(f"{m}: {_acc(report['accuracy'][m]['correct'])} (primary metric)")
+    for m, k in report.get("knowledge", {}).items():
+        if "summary" in k:
+            lines.append(f"{m} {k['summary']}")
     for b in report["break_even"]:
         lines.append(
             f"{b['adapter']} vs {b['reference']} {_CACHING_LABEL[b['prefix_cached']]}: "

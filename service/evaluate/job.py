@@ -412,6 +412,7 @@ class EvaluationExecutor:
             results = [r for r in results if r.mode in order and r.item_id in position]
             results.sort(key=lambda r: (order[r.mode], position[r.item_id]))
             adapter_inputs: dict[str, AdapterCostInputs] = {}
+            knowledge: dict[str, Any] = {}
             meta = dict(plan.meta)
             for spec in specs:
                 if spec["kind"] not in ("adapter", "adapter+rag"):
@@ -423,6 +424,9 @@ class EvaluationExecutor:
                 if sources:
                     # adapter+rag pays its adapter's one-time cost too
                     adapter_inputs[spec["name"]] = AdapterCostInputs(**(record | override))
+                checked = ((adapter.metrics or {}) if adapter is not None else {}).get("knowledge")
+                if spec["kind"] == "adapter" and checked:
+                    knowledge[spec["name"]] = checked
                 if spec["kind"] == "adapter":
                     meta[f"adapter {spec['name']}"] += (
                         "; one-time cost inputs from " + " and ".join(sources)
@@ -432,7 +436,12 @@ class EvaluationExecutor:
         latency = {m: LatencyProbe.model_validate(v) for m, v in plan.probes.items() if m in order}
         meta["generated_at"] = utcnow().isoformat(timespec="seconds")
         report = build_report(
-            results, prices=prices, adapters=adapter_inputs, latency=latency, meta=meta
+            results,
+            prices=prices,
+            adapters=adapter_inputs,
+            latency=latency,
+            meta=meta,
+            knowledge=knowledge,
         )
         with ctx.session_factory() as session:
             ev = session.get(Evaluation, ctx.subject_id)

@@ -88,6 +88,7 @@ REPORT_FIELDS = {
     "accuracy",
     "accuracy_by_category",
     "paired_tests",
+    "knowledge",
     "usage",
     "per_query_cost",
     "one_time_cost",
@@ -281,6 +282,7 @@ def test_evaluation_report_agrees_with_its_results(
     assert set(report) == REPORT_FIELDS
     assert report["summary"]["modes"] == ["base", "icl", "rag", "rand-ft"]
     assert report["summary"]["mode_kinds"]["rand-ft"] == "adapter"
+    assert report["knowledge"] == {}  # an imported adapter has no knowledge check of its own
     assert report["summary"]["n_items"] == len(ITEMS)
     assert "one shared prefix" in report["meta"]["icl context"]
     assert "from the request" in report["meta"]["adapter rand-ft"]

@@ -129,3 +129,36 @@ def test_augment_review_and_train_on_approved(live_service: LiveService, start_w
     counts = adapter["metrics"]["example_counts"]
     # the held-out split may take one of the two approved statements
     assert len(approved) in (counts["augmented"], counts["augmented"] + counts["validation"])
+
+    # An eval set written from the same documents, then an evaluation whose report shows the
+    # adapter's knowledge check beside its accuracy.
+    r = svc.client.post(
+        f"/v1/collections/{col}/evalsets",
+        json={"name": "written", "generate": {"max_items": 8}},
+        headers=auth,
+    )
+    assert r.status_code == 202, r.text
+    evalset = r.json()
+    assert svc.wait_job(auth, evalset["job"]["id"])["status"] == "succeeded"
+    evalset = svc.client.get(f"/v1/evalsets/{evalset['id']}", headers=auth).json()
+    assert evalset["status"] == "ready" and evalset["item_count"] > 0, evalset
+    r = svc.client.post(
+        "/v1/evaluations",
+        json={
+            "collection_id": col,
+            "evalset_id": evalset["id"],
+            "modes": ["base", "adapter"],
+            "adapter_ids": [adapter["id"]],
+            "measure_latency": False,
+        },
+        headers=auth,
+    )
+    assert r.status_code == 201, r.text
+    ev = r.json()
+    assert svc.wait_job(auth, ev["job"]["id"], timeout=900)["status"] == "succeeded"
+    report = svc.client.get(f"/v1/evaluations/{ev['id']}/report", headers=auth).json()
+    assert report["knowledge"] == {"handbook-approved": knowledge}
+    markdown = svc.client.get(
+        f"/v1/evaluations/{ev['id']}/report", params={"format": "md"}, headers=auth
+    ).text
+    assert f"handbook-approved {knowledge['summary']}" in markdown

@@ -219,3 +219,29 @@ def test_markdown_has_every_section(report: dict) -> None:
         assert f"## {heading}" in md
     assert "| augmented-ft | icl | ICL without prefix caching |" in md
     assert "13,250 queries" in md
+
+
+def test_the_knowledge_check_of_each_adapter_is_in_the_tables_and_the_summary() -> None:
+    knows = {
+        "probes": 40,
+        "adapter": 0.95,
+        "base": 0.475,
+        "chance": 0.27,
+        "target": 0.9,
+        "summary": "knows 95% of its documents' facts; base 48%",
+    }
+    low = {**knows, "adapter": 0.5, "summary": "knows 50% ...", "flag": "below the 90% target: x"}
+    rep = build_report(
+        results(),
+        prices=PRICES,
+        adapters=ADAPTERS,
+        latency=PROBES,
+        knowledge={"augmented-ft": knows, "plain-ft": low},
+    )
+    md = render_markdown(rep)
+    assert "| augmented-ft | 40 | 95.0% | 47.5% | 27.0% | meets the target |" in md
+    assert "| plain-ft | 40 | 50.0% | 47.5% | 27.0% | below the 90% target: x |" in md
+    assert "- augmented-ft knows 95% of its documents' facts; base 48%" in md
+    # A report stored before the check existed still renders.
+    old = {k: v for k, v in rep.items() if k != "knowledge"}
+    assert "## Knowledge check" in render_markdown(old)
