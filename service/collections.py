@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.context import PassageRef
-from service.db.tables import Collection, Document, Passage
+from service.db.tables import Collection, Document, Passage, new_id, utcnow
 from service.errors import NotFound, Unprocessable
 from service.ingest import IngestedDocument, IngestError, clean_filename, ingest_file
 from service.storage import LocalStorage
@@ -113,24 +114,32 @@ def add_documents(
             raise _ingest_error_to_api(exc, note) from exc
         ingested.append((upload, doc))
 
-    outcomes: list[UploadOutcome] = []
+    # Rows are inserted in text-hash order, so two concurrent uploads that share files take
+    # the unique index's locks in one order (PostgreSQL would otherwise deadlock them); each row's
+    # created_at still follows the upload's file order, which is the collection's reading order.
+    now = utcnow()
+    outcomes: list[UploadOutcome | None] = [None] * len(ingested)
     written: list[str] = []
     seen: dict[str, Document] = {}
+    order = sorted(range(len(ingested)), key=lambda i: ingested[i][1].sha256)
     try:
-        for upload, doc in ingested:
-            existing = seen.get(doc.sha256) or session.scalar(
-                select(Document).where(
-                    Document.collection_id == collection.id, Document.text_sha256 == doc.sha256
-                )
-            )
+        for i in order:
+            upload, doc = ingested[i]
+            existing = seen.get(doc.sha256) or _document_with_text(session, collection.id, doc)
             if existing is not None:
-                outcomes.append(UploadOutcome(existing, created=False))
+                outcomes[i] = UploadOutcome(existing, created=False)
                 continue
-            row = Document(
+            doc_id = new_id("doc")
+            storage_key = f"workspaces/{workspace_id}/collections/{collection.id}/{doc_id}"
+            inserted = _insert_unless_present(
+                session,
+                id=doc_id,
+                created_at=now + timedelta(microseconds=i),
                 workspace_id=workspace_id,
                 collection_id=collection.id,
                 filename=clean_filename(upload.filename),
                 media_type=doc.media_type,
+                text_encoding=doc.encoding,
                 size_bytes=len(upload.data),
                 content_sha256=doc.content_sha256,
                 text_sha256=doc.sha256,
@@ -138,32 +147,65 @@ def add_documents(
                 passage_count=len(doc.passages),
                 sentence_count=doc.sentence_count,
                 token_count=doc.token_count,
-                storage_key="",
+                storage_key=storage_key,
             )
-            session.add(row)
-            session.flush()
-            row.storage_key = f"workspaces/{workspace_id}/collections/{collection.id}/{row.id}"
-            written.append(row.storage_key)
-            storage.put_bytes(f"{row.storage_key}/original", upload.data)
-            storage.put_text(f"{row.storage_key}/text.txt", doc.text)
+            if not inserted:
+                # A concurrent upload of the same text committed first: answer as a duplicate.
+                existing = _document_with_text(session, collection.id, doc)
+                assert existing is not None
+                outcomes[i] = UploadOutcome(existing, created=False)
+                continue
+            written.append(storage_key)
+            storage.put_bytes(f"{storage_key}/original", upload.data)
+            storage.put_text(f"{storage_key}/text.txt", doc.text)
             for p in doc.passages:
                 session.add(
                     Passage(
-                        document_id=row.id,
+                        document_id=doc_id,
                         index=p.index,
                         text=p.text,
                         sentences=list(p.sentences),
                         token_count=count_tokens(p.text),
                     )
                 )
+            row = session.get(Document, doc_id)
+            assert row is not None
             seen[doc.sha256] = row
-            outcomes.append(UploadOutcome(row, created=True))
+            outcomes[i] = UploadOutcome(row, created=True)
         session.flush()
     except BaseException:
         for key in written:
             storage.delete_tree(key)
         raise
-    return outcomes
+    return [o for o in outcomes if o is not None]
+
+
+def _document_with_text(
+    session: Session, collection_id: str, doc: IngestedDocument
+) -> Document | None:
+    return session.scalar(
+        select(Document).where(
+            Document.collection_id == collection_id, Document.text_sha256 == doc.sha256
+        )
+    )
+
+
+def _insert_unless_present(session: Session, **values: object) -> bool:
+    """INSERT the document row unless the collection already holds its text (the unique
+    (collection_id, text_sha256) index): ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike,
+    so the loser of two identical concurrent uploads waits for the winner instead of failing.
+    True when the row was inserted."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = (
+        insert(Document)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["collection_id", "text_sha256"])
+        .returning(Document.id)
+    )
+    return session.scalar(stmt) is not None
 
 
 def list_documents(session: Session, workspace_id: str, collection_id: str) -> list[Document]:

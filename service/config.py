@@ -5,12 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values people paste from examples; refused as an admin key.
 _PLACEHOLDER_KEYS = {"changeme", "change-me", "admin", "password", "secret", "test", "example"}
 MIN_ADMIN_KEY_LENGTH = 24
+
+
+class NamedTeacher(BaseModel):
+    """A teacher endpoint the operator configured under a name."""
+
+    base_url: str
+    model: str = "base"
+    api_key: SecretStr | None = None
+    mode: Literal["chat", "completion"] | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        from service.egress import EgressRefused, parse_base_url
+
+        try:
+            parse_base_url(value)
+        except EgressRefused as exc:
+            raise ValueError(str(exc)) from exc
+        return value
 
 
 class Settings(BaseSettings):
@@ -25,6 +45,12 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = Field(
         default=None, description="Admin API key; generated on first start when unset."
     )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key (32 url-safe base64 bytes) that encrypts secrets at rest, such as "
+        "a per-request teacher API key in a job's record; generated into data_dir/secret_key "
+        "(mode 0600) on first start when unset. Every API process and worker must share it.",
+    )
 
     # Uploads
     max_upload_bytes: int = 20 * 1024 * 1024
@@ -33,6 +59,12 @@ class Settings(BaseSettings):
     # Base model and vLLM
     base_model_path: Path | None = Field(
         default=None, description="A local Hugging Face model folder; default: embedded SmolLM2."
+    )
+    base_model_name: str | None = Field(
+        default=None,
+        max_length=200,
+        description="What responses and exported adapters call the base model (e.g. a Hugging "
+        "Face id); default: SmolLM2-135M-Instruct for the embedded model, else the folder's name.",
     )
     vllm_url: str | None = Field(
         default=None, description="Use this remote vLLM server instead of starting one."
@@ -69,6 +101,23 @@ class Settings(BaseSettings):
     # "completion" suits small instruct models with few-shot prompts; chat-only APIs need "chat".
     teacher_mode: Literal["chat", "completion"] = "completion"
     teacher_max_attempts: int = 4
+    # Which teachers a request may name instead of the default one (service/augment/teachers.py).
+    teachers: dict[str, NamedTeacher] = Field(
+        default_factory=dict,
+        description='Named teachers a request may pick with teacher.name, as JSON: {"big": '
+        '{"base_url": "https://...", "model": "...", "api_key": "..."}}; their keys stay here.',
+    )
+    teacher_allowed_urls: list[str] = Field(
+        default_factory=list,
+        description="Base URLs a request's teacher.base_url may name (JSON list), matched by "
+        'scheme, host, port and path prefix; "*" allows any http(s) URL that passes the address '
+        "check. Empty: requests may not name a URL.",
+    )
+    teacher_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="Address ranges (CIDR, JSON list) a request's teacher URL may resolve into "
+        "although they are loopback, link-local, private or otherwise not public.",
+    )
 
     # Jobs
     workers: int = Field(default=1, description="Worker processes `docadapt serve` starts.")
@@ -93,6 +142,40 @@ class Settings(BaseSettings):
                 f"DOCADAPT_ADMIN_KEY is a placeholder or shorter than {MIN_ADMIN_KEY_LENGTH} "
                 "characters; set a long random value or leave it unset to have one generated"
             )
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from service.security import check_secret_key
+
+            check_secret_key(value.get_secret_value())
+        return value
+
+    @field_validator("teacher_allowed_urls")
+    @classmethod
+    def _allowed_urls(cls, value: list[str]) -> list[str]:
+        from service.egress import EgressRefused, parse_base_url
+
+        for url in value:
+            if url != "*":
+                try:
+                    parse_base_url(url)
+                except EgressRefused as exc:
+                    raise ValueError(f"DOCADAPT_TEACHER_ALLOWED_URLS: {exc}") from exc
+        return value
+
+    @field_validator("teacher_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in value:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"DOCADAPT_TEACHER_ALLOWED_NETWORKS: {exc}") from exc
         return value
 
     @model_validator(mode="after")

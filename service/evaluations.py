@@ -16,7 +16,7 @@ from service.collections import collection_passage_refs, get_collection
 from service.config import Settings
 from service.costs.model import AdapterCostInputs, Prices
 from service.db.tables import Adapter, EvalResult, EvalSet, Evaluation, Job
-from service.errors import Conflict, NotFound, Unprocessable
+from service.errors import MAX_DETAIL_ITEMS, Conflict, NotFound, Unprocessable
 from service.evalsets import generated_fields, require_ready
 from service.evaluate.evalset import EvalSetError, parse_evalset_jsonl
 from service.evaluate.job import KIND
@@ -80,7 +80,10 @@ def _evalset_refusal(exc: EvalSetError) -> str:
     shown = "; ".join(f"line {e.line}: {e.message}" for e in errors[:_MAX_LINES_DESCRIBED])
     rest = errors[_MAX_LINES_DESCRIBED:]
     more = (
-        f"; and lines {', '.join(str(e.line) for e in rest)} (described in details)" if rest else ""
+        f"; and {len(rest)} more bad lines from line {rest[0].line} on (details lists the first "
+        f"{MAX_DETAIL_ITEMS})"
+        if rest
+        else ""
     )
     noun = "line" if len(errors) == 1 else "lines"
     return f"invalid eval set, {len(errors)} bad {noun} (nothing was stored): {shown}{more}"

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.db.session import make_engine, make_session_factory, migrate
-from service.security import resolve_admin_key
-from service.storage import LocalStorage
+from service.security import resolve_admin_key, resolve_secret_key
+from service.storage import LocalStorage, private_dir
 
 log = logging.getLogger("docadapt")
 
@@ -27,7 +27,9 @@ class Runtime:
     session_factory: sessionmaker[Session]
     storage: LocalStorage
     admin_key: str
+    secret_key: str = ""  # seals secrets at rest (service.security.seal)
     model_dir: Path | None = None
+    base_model_name: str = ""  # what responses call the base model; never a path
     tokenizer: Any = None
     # Set by start_model_services when a vLLM is configured or started.
     vllm: Any = None  # adapters.vllm_client.VLLMClient
@@ -44,7 +46,7 @@ class Runtime:
 
 def build_core(settings: Settings) -> Runtime:
     """Database (migrated), storage, admin key and base model tokenizer."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
     admin_key, generated = resolve_admin_key(settings)
@@ -55,7 +57,7 @@ def build_core(settings: Settings) -> Runtime:
             f"(kept in {settings.data_dir / 'admin_key'}, readable by the owner only)",
             flush=True,
         )
-    from adapters.base_model import load_tokenizer, materialize_base_model
+    from adapters.base_model import base_model_name, load_tokenizer, materialize_base_model
 
     model_dir = materialize_base_model(settings.data_dir, settings.base_model_path)
     return Runtime(
@@ -64,7 +66,9 @@ def build_core(settings: Settings) -> Runtime:
         session_factory=make_session_factory(engine),
         storage=LocalStorage(settings.data_dir / "files"),
         admin_key=admin_key,
+        secret_key=resolve_secret_key(settings),
         model_dir=model_dir,
+        base_model_name=settings.base_model_name or base_model_name(model_dir),
         tokenizer=load_tokenizer(model_dir),
     )
 

@@ -1,15 +1,24 @@
-"""API keys: generated with `secrets`, stored as sha256 digests, compared in constant time."""
+"""API keys: generated with `secrets`, stored as sha256 digests, compared in constant time.
+Secrets a job must keep (a per-request teacher key) are sealed with Fernet (AES-128-CBC and
+HMAC-SHA256, from `cryptography`) under the deployment's secret key before they are stored."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from service.config import Settings
 
 KEY_PREFIX = "dak_"
+SECRET_KEY_FILE = "secret_key"
+
+
+class SecretUnreadable(ValueError):
+    """A sealed value that this secret key cannot open (another key sealed it, or it is damaged)."""
 
 
 def generate_api_key() -> str:
@@ -40,3 +49,60 @@ def resolve_admin_key(settings: Settings) -> tuple[str, bool]:
     with os.fdopen(fd, "w") as fh:
         fh.write(key + "\n")
     return key, True
+
+
+def check_secret_key(key: str) -> None:
+    """Raise ValueError unless `key` is a Fernet key (32 bytes in url-safe base64)."""
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(key.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise ValueError(
+            "DOCADAPT_SECRET_KEY must be a Fernet key: 32 random bytes in url-safe base64, e.g. "
+            'from python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())"'
+        ) from exc
+
+
+def resolve_secret_key(settings: Settings) -> str:
+    """The key that seals secrets at rest: from settings, else from data_dir/secret_key, else
+    generated now into that file (mode 0600). API processes and workers share the data folder,
+    so they read the same key."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    from cryptography.fernet import Fernet
+
+    path = Path(settings.data_dir) / SECRET_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole to a private temporary file, then linked into place: a process that
+        # starts at the same moment never reads half a key, and only one key ever wins.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key-")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(Fernet.generate_key().decode("ascii") + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+    key = path.read_text().strip()
+    check_secret_key(key)
+    return key
+
+
+def seal(plaintext: str, key: str) -> str:
+    """`plaintext` encrypted and authenticated under `key` (a Fernet token, ASCII)."""
+    from cryptography.fernet import Fernet
+
+    return Fernet(key.encode("ascii")).encrypt(plaintext.encode("utf-8")).decode("ascii")
+
+
+def unseal(token: str, key: str) -> str:
+    """The plaintext of a `seal` token; SecretUnreadable when `key` cannot open it."""
+    from cryptography.fernet import Fernet, InvalidToken
+
+    try:
+        return Fernet(key.encode("ascii")).decrypt(token.encode("ascii")).decode("utf-8")
+    except (InvalidToken, ValueError) as exc:
+        raise SecretUnreadable("the sealed value cannot be opened with this secret key") from exc

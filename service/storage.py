@@ -4,10 +4,26 @@ Keys are built by the service from ids (never from user-supplied file names)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
+
+log = logging.getLogger("docadapt")
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and missing parents) owner-only (0700); an existing folder that others
+    can enter is narrowed to 0700. Everything docadapt keeps lives below such a folder, so no
+    other account on the machine reads a company's documents, adapters or database."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        os.chmod(path, mode & 0o700)
+        log.warning("data folder %s was open to others (%o); narrowed to owner-only", path, mode)
+    return path
 
 
 class LocalStorage:

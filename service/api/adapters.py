@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile, status
 from fastapi.responses import Response
+from sqlalchemy import select
 
 from adapters import registry
 from adapters.base_model import model_fingerprint
+from service.api.responses import binary_body, errors
 from service.db.tables import Adapter, Augmentation
 from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
 from service.errors import NotFound, PayloadTooLarge, ServiceUnavailable, Unprocessable
@@ -20,7 +22,11 @@ from service.schemas.adapters import AdapterCreate
 router = APIRouter(tags=["adapters"])
 
 
-@router.post("/v1/collections/{collection_id}/adapters", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/v1/collections/{collection_id}/adapters",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(409),
+)
 def create_adapter(
     collection_id: str,
     body: AdapterCreate,
@@ -75,12 +81,11 @@ def create_adapter(
     adapter = Adapter(
         workspace_id=workspace.id,
         name=body.name,
-        served_name="",
         collection_id=collection.id,
         augmentation_id=body.augmentation_id,
         source="trained",
         status="queued",
-        base_model=str(runtime.model_dir),
+        base_model=runtime.base_model_name,
         base_model_hash=model_fingerprint(runtime.model_dir),
         document_versions={d.id: d.text_sha256 for d in docs},
         example_selection=selection,
@@ -91,9 +96,7 @@ def create_adapter(
         },
         rank=config.rank,
     )
-    session.add(adapter)
-    session.flush()
-    adapter.served_name = registry.served_name_for(adapter.id)
+    registry.add_adapter(session, adapter)  # a 409 if a concurrent request took the name
     job = records.create_job(
         session, workspace.id, KIND, {"adapter_id": adapter.id}, subject_id=adapter.id
     )
@@ -113,7 +116,9 @@ def require_serving(runtime: RuntimeDep) -> Any:
     return runtime.vllm
 
 
-@router.post("/v1/adapters/import", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/v1/adapters/import", status_code=status.HTTP_201_CREATED, responses=errors(409, 413, 503)
+)
 async def import_adapter(
     file: Annotated[UploadFile, File(description="A PEFT LoRA adapter as .tar.gz or .zip")],
     name: Annotated[str, Form(description="The adapter's name in this workspace")],
@@ -150,17 +155,14 @@ async def import_adapter(
         adapter = Adapter(
             workspace_id=workspace.id,
             name=name,
-            served_name="",
             source="imported",
             status="loading",
-            base_model=str(runtime.model_dir),
+            base_model=runtime.base_model_name,
             base_model_hash=model_fingerprint(runtime.model_dir),
             hyperparameters={k: config.get(k) for k in ("r", "lora_alpha", "target_modules")},
             rank=int(config.get("r") or 0),
         )
-        session.add(adapter)
-        session.flush()
-        adapter.served_name = registry.served_name_for(adapter.id)
+        registry.add_adapter(session, adapter)
         registry.store_artifact(runtime.storage, adapter, folder)
         session.commit()
     finally:
@@ -194,20 +196,55 @@ def get_adapter(
     return registry.adapter_public(registry.get_adapter(session, workspace.id, adapter_id))
 
 
-@router.get("/v1/adapters/{adapter_id}/download")
+@router.get(
+    "/v1/adapters/{adapter_id}/download",
+    response_class=Response,
+    responses={
+        200: binary_body(
+            "application/gzip",
+            "A PEFT adapter folder named after the adapter, as .tar.gz: adapter_config.json "
+            "(base_model_name_or_path is the base model's name), the weights, the training config "
+            "and metrics, and a model card (README.md). X-Artifact-SHA256 is the checksum of "
+            "every file but the model card (adapters.registry.folder_sha256).",
+        ),
+        **errors(409),
+    },
+)
 def download_adapter(
     adapter_id: str, session: SessionDep, runtime: RuntimeDep, workspace: CurrentWorkspace
 ) -> Response:
     adapter = registry.get_adapter(session, workspace.id, adapter_id)
-    data = registry.archive_bytes(runtime.storage, adapter)
+    files = registry.export_files(runtime.storage, adapter, _model_card(session, adapter))
     return Response(
-        data,
+        registry.archive_bytes(adapter, files),
         media_type="application/gzip",
         headers={
             "Content-Disposition": f'attachment; filename="{adapter.name}.tar.gz"',
-            "X-Artifact-SHA256": adapter.artifact_sha256 or "",
+            "X-Artifact-SHA256": registry.files_sha256(files),
         },
     )
+
+
+def _model_card(session: SessionDep, adapter: Adapter) -> str:
+    """The adapter's model card: its record, its documents' names and its augmentation's
+    strategies (adapters.model_card)."""
+    from adapters.model_card import render_model_card
+    from service.db.tables import Document
+
+    names = [
+        d.filename
+        for d in session.scalars(
+            select(Document)
+            .where(Document.id.in_(list(adapter.document_versions or {})))
+            .order_by(Document.created_at, Document.id)
+        )
+    ]
+    strategies: list[str] = []
+    if adapter.augmentation_id:
+        aug = session.get(Augmentation, adapter.augmentation_id)
+        if aug is not None and aug.workspace_id == adapter.workspace_id:
+            strategies = list((aug.params or {}).get("strategies") or [])
+    return render_model_card(registry.model_card_facts(adapter, names, strategies))
 
 
 @router.delete("/v1/adapters/{adapter_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -9,11 +9,19 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from service.api.responses import errors
 from service.augment.job import KIND, augmentation_stats, build_params
+from service.augment.teachers import job_teacher
 from service.collections import get_collection, list_documents
 from service.db.tables import Augmentation, AugmentedExample, utcnow
 from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
-from service.errors import NotFound, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from service.errors import (
+    MAX_DETAIL_ITEMS,
+    NotFound,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+)
 from service.examples import (
     count_matching,
     example_public,
@@ -80,10 +88,14 @@ def create_augmentation(
     problems = build_params(params, None).validate()
     if problems:
         raise Unprocessable("; ".join(problems), code="invalid_parameters")
-    if body.teacher is None and runtime.vllm is None and not runtime.settings.teacher_base_url:
+    teacher = job_teacher(params.pop("teacher", None), runtime.settings, runtime.secret_key)
+    if teacher is not None:
+        params["teacher"] = teacher
+    has_endpoint = teacher is not None and ("name" in teacher or "base_url" in teacher)
+    if not has_endpoint and runtime.vllm is None and not runtime.settings.teacher_base_url:
         raise Unprocessable(
             "no teacher: this service has no vLLM and no DOCADAPT_TEACHER_BASE_URL; "
-            "pass `teacher.base_url`",
+            "name one with `teacher.name` or `teacher.base_url`",
             code="no_teacher",
         )
     aug = Augmentation(
@@ -157,7 +169,20 @@ def _example_json(row: AugmentedExample) -> dict[str, Any]:
     return example_public(row).model_dump(mode="json")
 
 
-@router.get("/v1/augmentations/{augmentation_id}/examples", response_model=None)
+@router.get(
+    "/v1/augmentations/{augmentation_id}/examples",
+    response_model=None,
+    responses={
+        200: {
+            "description": "format=jsonl (the default): every matching example, one JSON object "
+            "a line; format=json: one page with the total and the review counts.",
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"$ref": "#/components/schemas/ExamplesPublic"}},
+            },
+        }
+    },
+)
 def read_examples(
     augmentation_id: str,
     session: SessionDep,
@@ -198,7 +223,9 @@ def read_example(
     return example_public(get_example(session, aug, example_id))
 
 
-@router.post("/v1/augmentations/{augmentation_id}/examples/{example_id}/review")
+@router.post(
+    "/v1/augmentations/{augmentation_id}/examples/{example_id}/review", responses=errors(409)
+)
 def review_one_example(
     augmentation_id: str,
     example_id: int,
@@ -213,7 +240,7 @@ def review_one_example(
     return example_public(row)
 
 
-@router.post("/v1/augmentations/{augmentation_id}/review")
+@router.post("/v1/augmentations/{augmentation_id}/review", responses=errors(409))
 def review_many_examples(
     augmentation_id: str,
     body: ExamplesReviewCreate,
@@ -299,6 +326,7 @@ def _parse_uploaded_lines(
     "/v1/collections/{collection_id}/augmentations/upload",
     status_code=status.HTTP_201_CREATED,
     openapi_extra=_UPLOAD_BODY,
+    responses=errors(413, 415),
 )
 async def upload_augmentation(
     collection_id: str,
@@ -330,7 +358,7 @@ async def upload_augmentation(
             for e in errors[:_MAX_LINES_DESCRIBED]
         )
         rest = len(errors) - _MAX_LINES_DESCRIBED
-        more = f"; and {rest} more (listed in details)" if rest > 0 else ""
+        more = f"; and {rest} more (details lists the first {MAX_DETAIL_ITEMS})" if rest > 0 else ""
         raise Unprocessable(
             f"invalid upload, nothing was stored: {shown}{more}",
             code="invalid_upload",

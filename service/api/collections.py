@@ -6,6 +6,7 @@ from fastapi import APIRouter, File, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 
 from service import collections as svc
+from service.api.responses import errors
 from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
 from service.errors import PayloadTooLarge
 from service.schemas.collections import (
@@ -61,7 +62,11 @@ def delete_collection(
     session.commit()
 
 
-@router.post("/v1/collections/{collection_id}/documents", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/v1/collections/{collection_id}/documents",
+    status_code=status.HTTP_201_CREATED,
+    responses=errors(413, 415),
+)
 async def post_documents(
     collection_id: str,
     files: Annotated[list[UploadFile], File(description="One or more documents.")],
@@ -69,6 +74,12 @@ async def post_documents(
     runtime: RuntimeDep,
     workspace: CurrentWorkspace,
 ) -> DocumentsPublic:
+    """Store documents (PDF, DOCX, HTML, Markdown, text), all or none: one bad file refuses the
+    upload and names it. Identical text already in the collection (sent twice, or by two uploads
+    at once) is answered with the stored document and `duplicate: true`. Text and Markdown must
+    be UTF-8 (a byte-order mark for UTF-16/32 is honoured); a file that is not is read as
+    Windows-1252 when every byte is a Windows-1252 character and nothing in it reads as UTF-8,
+    else refused (422 invalid_encoding, naming the first bad byte). `text_encoding` says which."""
     limit = runtime.settings.max_upload_bytes
     uploads = []
     for f in files:

@@ -5,7 +5,6 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
@@ -13,9 +12,11 @@ from starlette.datastructures import UploadFile
 
 from service import evalsets
 from service import evaluations as svc
+from service.api.responses import binary_body, errors, text_body
 from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
 from service.errors import PayloadTooLarge, ServiceUnavailable, Unprocessable, UnsupportedMediaType
 from service.jobs import records
+from service.schemas.common import json_ready
 from service.schemas.evalsets import EvalSetGenerate
 from service.schemas.evaluations import EvaluationCreate
 
@@ -102,6 +103,10 @@ async def _evalset_upload(request: Request, max_bytes: int) -> tuple[bytes, str 
     status_code=status.HTTP_201_CREATED,
     openapi_extra=_EVALSET_BODY,
     response_model=None,
+    responses={
+        202: {"description": "A generation request: the set (generating) and its job."},
+        **errors(409, 413, 415),
+    },
 )
 async def create_evalset(
     collection_id: str,
@@ -121,7 +126,7 @@ async def create_evalset(
         session.commit()
         job = records.get_job(session, workspace.id, evalset.job_id or "")
         public = {**svc.evalset_public(evalset), "job": records.job_public(job)}
-        return JSONResponse(jsonable_encoder(public), status_code=status.HTTP_202_ACCEPTED)
+        return JSONResponse(json_ready(public), status_code=status.HTTP_202_ACCEPTED)
     data, filename = await _evalset_upload(request, runtime.settings.max_upload_bytes)
     default_name = filename.rsplit("/", 1)[-1] if filename else None
     evalset = await run_in_threadpool(
@@ -146,7 +151,14 @@ def read_evalset(
     return svc.evalset_public(svc.get_evalset(session, workspace.id, evalset_id), with_items=True)
 
 
-@router.get("/v1/evalsets/{evalset_id}/download")
+@router.get(
+    "/v1/evalsets/{evalset_id}/download",
+    response_class=Response,
+    responses={
+        200: text_body("application/x-ndjson", "The items, one JSON object a line."),
+        **errors(409),
+    },
+)
 def download_evalset(
     evalset_id: str,
     session: SessionDep,
@@ -199,7 +211,9 @@ async def _generate_request(request: Request) -> EvalSetGenerate:
         raise RequestValidationError(exc.errors()) from exc
 
 
-@router.post("/v1/evaluations", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/v1/evaluations", status_code=status.HTTP_201_CREATED, responses=errors(404, 409, 503)
+)
 def create_evaluation(
     body: EvaluationCreate, session: SessionDep, runtime: RuntimeDep, workspace: CurrentWorkspace
 ) -> dict[str, Any]:
@@ -242,7 +256,21 @@ def read_results(
     return svc.list_results(session, evaluation, mode=mode, offset=offset, limit=limit)
 
 
-@router.get("/v1/evaluations/{evaluation_id}/report", response_model=None)
+@router.get(
+    "/v1/evaluations/{evaluation_id}/report",
+    response_model=None,
+    responses={
+        200: {
+            "description": "The report: JSON, or with format md / html Markdown or an HTML page.",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/markdown": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        },
+        **errors(409),
+    },
+)
 def read_report(
     evaluation_id: str,
     session: SessionDep,
@@ -257,7 +285,11 @@ def read_report(
     return Response(body, media_type=media_type)
 
 
-@router.get("/v1/evaluations/{evaluation_id}/cost-curve.png")
+@router.get(
+    "/v1/evaluations/{evaluation_id}/cost-curve.png",
+    response_class=Response,
+    responses={200: binary_body("image/png", "The cost curve plot."), **errors(409)},
+)
 def read_cost_curve(
     evaluation_id: str, session: SessionDep, workspace: CurrentWorkspace
 ) -> Response:

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
+from service.api.responses import text_body
 from service.deps import RuntimeDep
 
 router = APIRouter(tags=["health"])
@@ -16,7 +18,18 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+class Readiness(BaseModel):
+    status: str = Field(description="ready or not_ready")
+    checks: dict[str, str] = Field(
+        description="database, vllm, adapters (and workers): ok, disabled or what is wrong"
+    )
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready yet: the checks say why."}},
+)
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     """Readiness: the database answers and, where configured, vLLM serves the base model."""
     checks: dict[str, str] = {}
@@ -44,6 +57,10 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     )
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: text_body("text/plain", "Prometheus metrics, text exposition format 0.0.4.")},
+)
 def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -8,8 +8,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from sse_starlette.sse import EventSourceResponse
 
+from service.api.responses import errors, text_body
 from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
 from service.jobs import records
+from service.schemas.common import json_ready
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -32,14 +34,24 @@ def get_job(job_id: str, session: SessionDep, workspace: CurrentWorkspace) -> di
     return records.job_public(records.get_job(session, workspace.id, job_id))
 
 
-@router.post("/{job_id}/cancel")
+@router.post("/{job_id}/cancel", responses=errors(409))
 def cancel_job(job_id: str, session: SessionDep, workspace: CurrentWorkspace) -> dict[str, Any]:
     job = records.request_cancel(session, workspace.id, job_id)
     session.commit()
     return records.job_public(job)
 
 
-@router.get("/{job_id}/events")
+@router.get(
+    "/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: text_body(
+            "text/event-stream",
+            "Server-sent events: `progress` with the job (as GET /v1/jobs/{id}) on every change, "
+            "then `end` with the job at its final status; a comment every 15 s keeps it open.",
+        )
+    },
+)
 async def job_events(
     job_id: str, request: Request, runtime: RuntimeDep, workspace: CurrentWorkspace
 ) -> EventSourceResponse:
@@ -55,9 +67,9 @@ async def job_events(
                 version, public = job.version, records.job_public(job)
             if version != last_version:
                 last_version = version
-                yield {"event": "progress", "data": json.dumps(public, default=str)}
+                yield {"event": "progress", "data": json.dumps(json_ready(public))}
             if public["status"] in records.TERMINAL:
-                yield {"event": "end", "data": json.dumps(public, default=str)}
+                yield {"event": "end", "data": json.dumps(json_ready(public))}
                 return
             await asyncio.sleep(0.5)
 

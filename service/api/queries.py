@@ -9,8 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from service.api.responses import errors
 from service.deps import CurrentWorkspace, RuntimeDep
 from service.errors import BadRequest, ServiceUnavailable
+from service.serving.protocol import ChatCompletionRequest, CompletionRequest
 from service.serving.serving import JSONResult
 
 router = APIRouter(tags=["queries"])
@@ -24,6 +26,48 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object", code="invalid_json")
     return body
+
+
+def _openapi(request_model: type, what: str) -> dict[str, Any]:
+    """The request body (read by the query layer itself, so a refusal is a 400 naming the field)
+    and both answers: JSON, or server-sent chunks with stream=true."""
+    return {
+        "openapi_extra": {
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _inlined(request_model)}},
+            }
+        },
+        "responses": {
+            200: {
+                "description": f"The {what} (OpenAI's format); with stream=true, server-sent "
+                "chunks ending in `data: [DONE]`.",
+                "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "text/event-stream": {"schema": {"type": "string"}},
+                },
+            },
+            **errors(400, 404, 503),
+        },
+    }
+
+
+def _inlined(model: type) -> dict[str, Any]:
+    """The model's JSON schema with its nested models written in place (no `$defs`)."""
+    schema = model.model_json_schema()  # type: ignore[attr-defined]
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.rsplit("/", 1)[-1]])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(schema)
 
 
 def _respond(result: Any) -> JSONResponse | StreamingResponse:
@@ -41,14 +85,16 @@ def _service(runtime: RuntimeDep) -> Any:
     return service
 
 
-@router.post("/v1/chat/completions", response_model=None)
+@router.post(
+    "/v1/chat/completions", response_model=None, **_openapi(ChatCompletionRequest, "completion")
+)
 async def chat_completions(
     request: Request, runtime: RuntimeDep, workspace: CurrentWorkspace
 ) -> JSONResponse | StreamingResponse:
     return _respond(await _service(runtime).chat(workspace.id, await _body(request)))
 
 
-@router.post("/v1/completions", response_model=None)
+@router.post("/v1/completions", response_model=None, **_openapi(CompletionRequest, "completion"))
 async def completions(
     request: Request, runtime: RuntimeDep, workspace: CurrentWorkspace
 ) -> JSONResponse | StreamingResponse:

@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 
 from service.augment.engine import run_strategy
 from service.augment.params import AugmentParams
-from service.augment.teacher import Teacher, TeacherConfig
+from service.augment.teacher import Teacher
+from service.augment.teachers import teacher_config
 from service.augment.types import Unit, UnitResult, YieldStats
 from service.collections import document_passages
 from service.db.tables import (
@@ -25,6 +26,7 @@ from service.db.tables import (
     utcnow,
 )
 from service.jobs.context import JobContext
+from service.security import resolve_secret_key
 
 KIND = "augmentation"
 
@@ -93,13 +95,8 @@ class AugmentationExecutor:
 
         p = ctx.params
         params = build_params(p, count_tokens)
-        overrides = dict(p.get("teacher") or {})
-        if not ctx.settings.teacher_base_url and not overrides.get("base_url"):
-            # The default teacher is this deployment's own vLLM, behind its key.
-            key = ctx.settings.vllm_api_key
-            overrides.setdefault("api_key", key.get_secret_value() if key else None)
-        teacher_cfg = TeacherConfig.from_settings(
-            ctx.settings, default_base_url=ctx.vllm_url, **overrides
+        teacher_cfg = teacher_config(
+            ctx.settings, p.get("teacher"), ctx.vllm_url, resolve_secret_key(ctx.settings)
         )
         with ctx.session_factory() as session:
             aug = session.get(Augmentation, ctx.subject_id)

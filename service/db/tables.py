@@ -17,8 +17,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -75,6 +77,8 @@ class Document(Timestamped, Base):
     )
     filename: Mapped[str] = mapped_column(String(255))
     media_type: Mapped[str] = mapped_column(String(120))
+    # How a text or Markdown file's bytes were read (service/ingest/decode.py); None otherwise.
+    text_encoding: Mapped[str | None] = mapped_column(String(40), nullable=True)
     size_bytes: Mapped[int] = mapped_column(Integer)
     content_sha256: Mapped[str] = mapped_column(String(64))
     text_sha256: Mapped[str] = mapped_column(String(64))
@@ -191,6 +195,18 @@ class AugmentedExample(Timestamped, Base):
 
 class Adapter(Timestamped, Base):
     __tablename__ = "adapters"
+    # A name is unique among the workspace's live adapters; the index, not a read before the
+    # insert, is what makes two concurrent requests for one name end in one 201 and one 409.
+    __table_args__ = (
+        Index(
+            "uq_adapters_live_name",
+            "workspace_id",
+            "name",
+            unique=True,
+            sqlite_where=sql_text("status != 'deleted'"),
+            postgresql_where=sql_text("status != 'deleted'"),
+        ),
+    )
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ad"))
     workspace_id: Mapped[str] = mapped_column(
         ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
@@ -207,7 +223,8 @@ class Adapter(Timestamped, Base):
     status: Mapped[str] = mapped_column(String(20), default="queued")
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     base_model: Mapped[str] = mapped_column(String(300))
-    base_model_hash: Mapped[str] = mapped_column(String(64))
+    # "sha256:" and 64 hex digits (adapters.base_model.model_fingerprint)
+    base_model_hash: Mapped[str] = mapped_column(String(80))
     dataset_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     document_versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Which augmented examples it trains on, resolved when it was requested (service/examples.py):
@@ -294,3 +311,26 @@ class QueryRecord(Timestamped, Base):
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
     latency_s: Mapped[float] = mapped_column(Float, default=0.0)
     context_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# SQLite stores timestamps without their zone and gives them back naive; every timestamp here is
+# UTC, so rows come back from either database with tzinfo=UTC and every response writes one
+# format (service.schemas.common.json_ready).
+@event.listens_for(Base, "load", propagate=True)
+def _utc_on_load(target: Base, _context: Any) -> None:
+    _with_utc(target, None)
+
+
+@event.listens_for(Base, "refresh", propagate=True)
+def _utc_on_refresh(target: Base, _context: Any, attrs: Any) -> None:
+    _with_utc(target, attrs)
+
+
+def _with_utc(target: Base, only: Any) -> None:
+    state = target.__dict__
+    for column in target.__mapper__.columns:
+        if not isinstance(column.type, DateTime) or (only is not None and column.key not in only):
+            continue
+        value = state.get(column.key)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            state[column.key] = value.replace(tzinfo=UTC)  # no change event: it is the same time

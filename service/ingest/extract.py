@@ -18,7 +18,7 @@ from docx.table import Table
 from docx.text.paragraph import Paragraph
 from markdown_it import MarkdownIt
 
-from service.ingest.decode import decode_text
+from service.ingest.decode import TextDecodeError, decode_text
 from service.ingest.detect import (
     APPLICATION_PDF,
     DOCX,
@@ -51,13 +51,14 @@ def extract_text(
     ``no_text_layer`` (a PDF without extractable text), ``encrypted_file`` (a PDF that needs a
     password), ``decompression_bomb`` (a DOCX whose members would inflate beyond
     ``max_docx_uncompressed`` bytes in total or at an absurd ratio, checked before
-    decompressing; a PDF stream over pypdf's output limit); 415 ``unsupported_type`` for a
-    media type this module does not read."""
+    decompressing; a PDF stream over pypdf's output limit), ``invalid_encoding`` (a text or
+    Markdown file that is neither UTF-8 nor Windows-1252, see decode.py); 415
+    ``unsupported_type`` for a media type this module does not read."""
     name = clean_filename(filename)
     if media_type == TEXT_PLAIN:
-        return decode_text(data)
+        return _decoded(data, name)
     if media_type == TEXT_MARKDOWN:
-        return markdown_to_text(decode_text(data))
+        return markdown_to_text(_decoded(data, name))
     if media_type == TEXT_HTML:
         return html_to_text(data)
     if media_type == APPLICATION_PDF:
@@ -70,6 +71,13 @@ def extract_text(
         f"'{name}' has type {media_type!r}, which cannot be read. Supported: {SUPPORTED_NAMES}.",
         name,
     )
+
+
+def _decoded(data: bytes, name: str) -> str:
+    try:
+        return decode_text(data)
+    except TextDecodeError as exc:
+        raise IngestError(422, "invalid_encoding", f"'{name}' {exc}", name) from exc
 
 
 # ---------------------------------------------------------------------------- HTML and Markdown

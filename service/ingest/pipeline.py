@@ -6,7 +6,8 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from service.ingest.detect import detect_media_type
+from service.ingest.decode import decode
+from service.ingest.detect import TEXT_MARKDOWN, TEXT_PLAIN, detect_media_type
 from service.ingest.errors import IngestError, clean_filename
 from service.ingest.extract import DEFAULT_MAX_DOCX_UNCOMPRESSED, extract_text
 from service.ingest.normalize import normalize_text
@@ -28,6 +29,8 @@ class IngestedDocument:
     token_count: int
     sha256: str
     content_sha256: str
+    # How a text or Markdown file's bytes were read (decode.py); None for the other formats.
+    encoding: str | None = None
 
 
 def _size(n: int) -> str:
@@ -70,6 +73,7 @@ def ingest_file(
             422, "empty_file", f"'{name}' holds no text (only whitespace or markup).", name
         )
     passages = segment(text)
+    encoding = decode(data)[1] if media_type in (TEXT_PLAIN, TEXT_MARKDOWN) else None
     return IngestedDocument(
         media_type=media_type,
         text=text,
@@ -78,4 +82,5 @@ def ingest_file(
         token_count=count_tokens(text),
         sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         content_sha256=hashlib.sha256(data).hexdigest(),
+        encoding=encoding,
     )

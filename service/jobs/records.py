@@ -170,9 +170,17 @@ def finish(
 
 
 def _redacted(value: Any) -> Any:
-    """Job parameters as shown over the API: secrets (a per-request teacher key) masked."""
+    """Job parameters as shown over the API: secrets (a per-request teacher key, stored sealed as
+    api_key_encrypted) shown as api_key "***"."""
     if isinstance(value, dict):
-        return {k: ("***" if k == "api_key" and v else _redacted(v)) for k, v in value.items()}
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if k in ("api_key", "api_key_encrypted"):
+                if v:
+                    out["api_key"] = "***"
+            else:
+                out[k] = _redacted(v)
+        return out
     if isinstance(value, list):
         return [_redacted(v) for v in value]
     return value

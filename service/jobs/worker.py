@@ -20,7 +20,7 @@ from service.errors import DocadaptError
 from service.jobs import records
 from service.jobs.context import JobCancelled, JobContext, WorkerStopping
 from service.jobs.executors import Executor, load_executors
-from service.storage import LocalStorage
+from service.storage import LocalStorage, private_dir
 
 log = logging.getLogger("docadapt.worker")
 
@@ -35,6 +35,7 @@ class Worker:
         from adapters.base_model import materialize_base_model
 
         self.settings = settings
+        private_dir(settings.data_dir)
         self.engine = make_engine(settings.sqlalchemy_url)
         migrate(self.engine)
         self.session_factory = make_session_factory(self.engine)

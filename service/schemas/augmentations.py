@@ -12,11 +12,27 @@ Strategy = Literal["local", "decomposed", "global", "linked"]
 
 
 class TeacherOverride(BaseModel):
-    """Another OpenAI-compatible endpoint to use as the teacher for this job."""
+    """Another teacher for this job: one of the operator's named teachers, or an
+    OpenAI-compatible endpoint that the operator's allow-list admits (a URL the settings do not
+    allow, or one whose host resolves to a loopback, link-local or private address, is a 422)."""
 
-    base_url: str | None = None
-    model: str | None = None
-    api_key: str | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(
+        default=None, max_length=100, description="A teacher the operator configured by name."
+    )
+    base_url: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="An http(s) endpoint on the operator's allow-list (DOCADAPT_TEACHER_ALLOWED_"
+        "URLS); a bare host gets /v1.",
+    )
+    model: str | None = Field(default=None, max_length=200)
+    api_key: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="Sent to the teacher as a bearer token; stored encrypted, never shown.",
+    )
 
 
 class AugmentationCreate(BaseModel):

@@ -31,6 +31,12 @@ class DocumentPublic(PublicModel):
     collection_id: str
     filename: str
     media_type: str
+    text_encoding: str | None = Field(
+        default=None,
+        description="How a text or Markdown file was read: utf-8, utf-16, utf-32 (by its "
+        "byte-order mark) or windows-1252 (the one fallback for a file that is not UTF-8); null "
+        "for PDF, DOCX and HTML, and for documents stored before this was recorded.",
+    )
     size_bytes: int
     content_sha256: str
     char_count: int

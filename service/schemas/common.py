@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_jsonable_python
 
 
 class PublicModel(BaseModel):
@@ -10,9 +14,37 @@ class PublicModel(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    code: str
-    message: str
+    code: str = Field(description="A stable machine-readable word, e.g. not_found.")
+    message: str = Field(description="What went wrong and what to do, in plain words.")
+    details: Any | None = Field(
+        default=None,
+        description="Structured facts about the error, when there are any; a list longer than "
+        "100 items is cut to 100 and `<name>_not_shown` says how many were left out.",
+    )
 
 
 class ErrorResponse(BaseModel):
+    """Every error: {"error": {"code", "message", "details"?}}."""
+
     error: ErrorBody
+
+
+def utc(ts: datetime) -> datetime:
+    """`ts` in UTC with its zone: the database gives naive UTC on SQLite (it stores no zone)."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def json_ready(value: Any) -> Any:
+    """`value` as JSON-ready Python, timestamps written as every response writes them: RFC 3339
+    in UTC with a Z (pydantic's form, e.g. 2026-12-02T14:46:39.403951Z)."""
+    return to_jsonable_python(_utc_everywhere(value))
+
+
+def _utc_everywhere(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return utc(value)
+    if isinstance(value, dict):
+        return {k: _utc_everywhere(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_utc_everywhere(v) for v in value]
+    return value

@@ -140,7 +140,24 @@ def test_many_bad_lines_are_all_numbered(client: TestClient, auth: dict[str, str
     assert r.status_code == 422
     error = r.json()["error"]
     assert [e["line"] for e in error["details"]["errors"]] == list(range(1, 61))
-    assert "60 bad lines" in error["message"] and "60" in error["message"].split("and lines")[1]
+    assert "60 bad lines" in error["message"]
+    assert "line 50: " in error["message"] and "line 51: " not in error["message"]
+    assert "and 10 more bad lines from line 51 on" in error["message"]
+
+
+def test_an_eval_set_of_ten_thousand_bad_lines_gets_a_small_error(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    """The count and the first lines, not a megabyte that lists every one."""
+    col = _collection(client, auth)
+    r = _evalset(client, auth, col, b"\n".join([b"{not json"] * 10_000))
+    assert r.status_code == 422
+    assert len(r.content) < 32_000, len(r.content)
+    error = r.json()["error"]
+    assert "10000 bad lines" in error["message"]
+    assert "and 9950 more bad lines from line 51 on" in error["message"]
+    assert [e["line"] for e in error["details"]["errors"]] == list(range(1, 101))
+    assert error["details"]["errors_not_shown"] == 9_900
 
 
 def test_another_workspace_sees_nothing(client: TestClient, auth: dict[str, str]) -> None:

@@ -4,14 +4,17 @@ one and in bulk, and adapters that train on exactly the examples their review st
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from service.config import Settings
 from service.db.tables import Adapter, Augmentation, AugmentedExample
 from service.examples import ids_sha256
+from service.main import create_app
 from service.training.job import augmented_texts
 from tests.integration.conftest import new_workspace
 
@@ -32,6 +35,14 @@ VERIFIED: list[tuple[float | None, bool]] = [
     (0.10, True),
     (0.30, True),
 ]
+
+
+@pytest.fixture
+def client(make_settings: Callable[..., Settings]) -> Iterator[TestClient]:
+    """The service with a named teacher that no worker calls here (nothing listens on port 9)."""
+    settings = make_settings(teachers={"offline": {"base_url": "http://127.0.0.1:9/v1"}})
+    with TestClient(create_app(settings)) as c:
+        yield c
 
 
 def _collection(client: TestClient, auth: dict[str, str]) -> tuple[str, str]:
@@ -327,7 +338,7 @@ def test_only_a_succeeded_augmentation_can_be_reviewed(
     # A teacher job that no worker runs stays queued.
     r = client.post(
         f"/v1/collections/{col}/augmentations",
-        json={"strategies": ["local"], "teacher": {"base_url": "http://127.0.0.1:9/v1"}},
+        json={"strategies": ["local"], "teacher": {"name": "offline"}},
         headers=auth,
     )
     assert r.status_code == 201, r.text

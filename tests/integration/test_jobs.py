@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
+import pytest
 from fastapi.testclient import TestClient
 
+from service.config import Settings
+from service.main import create_app
 from tests.integration.conftest import new_workspace
+
+DEAD_TEACHER = "http://127.0.0.1:9/v1"  # nothing listens on port 9; no worker calls it here
+# An operator who allows a per-request teacher at DEAD_TEACHER, a loopback address.
+ALLOW_DEAD_TEACHER = {
+    "teacher_allowed_urls": [DEAD_TEACHER],
+    "teacher_allowed_networks": ["127.0.0.1/32"],
+}
+
+
+@pytest.fixture
+def client(make_settings: Callable[..., Settings]) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(**ALLOW_DEAD_TEACHER))) as c:
+        yield c
 
 
 def _queued_augmentation(client: TestClient, auth: dict[str, str], teacher_key: str = "") -> str:
@@ -12,7 +30,7 @@ def _queued_augmentation(client: TestClient, auth: dict[str, str], teacher_key: 
     files = [("files", ("facts.txt", b"Femp are more dangerous than glon.", "text/plain"))]
     assert client.post(f"/v1/collections/{col}/documents", files=files, headers=auth).is_success
     # No worker runs here: the job stays queued, so the teacher is never called.
-    teacher = {"base_url": "http://127.0.0.1:9/v1", "model": "teacher", "api_key": teacher_key}
+    teacher = {"base_url": DEAD_TEACHER, "model": "teacher", "api_key": teacher_key}
     r = client.post(f"/v1/collections/{col}/augmentations", json={"teacher": teacher}, headers=auth)
     assert r.status_code == 201, r.text
     return r.json()["job"]["id"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from service.db.session import MIGRATIONS_DIR, make_engine, migrate
 from service.db.tables import Base
@@ -17,7 +19,8 @@ from service.db.tables import Base
 INITIAL = "e706205f2e9a"
 REVIEW = "d6899ffd115c"
 GENERATED_EVALSETS = "a3c71e9f5b20"
-HEAD = GENERATED_EVALSETS
+LIVE_ADAPTER_NAMES = "5c1e8d42b7a9"
+HEAD = LIVE_ADAPTER_NAMES
 
 
 def _upgrade(engine: Engine, revision: str) -> None:
@@ -149,4 +152,60 @@ def test_the_generated_evalsets_migration_downgrades(tmp_path: Path) -> None:
     columns = {c["name"] for c in inspect(engine).get_columns("evalsets")}
     assert not {"source", "status", "job_id", "generation", "holdout"} & columns
     assert "items" in columns
+    engine.dispose()
+
+
+def test_live_adapters_sharing_a_name_are_renamed_before_the_unique_index(tmp_path: Path) -> None:
+    """Two live adapters of one name (what the race before the index could leave) upgrade to one
+    that keeps the name and one renamed after its id; a deleted one keeps its name."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'dupes.db'}")
+    _upgrade(engine, GENERATED_EVALSETS)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO workspaces (id, name, created_at) VALUES ('ws_1', 'a', :t)"),
+            {"t": "2026-11-30 12:00:00"},
+        )
+        for adapter_id, status, created in (
+            ("ad_old", "ready", "2026-11-30 12:00:00"),
+            ("ad_new", "queued", "2026-11-30 12:00:01"),
+            ("ad_gone", "deleted", "2026-11-30 11:00:00"),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO adapters (id, workspace_id, name, served_name, source, status, "
+                    "base_model, base_model_hash, document_versions, hyperparameters, metrics, "
+                    "updated_at, created_at) VALUES (:id, 'ws_1', 'handbook', :served, "
+                    "'trained', :status, 'base', 'abc', '{}', '{}', '{}', :t, :t)"
+                ),
+                {"id": adapter_id, "served": f"{adapter_id}-x", "status": status, "t": created},
+            )
+    migrate(engine)
+    with engine.connect() as conn:
+        names = dict(conn.execute(text("SELECT id, name FROM adapters")).all())
+        assert names == {"ad_old": "handbook", "ad_new": "handbook-ad_new", "ad_gone": "handbook"}
+        with pytest.raises(IntegrityError):  # the index now refuses a second live one
+            conn.execute(
+                text(
+                    "INSERT INTO adapters (id, workspace_id, name, served_name, source, status, "
+                    "base_model, base_model_hash, document_versions, hyperparameters, metrics, "
+                    "updated_at, created_at) VALUES ('ad_3', 'ws_1', 'handbook', 'ad_3-x', "
+                    "'trained', 'queued', 'base', 'abc', '{}', '{}', '{}', :t, :t)"
+                ),
+                {"t": "2026-11-30 12:00:02"},
+            )
+    engine.dispose()
+
+
+def test_the_live_adapter_names_migration_downgrades(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'down.db'}")
+    migrate(engine)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, GENERATED_EVALSETS)
+    assert "text_encoding" not in {c["name"] for c in inspect(engine).get_columns("documents")}
+    assert "uq_adapters_live_name" not in {
+        i["name"] for i in inspect(engine).get_indexes("adapters")
+    }
     engine.dispose()

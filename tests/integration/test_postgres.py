@@ -18,6 +18,10 @@ from service.db.tables import Job, Workspace
 from service.jobs import records
 from service.main import create_app
 from tests.integration.conftest import new_workspace
+from tests.integration.test_races import (
+    identical_uploads_are_one_document_and_a_duplicate,
+    one_adapter_name_is_one_201_and_one_409,
+)
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +109,18 @@ def test_job_claims_skip_locked_rows_and_reclaim_lapsed_leases(database_url: str
         assert job is not None and job.id == first and job.attempts == 2
         assert records.claim_next(s, "worker-d", lease_s=60, kinds=["augmentation"]) is None
     engine.dispose()
+
+
+def test_identical_concurrent_uploads_on_postgres(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    # PostgreSQL's ON CONFLICT waits for the other transaction's row, then does nothing.
+    with TestClient(create_app(make_settings(database_url=database_url))) as client:
+        identical_uploads_are_one_document_and_a_duplicate(client)
+
+
+def test_concurrent_adapters_of_one_name_on_postgres(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    with TestClient(create_app(make_settings(database_url=database_url))) as client:
+        one_adapter_name_is_one_201_and_one_409(client)

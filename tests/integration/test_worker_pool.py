@@ -19,12 +19,12 @@ from service.db.tables import Job, utcnow
 from service.jobs.worker import owner_prefix
 from service.main import create_app
 from tests.integration.conftest import new_workspace
-from tests.integration.test_jobs import _queued_augmentation
+from tests.integration.test_jobs import ALLOW_DEAD_TEACHER, _queued_augmentation
 
 
 @pytest.fixture
 def served(make_settings: Callable[..., Settings]) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(workers=1))) as c:
+    with TestClient(create_app(make_settings(workers=1, **ALLOW_DEAD_TEACHER))) as c:
         yield c
 
 

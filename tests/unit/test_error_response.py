@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from service.errors import MAX_DETAIL_ITEMS, validation_problems
 from service.main import error_response
 
 
@@ -16,7 +17,7 @@ def test_details_holding_records_with_datetimes_serialize() -> None:
         "error": {
             "code": "adapter_check_failed",
             "message": "no change",
-            "details": {"created_at": "2026-11-25T12:00:00+00:00"},
+            "details": {"created_at": "2026-11-25T12:00:00Z"},  # as every response writes it
         }
     }
 
@@ -26,3 +27,43 @@ def test_details_are_left_out_when_there_are_none() -> None:
     assert json.loads(response.body) == {
         "error": {"code": "not_found", "message": "collection col_x not found"}
     }
+
+
+def test_details_lists_and_the_message_are_capped() -> None:
+    errors = [{"line": n, "message": "not JSON"} for n in range(1, 10_001)]
+    response = error_response(422, "invalid_evalset", "x" * 100_000, {"errors": errors})
+    body = json.loads(response.body)["error"]
+    assert len(response.body) < 30_000
+    assert [e["line"] for e in body["details"]["errors"]] == list(range(1, MAX_DETAIL_ITEMS + 1))
+    assert body["details"]["errors_not_shown"] == 10_000 - MAX_DETAIL_ITEMS
+    assert body["message"].endswith("(84000 more characters not shown)")
+
+
+def test_a_401_says_which_scheme_to_use() -> None:
+    assert error_response(401, "unauthorized", "no key").headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_validation_problems_name_fields_not_pydantic_types() -> None:
+    from pydantic import ValidationError
+
+    from service.schemas.augmentations import AugmentationCreate
+
+    def problems(body: dict) -> list[str]:  # type: ignore[type-arg]
+        try:
+            AugmentationCreate.model_validate(body)
+        except ValidationError as exc:
+            return validation_problems([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
+        raise AssertionError("valid")
+
+    (bad_strategy,) = problems({"strategies": ["bogus"]})
+    assert bad_strategy == (
+        "strategies[0]: should be 'local', 'decomposed', 'global' or 'linked' "
+        "(or strategies: should be 'both' or 'all')"
+    )
+    assert problems({"teacher": 3}) == ["teacher: should be a JSON object"]
+    assert problems({"teacher": {"url": "x"}}) == ["teacher.url: is not a field this request takes"]
+    assert problems({"outputs_per_unit": 99}) == [
+        "outputs_per_unit: should be less than or equal to 16"
+    ]
+    query = validation_problems([{"loc": ("query", "limit"), "msg": "x", "type": "missing"}])
+    assert query == ["query parameter limit: is required"]

@@ -1,0 +1,81 @@
+"""What the OpenAPI schema says about responses, so the schema is the contract.
+
+Routes name the errors only they can give with `errors(409, 413, ...)` in their decorator;
+`complete_openapi` adds what follows from a route's shape: 401 on every route behind the bearer
+scheme, 404 on every route with an id in its path, and the error envelope (not FastAPI's
+HTTPValidationError) on every 422. Non-JSON bodies are declared with `text_body`, `binary_body`
+and friends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.schemas.common import ErrorResponse
+
+ERROR_DESCRIPTIONS = {
+    400: "The request cannot be taken as it is (the message names the parameter).",
+    401: "No API key, a malformed Authorization header, or a key that is not valid here.",
+    404: "Not found in this workspace (another workspace's resources answer the same).",
+    409: "The resource is not in a state that allows this (the message says which).",
+    413: "The body is larger than this service accepts.",
+    415: "The body's type is not one this endpoint reads.",
+    422: "The request is invalid; the message says which field and why.",
+    503: "A service this needs (vLLM, the adapter runtime) is not available.",
+}
+_ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries for error statuses, each with the error envelope's schema."""
+    return {s: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[s]} for s in statuses}
+
+
+def text_body(media_type: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
+
+
+def binary_body(media_type: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
+    }
+
+
+def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the error statuses that follow from each route's shape, and the envelope's schema."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, model_schema in _error_schemas().items():
+        components.setdefault(name, model_schema)
+    for path, item in schema.get("paths", {}).items():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if operation.get("security"):
+                _add(responses, 401)
+            if "{" in path:
+                _add(responses, 404)
+            if "422" in responses:
+                responses["422"] = _error_response(422)
+    text = str(schema.get("paths"))
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if f"#/components/schemas/{unused}" not in text:
+            components.pop(unused, None)
+    return schema
+
+
+def _add(responses: dict[str, Any], status: int) -> None:
+    responses.setdefault(str(status), _error_response(status))
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    return {
+        "description": ERROR_DESCRIPTIONS[status],
+        "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+    }
+
+
+def _error_schemas() -> dict[str, Any]:
+    schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schema.pop("$defs", {})
+    return {"ErrorResponse": schema, **defs}
