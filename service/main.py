@@ -3,8 +3,10 @@ the runtime (database, storage, model, vLLM, workers) once and tears it down on 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,7 +25,7 @@ from service.errors import (
     capped_message,
     validation_problems,
 )
-from service.runtime import Runtime, build_core, start_worker_pool, stop_worker_pool
+from service.runtime import Runtime, stop_worker_pool
 from service.schemas.common import json_ready
 
 log = logging.getLogger("docadapt")
@@ -46,23 +48,72 @@ def error_response(
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    wait_until_ready: bool = True,
+    on_start_failure: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The app. With `wait_until_ready` (in-process use, tests) the lifespan returns once
+    everything started; without it (`docadapt serve`) the app answers at once: /healthz 200,
+    /readyz 503 with the start-up phase, /v1 503 `starting`, while the start runs behind it
+    (service.startup); a failed start logs why and calls `on_start_failure`."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resolved = settings or Settings()
-        runtime = build_core(resolved)
-        app.state.runtime = runtime
-        from service.model_services import start_model_services, stop_model_services
+        from service.model_services import stop_model_services
+        from service.startup import Startup, start_service
 
-        await start_model_services(runtime)
-        if resolved.workers > 0:
-            start_worker_pool(runtime, resolved.workers)
+        resolved = settings or Settings()
+        startup = Startup(resolved.data_dir)
+        app.state.startup = startup
+
+        async def start_all() -> None:
+            if not wait_until_ready:
+                # The routers import most of the service (seconds): after the port is open.
+                startup.begin("loading the service")
+                modules = await asyncio.to_thread(_router_modules)
+                _include_routers(app, modules)
+            await start_service(app.state, resolved, startup)
+
+        start = asyncio.create_task(start_all())
+
+        async def stop() -> None:
+            runtime = getattr(app.state, "runtime", None)
+            if runtime is not None and runtime.vllm_server is not None and not start.done():
+                runtime.vllm_server.stop(timeout=10.0)  # unblocks a vLLM start in progress
+            if not start.done():
+                start.cancel()
+            with contextlib.suppress(BaseException):
+                await start
+            runtime = getattr(app.state, "runtime", None)  # set meanwhile, perhaps
+            if runtime is not None:
+                stop_worker_pool(runtime)
+                await stop_model_services(runtime)
+                runtime.engine.dispose()
+
+        if wait_until_ready:
+            try:
+                await start
+            except BaseException:
+                await stop()
+                raise
+        else:
+
+            def _ended(task: asyncio.Task[None]) -> None:
+                if not task.cancelled() and task.exception() is not None:
+                    exc = task.exception()
+                    startup.fail(str(exc) or type(exc).__name__)
+                    if on_start_failure is not None:
+                        on_start_failure()
+
+            start.add_done_callback(_ended)
+        ticker = asyncio.create_task(startup.tick())
         try:
             yield
         finally:
-            stop_worker_pool(runtime)
-            await stop_model_services(runtime)
-            runtime.engine.dispose()
+            ticker.cancel()
+            await stop()
 
     app = FastAPI(
         title="docadapt",
@@ -71,7 +122,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     _install_error_handlers(app)
-    _include_routers(app)
+    from service.api import health
+    from service.startup import StartingGate
+
+    app.include_router(health.router)
+    if wait_until_ready:
+        _include_routers(app, _router_modules())
+    app.add_middleware(StartingGate)
     _install_openapi(app)
     return app
 
@@ -94,29 +151,25 @@ def _install_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _include_routers(app: FastAPI) -> None:
+def _router_modules() -> list[Any]:
+    """Every router's module but health's (which is there from the start)."""
     from service.api import (
         adapters,
         augmentations,
         collections,
         evaluations,
-        health,
         jobs,
         queries,
         workspaces,
     )
 
-    for module in (
-        health,
-        workspaces,
-        collections,
-        jobs,
-        augmentations,
-        adapters,
-        queries,
-        evaluations,
-    ):
+    return [workspaces, collections, jobs, augmentations, adapters, queries, evaluations]
+
+
+def _include_routers(app: FastAPI, modules: list[Any]) -> None:
+    for module in modules:
         app.include_router(module.router)
+    app.openapi_schema = None  # a schema asked for before now lacked these routes
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -137,6 +190,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         headers = dict(exc.headers or {})
         message = str(exc.detail)
+        if exc.status_code == 400:
+            # Only the framework raises these (ours are DocadaptErrors): a body it cannot decode
+            # (JSON that is not UTF-8, broken multipart). The same 422 as any invalid body.
+            return error_response(
+                422,
+                "invalid_request",
+                f"the request body cannot be read ({message.rstrip('.')}): send JSON in UTF-8, "
+                "or a well-formed multipart form where the endpoint takes files",
+            )
         if exc.status_code == 405:
             allowed = _allowed_methods(request)
             headers["Allow"] = ", ".join(allowed)

@@ -12,24 +12,30 @@ from adapters.registry import reload_ready_adapters
 from adapters.vllm import AdapterLoader, LocalVLLMServer, VLLMServerConfig
 from adapters.vllm_client import VLLMClient
 from service.runtime import Runtime
+from service.startup import Startup, last_log_line
 
 log = logging.getLogger("docadapt")
 
 KEEPER_INTERVAL_S = 30.0
 
 
-async def start_model_services(runtime: Runtime) -> None:
+async def start_model_services(runtime: Runtime, startup: Startup | None = None) -> None:
     settings = runtime.settings
+    startup = startup or Startup()
     api_key = settings.vllm_api_key.get_secret_value() if settings.vllm_api_key else None
     if settings.vllm_url:
         url = settings.vllm_url
     elif settings.start_vllm:
+        config = VLLMServerConfig.from_settings(settings, runtime.model_dir)
         server = LocalVLLMServer(
-            VLLMServerConfig.from_settings(settings, runtime.model_dir),
+            config,
             on_restart=lambda: _reload(runtime),
+            on_phase=lambda phase: startup.begin(
+                phase, lambda: last_log_line(config.resolved_log_path)
+            ),
         )
+        runtime.vllm_server = server  # before it starts: a shutdown meanwhile stops it
         await server.astart()
-        runtime.vllm_server = server
         url, api_key = server.url, server.config.api_key
     else:
         log.warning("no vLLM configured: model requests will answer 503")
@@ -46,7 +52,9 @@ async def start_model_services(runtime: Runtime) -> None:
 
     runtime.extras["query_service"] = build_query_service(runtime)
     if settings.vllm_isolation_check:
+        startup.begin("isolation check")
         await _isolation_self_check(runtime)
+    startup.begin("loading adapters")
     await _reload(runtime)
     runtime.extras["keeper"] = asyncio.create_task(_keeper(runtime))
 

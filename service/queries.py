@@ -16,6 +16,7 @@ from service.db.tables import Adapter, QueryRecord
 from service.errors import Conflict, NotFound, ServiceUnavailable
 from service.runtime import Runtime
 from service.serving.serving import QueryService, UsageRecord
+from service.suggest import adapter_hint, collection_hint
 
 
 def build_query_service(runtime: Runtime) -> QueryService:
@@ -86,12 +87,21 @@ def build_query_service(runtime: Runtime) -> QueryService:
     async def record(record: UsageRecord) -> None:
         await asyncio.to_thread(record_sync, record)
 
+    def hint_unknown(workspace_id: str, given: str, param: str) -> str:
+        with factory() as session:
+            if param == "retrieval":
+                return collection_hint(session, workspace_id, given, as_model=False)
+            if given.startswith("icl:"):  # model 'icl:<a collection's name>'
+                return collection_hint(session, workspace_id, given[4:], as_model=True)
+            return adapter_hint(session, workspace_id, given)
+
     return QueryService(
         runtime.vllm,
         runtime.tokenizer,
         resolve_adapter=resolve_adapter,
         load_collection_passages=passages,
         record_usage=record,
+        hint_unknown=hint_unknown,
         max_model_len=runtime.settings.vllm_max_model_len,
         icl_budget_tokens=runtime.settings.icl_budget_tokens,
     )

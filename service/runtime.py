@@ -5,6 +5,7 @@ model's tokenizer, the vLLM connection and the worker processes. Built by the ap
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,9 @@ class Runtime:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
 
-def build_core(settings: Settings) -> Runtime:
-    """Database (migrated), storage, admin key and base model tokenizer."""
+def build_core(settings: Settings, phase: Callable[[str], None] | None = None) -> Runtime:
+    """Database (migrated), storage, admin key and base model tokenizer; `phase` hears
+    "converting the model" as that (on a first start, slow) step begins."""
     private_dir(settings.data_dir)
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
@@ -59,6 +61,8 @@ def build_core(settings: Settings) -> Runtime:
         )
     from adapters.base_model import base_model_name, load_tokenizer, materialize_base_model
 
+    if phase is not None:
+        phase("converting the model")
     model_dir = materialize_base_model(settings.data_dir, settings.base_model_path)
     return Runtime(
         settings=settings,

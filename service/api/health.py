@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from service.api.responses import text_body
-from service.deps import RuntimeDep
+from service.runtime import Runtime
 
 router = APIRouter(tags=["health"])
 
@@ -19,9 +21,14 @@ def healthz() -> dict[str, str]:
 
 
 class Readiness(BaseModel):
-    status: str = Field(description="ready or not_ready")
+    status: str = Field(description="ready, starting or not_ready")
     checks: dict[str, str] = Field(
         description="database, vllm, adapters (and workers): ok, disabled or what is wrong"
+    )
+    phase: dict[str, Any] | None = Field(
+        default=None,
+        description="While `docadapt serve` starts: the phase (name, step of steps, elapsed_s, "
+        "expected_s and eta_s from the last start or null, detail), or failed with its error.",
     )
 
 
@@ -30,8 +37,16 @@ class Readiness(BaseModel):
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "Not ready yet: the checks say why."}},
 )
-async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    """Readiness: the database answers and, where configured, vLLM serves the base model."""
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: the service has started, the database answers and, where configured, vLLM
+    serves the base model. While it starts: 503 with the start-up phase and its progress."""
+    startup = getattr(request.app.state, "startup", None)
+    if startup is not None and not startup.ready:
+        phase = startup.snapshot()
+        status = "not_ready" if phase["name"] == "failed" else "starting"
+        checks = {"startup": phase["name"]}
+        return JSONResponse({"status": status, "checks": checks, "phase": phase}, status_code=503)
+    runtime: Runtime = request.app.state.runtime
     checks: dict[str, str] = {}
     try:
         with runtime.engine.connect() as conn:

@@ -13,6 +13,7 @@ from sqlalchemy import case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from service.augment.engine import run_strategy
+from service.augment.eta import UnitClock
 from service.augment.params import AugmentParams
 from service.augment.teacher import Teacher
 from service.augment.teachers import teacher_config
@@ -131,19 +132,31 @@ class AugmentationExecutor:
             session.commit()
         total = sum(len(u) for _, u, _ in plan)
         finished = sum(len(d) for _, _, d in plan)
-        ctx.progress(finished, total, message="augmenting")
+        # Global units cost far more than sentence units: time each strategy on its own.
+        clock = UnitClock({s: (len(u), len(d & {x.id for x in u})) for s, u, d in plan})
+        eta, note = clock.estimate()
+        ctx.progress(finished, total, message="augmenting", eta_s=eta, eta_note=note)
         started = time.monotonic()
 
         async with Teacher(teacher_cfg) as teacher:
             for strategy, units, done in plan:
                 counter = {"n": finished}
+                clock.start(strategy)
 
                 def record(
                     result: UnitResult, strategy: str = strategy, counter: dict = counter
                 ) -> None:
                     self._record(ctx, strategy, result)
                     counter["n"] += 1
-                    ctx.progress(counter["n"], total, message=f"augmenting ({strategy})")
+                    clock.unit_done(strategy)
+                    eta, note = clock.estimate()
+                    ctx.progress(
+                        counter["n"],
+                        total,
+                        message=f"augmenting ({strategy})",
+                        eta_s=eta,
+                        eta_note=note,
+                    )
 
                 await run_strategy(
                     strategy,

@@ -1,6 +1,6 @@
 """Augmentation benchmark: concurrency, prefix cache, and reversal precision on a real teacher.
 
-    python -m service.benchmark.augment_perf --url http://127.0.0.1:8900 [--out perf.json]
+    python -m service.benchmark.augment_perf --teacher-url http://127.0.0.1:8900 [--out perf.json]
 
 Three measurements, each on fresh synthetic text (a run nonce keeps vLLM's prefix cache from
 carrying anything over from an earlier run):
@@ -39,6 +39,7 @@ from service.augment.params import AugmentParams
 from service.augment.prompts import builtin_template
 from service.augment.teacher import Sampling, Teacher, TeacherConfig
 from service.augment.types import Unit
+from service.benchmark.perf_cli import perf_parser
 
 CONCURRENCY_TARGET = 6.0
 PREFIX_TARGET = 0.40
@@ -330,19 +331,19 @@ async def measure_reversal_precision(url: str, model: str, count: int, seed: int
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    report: dict[str, Any] = {"url": args.url, "model": args.model}
+    report: dict[str, Any] = {"url": args.teacher_url, "model": args.teacher_model}
     if "precision" in args.parts:
         report["reversal_precision"] = await measure_reversal_precision(
-            args.url, args.model, args.facts, args.seed
+            args.teacher_url, args.teacher_model, args.facts, args.seed
         )
     if "concurrency" in args.parts:
         report["concurrency"] = await measure_concurrency(
-            args.url, args.model, args.units, args.concurrency, args.max_tokens
+            args.teacher_url, args.teacher_model, args.units, args.concurrency, args.max_tokens
         )
     if "prefix" in args.parts:
         report["prefix_cache"] = await measure_prefix_cache(
-            args.url,
-            args.model,
+            args.teacher_url,
+            args.teacher_model,
             args.corpus_tokens,
             args.documents,
             args.targets,
@@ -352,24 +353,37 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8900", help="teacher base URL")
-    parser.add_argument("--model", default="base")
+    parser = perf_parser("augment", __doc__)
+    parser.add_argument(
+        "--teacher-url",
+        default="http://127.0.0.1:8900",
+        help="the teacher: an OpenAI-compatible server (a vLLM)",
+    )
+    parser.add_argument("--teacher-model", default="base", help="the teacher's model name")
     parser.add_argument(
         "--parts",
         nargs="+",
         default=["precision", "concurrency", "prefix"],
         choices=["precision", "concurrency", "prefix"],
+        help="which measurements to run",
     )
     parser.add_argument("--units", type=int, default=24, help="local units per run")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--max-tokens", type=int, default=48)
-    parser.add_argument("--corpus-tokens", type=int, default=3500)
+    parser.add_argument("--concurrency", type=int, default=16, help="teacher requests in flight")
+    parser.add_argument(
+        "--max-tokens", type=int, default=48, help="tokens generated per local request"
+    )
+    parser.add_argument(
+        "--corpus-tokens", type=int, default=3500, help="size of the global corpus in tokens"
+    )
     parser.add_argument("--documents", type=int, default=16, help="global corpus documents")
     parser.add_argument("--targets", type=int, default=6, help="global requests timed")
-    parser.add_argument("--global-max-tokens", type=int, default=32)
-    parser.add_argument("--facts", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--global-max-tokens", type=int, default=32, help="tokens generated per global request"
+    )
+    parser.add_argument(
+        "--facts", type=int, default=30, help="synthetic facts for the reversal precision"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic data")
     parser.add_argument("--out", type=Path, help="write the report as JSON here too")
     args = parser.parse_args(argv)
     report = asyncio.run(main_async(args))

@@ -18,7 +18,6 @@ Tune nothing on the held-out split.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from service.benchmark.devset import DevSet, load_devset, normalize
+from service.benchmark.perf_cli import perf_parser
 from service.evaluate.generate import (
     CATEGORIES,
     GeneratedItem,
@@ -191,10 +191,17 @@ def render(verdicts: Sequence[Verdict], split: str, *, show_items: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="docadapt perf evalset", description=__doc__)
-    parser.add_argument("--split", choices=("dev", "heldout", "all"), default="dev")
-    parser.add_argument("--max-items", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = perf_parser("evalset", __doc__)
+    parser.add_argument(
+        "--split",
+        choices=("dev", "heldout", "all"),
+        default="dev",
+        help="which development-set documents to generate items from",
+    )
+    parser.add_argument(
+        "--max-items", type=int, default=10_000, help="most items generated per document set"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generator")
     parser.add_argument("--items", action="store_true", help="print every item too")
     parser.add_argument("--out", type=Path, default=None, help="write evalset_quality.json")
     args = parser.parse_args(argv)

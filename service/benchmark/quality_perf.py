@@ -1,7 +1,7 @@
 """Augmentation quality on real prose and on the synthetic sets: `docadapt perf quality`.
 
     docadapt perf quality [--split dev|heldout|all] [--strategies decomposed,linked]
-                          [--teacher-url URL --api-key KEY] [--out DIR]
+                          [--teacher-url URL --teacher-api-key KEY] [--out DIR]
 
 1. Real prose: the development set's documents (service/benchmark/devset, hand-written company
    documents with gold statements per sentence) go through the upload path's text extraction
@@ -15,7 +15,6 @@ Prints both tables, the examples behind them, and writes quality.json / quality.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -29,6 +28,7 @@ from service.augment.types import Example, Unit
 from service.augment.verify import estimated_precision
 from service.benchmark.devset import DevSet, load_devset
 from service.benchmark.devset.score import ALL_STRATEGIES, DevsetScore, render_markdown, score
+from service.benchmark.perf_cli import perf_parser
 from service.ingest.pipeline import ingest_file
 from service.ingest.segment import segment
 
@@ -225,11 +225,7 @@ def own_documents(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="docadapt perf quality",
-        description="Augmentation precision, contradictions and recall on the real-prose "
-        "development set (gold written by hand) and on the synthetic benchmark sets.",
-    )
+    parser = perf_parser("quality", __doc__)
     parser.add_argument(
         "--split",
         choices=["dev", "heldout", "all"],
@@ -243,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--teacher-url", help="an OpenAI-compatible teacher (a vLLM server)")
     parser.add_argument("--teacher-model", default="base", help="the teacher's model name")
-    parser.add_argument("--api-key", help="the teacher's API key")
+    parser.add_argument("--teacher-api-key", help="the teacher's API key")
     parser.add_argument("--synthetic-size", default="small", help="size of the synthetic sets")
     parser.add_argument("--out", type=Path, help="folder for quality.json and quality.md")
     parser.add_argument(
@@ -259,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.teacher_url:
             parser.error("local and global need --teacher-url")
         teacher_cfg = TeacherConfig(
-            base_url=args.teacher_url, model=args.teacher_model, api_key=args.api_key
+            base_url=args.teacher_url, model=args.teacher_model, api_key=args.teacher_api_key
         )
     if args.documents:
         return own_documents(args.documents, strategies, teacher_cfg, args.out)

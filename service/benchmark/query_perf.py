@@ -18,7 +18,6 @@ ratios the issue sets targets for (adapter p50 <= 1/5 of cold ICL p50; >= 20x fe
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from adapters.vllm_client import VLLMClient
+from service.benchmark.perf_cli import perf_parser
 from service.context import PassageRef
 from service.serving.serving import JSONResult, QueryService, UsageRecord
 
@@ -432,7 +432,7 @@ def format_report(result: QueryBenchmarkResult) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (1 with --check if a target is missed)."""
-    parser = argparse.ArgumentParser(prog="docadapt perf query", description=__doc__.split("\n")[0])
+    parser = perf_parser("query", __doc__)
     parser.add_argument("--vllm-url", default="http://127.0.0.1:8000", help="vLLM server URL")
     parser.add_argument("--base-model", default="base", help="vLLM's name of the base model")
     parser.add_argument("--model-dir", type=Path, help="base model folder (default: from vLLM)")
@@ -444,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument(
-        "--api-key",
+        "--vllm-api-key",
         default=os.environ.get("DOCADAPT_VLLM_API_KEY"),
         help="vLLM's API key (default: $DOCADAPT_VLLM_API_KEY)",
     )
@@ -462,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         queries=args.queries,
         context_tokens=args.context_tokens,
         max_tokens=args.max_tokens,
-        api_key=args.api_key,
+        api_key=args.vllm_api_key,
     )
     print()
     print(format_report(result))

@@ -14,7 +14,6 @@ bars while it runs; the collection and adapters are deleted at the end unless --
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -25,6 +24,7 @@ from typing import Any
 import httpx
 
 from service.benchmark.bench import BenchError, ServiceAPI, create_workspace, job_seconds
+from service.benchmark.perf_cli import perf_parser
 from service.benchmark.train_perf import synthetic_documents
 from service.jobs.watch import JobRequestError, watch_job
 
@@ -150,9 +150,9 @@ def _pct(value: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = perf_parser("ready", __doc__)
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="the running service")
-    parser.add_argument("--api-key", help="run in this key's workspace")
+    parser.add_argument("--api-key", help="a workspace API key: run in its workspace")
     parser.add_argument(
         "--admin-key", help="create a workspace for the run (default: the local service's)"
     )

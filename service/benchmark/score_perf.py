@@ -13,7 +13,6 @@ ratio, and the path "auto" picks. Contexts are random words, so nothing is cache
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.vllm_client import VLLMClient
+from service.benchmark.perf_cli import perf_parser
 from service.benchmark.query_perf import served_model_info
 from service.evaluate.scoring import Scorer
 
@@ -110,10 +110,10 @@ def format_row(row: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="docadapt perf score", description=__doc__.split("\n")[0])
+    parser = perf_parser("score", __doc__)
     parser.add_argument("--vllm-url", default="http://127.0.0.1:8000", help="vLLM server URL")
     parser.add_argument(
-        "--api-key",
+        "--vllm-api-key",
         default=os.environ.get("DOCADAPT_VLLM_API_KEY"),
         help="vLLM's API key (default: $DOCADAPT_VLLM_API_KEY)",
     )
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = asyncio.run(
         run_score_benchmark(
             args.vllm_url,
-            api_key=args.api_key,
+            api_key=args.vllm_api_key,
             base_model=args.base_model,
             model_dir=args.model_dir,
             context_words=[int(w) for w in args.context_words.split(",")],

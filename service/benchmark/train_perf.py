@@ -19,7 +19,6 @@ Targets (issue 5, 2-core CPU): >= 330 tokens/s, packing >= 95%, peak RSS < 6 GB.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -34,6 +33,7 @@ import torch
 
 from adapters.train import TrainConfig, TrainProgress, cpu_has_native_bf16, train
 from adapters.training_data import DocumentSentences, build_examples
+from service.benchmark.perf_cli import perf_parser
 from service.benchmark.roofline import (
     attention_dims,
     linear_shapes,
@@ -205,19 +205,24 @@ def matmul_ceiling(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = perf_parser("train", __doc__)
     parser.add_argument(
         "--model-dir",
         type=Path,
         default=None,
         help="base model folder (default: the configured or embedded model)",
     )
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--warmup-steps", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=20, help="optimizer steps timed")
+    parser.add_argument("--seq-len", type=int, default=128, help="tokens per sequence")
+    parser.add_argument("--batch", type=int, default=8, help="sequences per step")
     parser.add_argument(
-        "--precision", default="auto", choices=["auto", "bf16-autocast", "fp16-autocast", "fp32"]
+        "--warmup-steps", type=int, default=2, help="steps run before timing starts"
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "bf16-autocast", "fp16-autocast", "fp32"],
+        help="training precision; auto picks bf16 autocast where the CPU has native bf16",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)

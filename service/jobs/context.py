@@ -54,16 +54,23 @@ class JobContext:
         done: int,
         total: int | None = None,
         message: str | None = None,
+        *,
+        eta_s: float | None = None,
+        eta_note: str | None = None,
         **metrics: Any,
     ) -> None:
-        """Record progress (and an ETA from this attempt's rate); raise if cancelled."""
+        """Record progress and an ETA (raise if cancelled): `eta_s` from a job that knows its
+        units differ in cost, else from this attempt's units per second. `eta_note` says why
+        an ETA is rough (kept in the job's metrics; None clears it)."""
         if self._start_done is None:
             self._start_done = done
         elapsed = time.monotonic() - self._start_time
         rate_done = done - self._start_done
-        eta = None
-        if total is not None and rate_done > 0 and elapsed > 0:
-            eta = max(0.0, (total - done) * elapsed / rate_done)
+        eta = eta_s
+        if eta is None and eta_note is None and total is not None and rate_done > 0:
+            eta = max(0.0, (total - done) * elapsed / rate_done) if elapsed > 0 else None
+        if eta_s is not None or eta_note is not None:
+            metrics["eta_note"] = eta_note
         values: dict[str, Any] = {
             "progress_done": done,
             "eta_seconds": eta,

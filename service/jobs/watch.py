@@ -3,6 +3,7 @@ cancel` against a running service's REST API (any host; only the URL and an API 
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -12,21 +13,27 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 class RichReporter:
-    """A rich progress bar per job (done/total, status, the service's ETA, loss and tokens/s
-    where the job reports them) and notes printed above the bars."""
+    """A rich progress bar per job and notes printed above the bars. At 80 columns the kind,
+    bar, done/total, status and ETA keep their room; the message is cut first."""
 
     def __init__(self, console: Any = None) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+        from rich.table import Column
 
         self.console = console or Console()
         self.progress = Progress(
-            TextColumn("{task.description:<22}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]:<10} eta {task.fields[eta]:>6}"),
-            TextColumn("[dim]{task.fields[message]}"),
+            TextColumn("{task.description}", table_column=Column(no_wrap=True, max_width=22)),
+            BarColumn(bar_width=12),
+            MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=7)),
+            TextColumn("{task.fields[status]:<9}", table_column=Column(no_wrap=True)),
+            TextColumn("eta {task.fields[eta]:>6}", table_column=Column(no_wrap=True)),
+            TextColumn(
+                "[dim]{task.fields[message]}",
+                table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis", min_width=0),
+            ),
             console=self.console,
+            expand=True,
         )
         self.tasks: dict[str, Any] = {}
 
@@ -44,19 +51,86 @@ class RichReporter:
         from rich.markup import escape
 
         p = job["progress"]
-        eta = job.get("eta_seconds")
         fields = {
             "status": job["status"],
-            "eta": "-" if eta is None or job["status"] in TERMINAL else f"{eta:.0f}s",
-            "message": escape(job_summary(job)[:80]),
+            "eta": eta_text(job),
+            "message": escape(job_summary(job)[:200]),
         }
         if key not in self.tasks:
             self.tasks[key] = self.progress.add_task(label, total=p["total"], **fields)
         self.progress.update(self.tasks[key], completed=p["done"] or 0, total=p["total"], **fields)
 
 
+class PlainReporter:
+    """Plain lines for a pipe or a file: one whenever a job's status, count or message changes
+    (at most every `every_s` seconds while only the count moves), so a log shows progress
+    without terminal control codes."""
+
+    def __init__(self, out: Any = None, every_s: float = 10.0) -> None:
+        self.out = out or sys.stdout
+        self.every_s = every_s
+        self._last: dict[str, tuple[Any, ...]] = {}
+        self._last_at: dict[str, float] = {}
+
+    def __enter__(self) -> PlainReporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.out.flush()
+
+    def note(self, message: str) -> None:
+        print(message, file=self.out, flush=True)
+
+    def job(self, key: str, label: str, job: dict[str, Any]) -> None:
+        p = job["progress"]
+        seen = (job["status"], job.get("message"), p["total"])
+        now = time.monotonic()
+        if seen == self._last.get(key, (None,))[:3]:
+            count_moved = p["done"] != self._last[key][3]
+            if not count_moved or now - self._last_at[key] < self.every_s:
+                return
+        self._last[key], self._last_at[key] = (*seen, p["done"]), now
+        print(plain_line(label, job), file=self.out, flush=True)
+
+
+def plain_line(label: str, job: dict[str, Any]) -> str:
+    """`HH:MM:SS label status done/total (pct) eta X  summary`."""
+    p = job["progress"]
+    done = f"{p['done']}/{p['total']}" if p["total"] else str(p["done"] or 0)
+    if p["total"]:
+        done += f" ({100 * (p['done'] or 0) / p['total']:.0f}%)"
+    line = f"{time.strftime('%H:%M:%S')} {label} {job['status']} {done}"
+    if job["status"] not in TERMINAL:
+        line += f" eta {eta_text(job)}"
+    summary = job_summary(job)
+    return f"{line}  {summary}" if summary else line
+
+
+def eta_text(job: dict[str, Any]) -> str:
+    """The service's ETA as `45s`, `3m10s` or `1h05m`; `~3m?` when the job says it is rough
+    (units of different cost not all timed yet), `?` when it has none yet, `-` once ended."""
+    if job["status"] in TERMINAL:
+        return "-"
+    eta = job.get("eta_seconds")
+    rough = bool((job.get("metrics") or {}).get("eta_note"))
+    if eta is None:
+        return "?" if rough or job["status"] == "running" else "-"
+    text = _duration(eta)
+    return f"~{text}?" if rough else text
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
 def job_summary(job: dict[str, Any]) -> str:
-    """The error of a failed job, else its latest loss and speed and its message."""
+    """The error of a failed job, else its latest loss and speed and, while it runs, its
+    message (an ended job's last message, such as "loading into vLLM", is stale)."""
     if job.get("error"):
         return str(job["error"])
     metrics = job.get("metrics") or {}
@@ -67,7 +141,7 @@ def job_summary(job: dict[str, Any]) -> str:
         parts.append(f"held-out {metrics['held_out_loss']:.3f}")
     if metrics.get("tokens_per_second"):
         parts.append(f"{metrics['tokens_per_second']:.0f} tok/s")
-    if job.get("message"):
+    if job.get("message") and job["status"] not in TERMINAL:
         parts.append(str(job["message"]))
     return " · ".join(parts)
 
@@ -79,12 +153,26 @@ class JobRequestError(Exception):
 def _call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
     """The JSON body of a successful request; JobRequestError with the service's message, or
     saying the service cannot be reached, otherwise."""
+    return _request(http, method, path, **kwargs).json()
+
+
+def fetch(
+    http: httpx.Client, path: str, headers: dict[str, str], params: dict[str, str] | None = None
+) -> bytes:
+    """The raw body of a successful GET (a report); JobRequestError as `_call` otherwise."""
+    return _request(http, "GET", path, headers=headers, params=params).content
+
+
+def _request(http: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
     try:
         response = http.request(method, path, **kwargs)
     except httpx.TransportError as exc:
-        raise JobRequestError(f"cannot reach the service at {http.base_url}: {exc}") from exc
+        raise JobRequestError(
+            f"cannot reach the service at {http.base_url} ({exc}); is `docadapt serve` "
+            "running there? (--url)"
+        ) from exc
     if response.is_success:
-        return response.json()
+        return response
     try:
         message = response.json()["error"]["message"]
     except (ValueError, KeyError, TypeError):
@@ -101,10 +189,16 @@ def watch_job(
     timeout_s: float | None = None,
     console: Any = None,
 ) -> dict[str, Any]:
-    """Show `job_id`'s progress bar until it ends (or `timeout_s` passes: JobRequestError);
-    returns the final job."""
+    """Show `job_id`'s progress until it ends (or `timeout_s` passes: JobRequestError): a
+    progress bar on a terminal (or on `console`), plain lines on a pipe or file. Returns the
+    final job."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    with RichReporter(console) as reporter:
+    reporter: RichReporter | PlainReporter
+    if console is not None or sys.stdout.isatty():
+        reporter = RichReporter(console)
+    else:
+        reporter = PlainReporter()
+    with reporter:
         while True:
             job = _call(http, "GET", f"/v1/jobs/{job_id}", headers=headers)
             reporter.job(job_id, f"{job['kind']} {job_id[-8:]}", job)

@@ -169,6 +169,7 @@ class QueryService:
         resolve_adapter: ResolveAdapter,
         load_collection_passages: LoadPassages,
         record_usage: RecordUsage | None = None,
+        hint_unknown: Callable[[str, str, str], str] | None = None,
         max_model_len: int,
         icl_budget_tokens: int,
         icl_answer_reserve: int = 512,
@@ -186,12 +187,15 @@ class QueryService:
         `icl_budget_tokens`: most tokens of documents in an `icl:` prompt; less when the question
         and `max_tokens` (or `icl_answer_reserve` when unset) need the room.
         `base_model`: the vLLM model name that `base` and `icl:` requests are sent to.
+        `hint_unknown(workspace_id, given, param)`: a sentence saying what a `model` or
+        `retrieval` that matched nothing probably meant (a collection's name for its id), or ''.
         """
         self.client = client
         self.tokenizer = tokenizer
         self._resolve_adapter = resolve_adapter
         self._load_passages = load_collection_passages
         self._record_usage = record_usage
+        self._hint_unknown = hint_unknown
         self.max_model_len = max_model_len
         self.icl_budget_tokens = icl_budget_tokens
         self.icl_answer_reserve = icl_answer_reserve
@@ -271,7 +275,8 @@ class QueryService:
         else:
             engine_name = await _maybe_await(self._resolve_adapter(workspace_id, model))
             if engine_name is None:
-                raise ModelNotFound(model)
+                hint = await self._hint(workspace_id, model, "model")
+                raise ModelNotFound(model, ModelNotFound(model).message + hint if hint else None)
             target = _Target("adapter", model, engine_name, adapter=model)
         if retrieval is None:
             return target
@@ -291,11 +296,14 @@ class QueryService:
         has none yet. `param` is the request field that named it."""
         passages = await _maybe_await(self._load_passages(workspace_id, collection_id))
         if passages is None and param == "retrieval":
-            raise CollectionNotFound(collection_id)
+            error = CollectionNotFound(collection_id)
+            error.message += await self._hint(workspace_id, collection_id, param)
+            raise error
         if passages is None:
             raise ModelNotFound(
                 f"{ICL_PREFIX}{collection_id}",
-                f"The collection '{collection_id}' does not exist or you do not have access to it.",
+                f"The collection '{collection_id}' does not exist or you do not have access to it."
+                + await self._hint(workspace_id, f"{ICL_PREFIX}{collection_id}", param),
             )
         if not passages:
             raise RequestRejected(
@@ -304,6 +312,11 @@ class QueryService:
                 param=param,
             )
         return passages
+
+    async def _hint(self, workspace_id: str, given: str, param: str) -> str:
+        if self._hint_unknown is None:
+            return ""
+        return await asyncio.to_thread(self._hint_unknown, workspace_id, given, param)
 
     def _icl_context(
         self, target: _Target, query: str, fixed_tokens: int, completion_limit: int | None

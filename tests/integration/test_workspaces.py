@@ -90,15 +90,16 @@ def test_cli_create_workspace(make_settings: Callable[..., Settings]) -> None:
         "DOCADAPT_DATA_DIR": str(settings.data_dir),
         "DOCADAPT_ADMIN_KEY": ADMIN_KEY,
     }
-    out = subprocess.run(
-        [sys.executable, "-m", "service.cli", "admin", "create-workspace", "cli-co"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    key = next(line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("api_key"))
+    # The service made its data folder first: the CLI refuses a folder without service data.
     with TestClient(create_app(settings)) as c:
+        out = subprocess.run(
+            [sys.executable, "-m", "service.cli", "admin", "create-workspace", "cli-co"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        key = next(ln.split(": ", 1)[1] for ln in out.splitlines() if ln.startswith("api_key"))
         r = c.get("/v1/collections", headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 200
 
