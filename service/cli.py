@@ -83,18 +83,55 @@ def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
 
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="The service's data folder (default: DOCADAPT_DATA_DIR, else ./docadapt-data).",
+        show_default=False,
+    ),
+]
+
+
+def _settings(data_dir: Path | None) -> Any:
+    """The service's settings as `serve` reads them, with `--data-dir` over DOCADAPT_DATA_DIR."""
+    from service.config import Settings
+
+    return Settings(data_dir=data_dir) if data_dir is not None else Settings()
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    data_dir: DataDirOption = None,
 ) -> None:
-    """Start the REST API (and, by default, a local vLLM and one job worker)."""
+    """Start the REST API (and, by default, a local vLLM and one job worker).
+
+    It answers at once: /healthz 200, /readyz 503 with the start-up phase and its progress
+    until everything is ready; the terminal logs the same phases."""
     import uvicorn
 
     from service.main import create_app
+    from service.quiet_logs import quiet_routine_polls
 
     _logging()
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    settings = _settings(data_dir)
+    server: uvicorn.Server | None = None
+
+    def stop_on_failure() -> None:
+        if server is not None:
+            server.should_exit = True
+
+    fastapi_app = create_app(settings, wait_until_ready=False, on_start_failure=stop_on_failure)
+    config = uvicorn.Config(fastapi_app, host=host, port=port, log_level="info")
+    quiet_routine_polls()  # after uvicorn configured its loggers
+    server = uvicorn.Server(config)
+    server.run()
+    startup = getattr(fastapi_app.state, "startup", None)
+    if startup is not None and startup.error is not None:
+        typer.echo(f"docadapt: the service did not start: {startup.error}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -106,6 +143,22 @@ def worker() -> None:
     run_worker()
 
 
+def _service_data(data_dir: Path | None) -> Any:
+    """The settings of the service whose data is in `--data-dir` (or where `serve` looks);
+    exits with one sentence, creating nothing, when no service has data there."""
+    settings = _settings(data_dir)
+    where = settings.data_dir
+    has_db = settings.database_url is not None or (where / "docadapt.db").is_file()
+    if not where.is_dir() or not has_db:
+        typer.echo(
+            f"docadapt: no service data in {where}: run this where `docadapt serve` runs, or "
+            "point --data-dir (or DOCADAPT_DATA_DIR) at the service's data folder.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return settings
+
+
 @app.command()
 def report(
     evaluation_id: Annotated[str, typer.Argument(help="The evaluation's id (ev_...).")],
@@ -115,32 +168,34 @@ def report(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")
     ] = None,
+    url: Annotated[str, typer.Option(help="The running docadapt service.")] = (
+        "http://127.0.0.1:8000"
+    ),
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DOCADAPT_API_KEY",
+            help="A workspace API key: read the report from the service at --url. Without "
+            "one, read it from the service's data folder (--data-dir).",
+            show_default=False,
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
 ) -> None:
-    """Print an evaluation's report (read from this deployment's database)."""
-    from service.config import Settings
-    from service.db.session import make_engine, make_session_factory, migrate
-    from service.db.tables import Evaluation
-    from service.errors import DocadaptError
-    from service.evaluations import finished_report, render_report
-
+    """Print an evaluation's report: from the running service (with an API key), else from
+    the service's data folder on this machine."""
     if format not in ("md", "json", "html"):
         raise typer.BadParameter("use md, json or html", param_hint="--format")
-    settings = Settings()
-    engine = make_engine(settings.sqlalchemy_url)
-    migrate(engine)
-    try:
-        with make_session_factory(engine)() as session:
-            evaluation = session.get(Evaluation, evaluation_id)
-            if evaluation is None:
-                typer.echo(f"evaluation {evaluation_id} not found", err=True)
-                raise typer.Exit(1)
-            try:
-                body, _ = render_report(finished_report(evaluation), format)
-            except DocadaptError as exc:
-                typer.echo(exc.message, err=True)
-                raise typer.Exit(1) from exc
-    finally:
-        engine.dispose()
+    if api_key is not None:
+        from service.jobs.watch import fetch
+
+        def get(http: Any, headers: dict[str, str]) -> bytes:
+            path = f"/v1/evaluations/{evaluation_id}/report"
+            return fetch(http, path, headers, params={"format": format})
+
+        body = _call_service(url, api_key, get)
+    else:
+        body = _local_report(_service_data(data_dir), evaluation_id, format)
     if out is None:
         typer.echo(body.decode(), nl=not body.endswith(b"\n"))
     else:
@@ -148,15 +203,44 @@ def report(
         typer.echo(f"wrote {out}", err=True)
 
 
+def _local_report(settings: Any, evaluation_id: str, format: str) -> bytes:
+    from service.db.session import make_engine, make_session_factory, migrate
+    from service.db.tables import Evaluation
+    from service.errors import DocadaptError
+    from service.evaluations import finished_report, render_report
+
+    engine = make_engine(settings.sqlalchemy_url)
+    migrate(engine)
+    try:
+        with make_session_factory(engine)() as session:
+            evaluation = session.get(Evaluation, evaluation_id)
+            if evaluation is None:
+                typer.echo(f"evaluation {evaluation_id} not found in {settings.data_dir}", err=True)
+                raise typer.Exit(1)
+            try:
+                body, _ = render_report(finished_report(evaluation), format)
+                return body
+            except DocadaptError as exc:
+                typer.echo(exc.message, err=True)
+                raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+
+
 @admin_app.command("create-workspace")
-def create_workspace_cmd(name: str) -> None:
-    """Create a workspace and print its first API key (shown once)."""
-    from service.config import Settings
+def create_workspace_cmd(
+    name: Annotated[str, typer.Argument(help="The workspace's name.")],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Create a workspace in the service's database and print its first API key (shown once).
+
+    Run it where `docadapt serve` runs (same settings), or point --data-dir at its data."""
     from service.db.session import make_engine, make_session_factory, migrate, session_scope
+    from service.storage import private_dir
     from service.workspaces import create_workspace
 
-    settings = Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings = _service_data(data_dir)
+    private_dir(settings.data_dir)
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
     with session_scope(make_session_factory(engine)) as session:
@@ -246,7 +330,11 @@ def jobs_cancel(
 @app.command()
 def bench(
     size: Annotated[
-        str, typer.Option(help="tiny, small (2-core CPU, <= 30 min), medium, large.")
+        str,
+        typer.Option(
+            help="tiny (tests), small (2-core CPU, <= 30 min: simple reversals and syllogisms; "
+            "FT, default and oracle), medium, large (GPU hosts: every dataset and column)."
+        ),
     ] = "small",
     url: Annotated[
         str, typer.Option(help="The running docadapt service.")
@@ -263,18 +351,27 @@ def bench(
         "bench-results"
     ),
     seed: Annotated[int, typer.Option(help="Seed of the generated datasets.")] = 0,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=20,
+            help="Train every adapter this many times (training seeds 0..N-1, same data); "
+            "cells show the mean and min-max, paired tests run per seed.",
+        ),
+    ] = 1,
     strategies: Annotated[
         list[str] | None,
         typer.Option(
-            help="Augmented columns: local, global, both, decomposed, oracle "
-            "(repeat or comma-separate; default all)."
+            help="Augmented columns: local, global, both, decomposed, linked, default, oracle "
+            "(repeat or comma-separate; default: the size's own list)."
         ),
     ] = None,
 ) -> None:
     """Controlled generalization benchmark (Lampinen et al. 2025) against a running service."""
     from service.benchmark.bench import cli_main
 
-    raise typer.Exit(cli_main(size, url, api_key, admin_key, out, seed, strategies))
+    raise typer.Exit(cli_main(size, url, api_key, admin_key, out, seed, strategies, seeds))
 
 
 if __name__ == "__main__":
