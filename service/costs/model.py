@@ -13,8 +13,14 @@ All money is USD. Token prices are per million tokens; compute prices per hour.
   own retrieved passages, so their cacheable prefix is 0 and caching changes only their latency.
 - An adapter+rag mode (the adapter with rag's passages in its prompt) costs its adapter's one-time
   cost plus its own per-query cost: `one_time + n * r`, with r measured like rag's.
-- Break-even: the adapter costs `one_time + n * a` after n queries, ICL `n * i`; the adapter is no
-  more expensive from n* = ceil(one_time / (i - a)) queries on, and never when a >= i.
+- Break-even: the adapter costs `one_time + n * a` after n queries, a reference mode
+  `reference_one_time + n * r` (ICL and rag: no one-time cost; an adapter+rag mode: its adapter's);
+  the adapter is no more expensive from n* = ceil((one_time - reference_one_time) / (r - a))
+  queries on (0 when that is negative), and never when a > r, or a = r with the larger one-time
+  cost. Whether the adapter answers as well as the reference is the report's question, not this
+  module's (service/costs/report.py withholds the verdict where it does not).
+- Cost per correct answer = cost per query / accuracy: what one right answer costs when the wrong
+  ones are paid for too (one-time costs excluded; none at 0% accuracy).
 """
 
 from __future__ import annotations
@@ -240,21 +246,35 @@ def per_query_cost(profile: QueryProfile, prices: Prices, *, prefix_cached: bool
 
 
 def break_even_queries(
-    one_time_usd: float, adapter_per_query_usd: float, icl_per_query_usd: float
+    one_time_usd: float,
+    adapter_per_query_usd: float,
+    icl_per_query_usd: float,
+    *,
+    reference_one_time_usd: float = 0.0,
 ) -> int | None:
-    """Smallest n from which the adapter's total (one_time + n * a) is at most ICL's (n * i).
+    """Smallest n from which the adapter's total (one_time + n * a) is at most the reference's
+    (reference_one_time + n * i; ICL's has no one-time cost).
 
-    n* = ceil(one_time / (i - a)); None ("never") when the adapter is not cheaper per query.
+    n* = ceil((one_time - reference_one_time) / (i - a)), at least 0; None ("never") when the
+    adapter is not cheaper per query, unless it is as cheap per query and costs no more once.
     """
-    if one_time_usd < 0:
+    if one_time_usd < 0 or reference_one_time_usd < 0:
         raise ValueError("one-time cost must be >= 0")
+    extra = one_time_usd - reference_one_time_usd
     saving = icl_per_query_usd - adapter_per_query_usd
     if saving <= 0:
-        return None
-    ratio = one_time_usd / saving
+        return 0 if saving == 0 and extra <= 0 else None
+    ratio = extra / saving
     if not math.isfinite(ratio):
         return None
-    return max(0, math.ceil(ratio - _CEIL_SLACK * max(1.0, ratio)))
+    return max(0, math.ceil(ratio - _CEIL_SLACK * max(1.0, abs(ratio))))
+
+
+def cost_per_correct(per_query_usd: float, accuracy: float | None) -> float | None:
+    """Cost per query / accuracy: the price of one right answer; None at 0% (or no) accuracy."""
+    if accuracy is None or accuracy <= 0:
+        return None
+    return per_query_usd / accuracy
 
 
 def cumulative_cost(one_time_usd: float, per_query_usd: float, n_queries: float) -> float:

@@ -1,17 +1,26 @@
 """Statistics over scored items: accuracy with Wilson intervals, paired tests, tokens, latency.
 
 Accuracy intervals are 95% Wilson score intervals (scipy's `BinomTestResult.proportion_ci`), which
-behave at 0 and 100% where the normal approximation does not. The paired comparison of an adapter
-with `icl` (and of an adapter+rag mode with `icl`, `rag` and its adapter alone, so it shows whether
-the two together beat either) uses the exact McNemar test: on the items both modes scored, only
-the discordant pairs carry information, and under the null hypothesis each is equally likely to
-go either way, so the p-value is a two-sided binomial test of `only_mode` successes in
-`only_mode + only_reference` trials at p = 0.5.
+behave at 0 and 100% where the normal approximation does not. Paired comparisons (each adapter and
+adapter+rag mode with `icl` and `rag`, an adapter+rag mode with its adapter alone, and every mode
+with the most accurate one) use the exact McNemar test: on the items both modes scored, only the
+discordant pairs carry information, and under the null hypothesis each is equally likely to go
+either way, so the p-value is a two-sided binomial test of `only_mode` successes in
+`only_mode + only_reference` trials at p = 0.5. The difference of the two accuracies on those
+items carries Newcombe's hybrid score interval for paired proportions (Newcombe 1998, Stat. Med.
+17:2635, method 10): the two Wilson intervals combined with the pairs' correlation, which stays
+inside [-1, 1] and does not collapse to a point when there are few discordant pairs.
+
+`quality_verdict` reads a paired test as a decision: significantly better or worse (McNemar
+p < alpha), otherwise within a stated margin (the interval's lower end at least -margin) or not
+shown to be within it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
@@ -22,6 +31,8 @@ from service.evaluate.scoring import METRICS, ItemResult, ModeKind
 CONFIDENCE = 0.95
 REFERENCE_MODE_KIND: ModeKind = "icl"
 UNCATEGORIZED = "(none)"
+DIFFERENCE_CI_METHOD = "Newcombe hybrid score interval for paired proportions (method 10)"
+Verdict = Literal["better", "within_margin", "not_shown_within_margin", "worse", "unknown"]
 
 
 class Accuracy(BaseModel):
@@ -51,6 +62,11 @@ class PairedTest(BaseModel):
     difference: float | None  # accuracy_mode - accuracy_reference
     p_value: float
     test: str = "exact McNemar (two-sided binomial test on discordant pairs, p=0.5)"
+    # The difference's interval (None when n is 0; absent from reports stored before it existed).
+    ci_low: float | None = None
+    ci_high: float | None = None
+    confidence: float = CONFIDENCE
+    ci_method: str = DIFFERENCE_CI_METHOD
 
 
 class ModeUsage(BaseModel):
@@ -79,6 +95,7 @@ class EvaluationStats(BaseModel):
     by_category: dict[str, dict[str, dict[str, Accuracy]]]  # mode -> category -> metric -> acc.
     paired: list[PairedTest]
     usage: dict[str, ModeUsage]
+    best_mode: str | None  # the most accurate mode on the primary metric (the first on ties)
 
 
 def wilson_interval(
@@ -117,10 +134,57 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     return float(binomtest(only_a, only_a + only_b, 0.5, alternative="two-sided").pvalue)
 
 
+def paired_difference_interval(
+    both_correct: int,
+    only_mode: int,
+    only_reference: int,
+    both_wrong: int,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float] | None:
+    """Interval for accuracy(mode) - accuracy(reference) on paired items (None when n is 0).
+
+    Newcombe's method 10: with p1 = (both + only_mode) / n, p2 = (both + only_reference) / n and
+    their Wilson intervals [l1, u1], [l2, u2],
+    low = D - sqrt((p1 - l1)^2 - 2 phi (p1 - l1)(u2 - p2) + (u2 - p2)^2),
+    high = D + sqrt((p2 - l2)^2 - 2 phi (p2 - l2)(u1 - p1) + (u1 - p1)^2), where D = p1 - p2 and
+    phi is the correlation of the pairs, with Newcombe's continuity correction (A = ad - bc;
+    phi = (A - n/2) / sqrt(margins) when A > n/2, 0 when 0 <= A <= n/2, A / sqrt(margins) when
+    A < 0; 0 when a margin is empty).
+    """
+    counts = (both_correct, only_mode, only_reference, both_wrong)
+    if any(c < 0 for c in counts):
+        raise ValueError(f"paired counts must be non-negative, got {counts}")
+    n = sum(counts)
+    if n == 0:
+        return None
+    right_mode, right_ref = both_correct + only_mode, both_correct + only_reference
+    p1, p2 = right_mode / n, right_ref / n
+    l1, u1 = wilson_interval(right_mode, n, confidence)  # type: ignore[misc]
+    l2, u2 = wilson_interval(right_ref, n, confidence)  # type: ignore[misc]
+    margins = right_mode * (n - right_mode) * right_ref * (n - right_ref)
+    phi = 0.0
+    if margins > 0:
+        a = both_correct * both_wrong - only_mode * only_reference
+        if a > n / 2:
+            phi = (a - n / 2) / math.sqrt(margins)
+        elif a < 0:
+            phi = a / math.sqrt(margins)
+    d = p1 - p2
+    low = d - math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    high = d + math.sqrt(
+        max(0.0, (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2)
+    )
+    return max(-1.0, low), min(1.0, high)
+
+
 def paired_test(
-    results_mode: Sequence[ItemResult], results_ref: Sequence[ItemResult], metric: str = "correct"
+    results_mode: Sequence[ItemResult],
+    results_ref: Sequence[ItemResult],
+    metric: str = "correct",
+    confidence: float = CONFIDENCE,
 ) -> PairedTest:
-    """McNemar test of one mode against a reference on the items both have a `metric` for."""
+    """McNemar test of one mode against a reference on the items both have a `metric` for, with
+    the interval of the accuracy difference."""
     if not results_mode or not results_ref:
         raise ValueError("both modes need results")
     ref = {r.item_id: r for r in results_ref if _has(r, metric)}
@@ -135,6 +199,9 @@ def paired_test(
     n = len(pairs)
     acc_m = (both + only_mode) / n if n else None
     acc_r = (both + only_ref) / n if n else None
+    interval = paired_difference_interval(
+        both, only_mode, only_ref, n - both - only_mode - only_ref, confidence
+    )
     return PairedTest(
         mode=results_mode[0].mode,
         reference=results_ref[0].mode,
@@ -148,7 +215,44 @@ def paired_test(
         accuracy_reference=acc_r,
         difference=(only_mode - only_ref) / n if n else None,
         p_value=mcnemar_exact(only_mode, only_ref),
+        ci_low=interval[0] if interval else None,
+        ci_high=interval[1] if interval else None,
+        confidence=confidence,
     )
+
+
+def reversed_test(test: PairedTest) -> PairedTest:
+    """The same paired test read the other way round: `reference` against `mode`."""
+    return test.model_copy(
+        update={
+            "mode": test.reference,
+            "reference": test.mode,
+            "only_mode": test.only_reference,
+            "only_reference": test.only_mode,
+            "accuracy_mode": test.accuracy_reference,
+            "accuracy_reference": test.accuracy_mode,
+            "difference": None if test.difference is None else -test.difference,
+            "ci_low": None if test.ci_high is None else -test.ci_high,
+            "ci_high": None if test.ci_low is None else -test.ci_low,
+        }
+    )
+
+
+def quality_verdict(test: PairedTest | None, *, margin: float, alpha: float) -> Verdict:
+    """What a paired test says about `mode` against `reference`.
+
+    worse / better: the exact McNemar p-value is below `alpha` and the difference is negative /
+    positive. Otherwise within_margin when the difference's interval lies above -`margin`, and
+    not_shown_within_margin when it reaches below (too few items to rule out a larger loss).
+    unknown: no test, or no shared items.
+    """
+    if test is None or not test.n or test.difference is None:
+        return "unknown"
+    if test.p_value < alpha and test.difference != 0:
+        return "worse" if test.difference < 0 else "better"
+    if test.ci_low is not None and test.ci_low >= -margin:
+        return "within_margin"
+    return "not_shown_within_margin"
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -186,12 +290,13 @@ def mode_usage(results: Sequence[ItemResult]) -> ModeUsage:
 
 
 def compute_stats(results: Sequence[ItemResult], confidence: float = CONFIDENCE) -> EvaluationStats:
-    """Accuracy per mode and per category for every metric, each adapter against icl, usage.
+    """Accuracy per mode and per category for every metric, paired tests, usage.
 
     Modes keep the order they first appear in `results`. Failed items count as wrong. Paired
-    tests: each adapter and adapter+rag mode against the first `icl` mode, if there is one; each
-    adapter+rag mode also against the first `rag` mode and against the adapter mode of the same
-    model (the adapter alone), where present.
+    tests, for every metric: each adapter and adapter+rag mode against the first `icl` and the
+    first `rag` mode, where present; each adapter+rag mode also against the adapter mode of the
+    same model (the adapter alone); then every other mode against the most accurate one
+    (`best_mode`, on the primary metric), unless that pair was already tested either way round.
     """
     by_mode: dict[str, list[ItemResult]] = {}
     for r in results:
@@ -217,24 +322,28 @@ def compute_stats(results: Sequence[ItemResult], confidence: float = CONFIDENCE)
     paired: list[PairedTest] = []
     icl = next((m for m, k in kinds.items() if k == REFERENCE_MODE_KIND), None)
     rag = next((m for m, k in kinds.items() if k == "rag"), None)
+    pairs: list[tuple[str, str]] = []
     for mode, kind in kinds.items():
         if kind not in ("adapter", "adapter+rag"):
             continue
-        references = [icl]
+        references = [icl, rag]
         if kind == "adapter+rag":
             model = by_mode[mode][0].model
             alone = next(
                 (m for m, k in kinds.items() if k == "adapter" and by_mode[m][0].model == model),
                 None,
             )
-            references += [rag, alone]
-        for reference in references:
-            if reference is None:
-                continue
-            for m in metrics:
-                test = paired_test(by_mode[mode], by_mode[reference], m)
-                if test.n:
-                    paired.append(test)
+            references.append(alone)
+        pairs += [(mode, r) for r in references if r is not None]
+    best = max(by_mode, key=lambda m: acc[m]["correct"].accuracy or 0.0, default=None)
+    for mode in by_mode:
+        if mode != best and best is not None and not {(mode, best), (best, mode)} & set(pairs):
+            pairs.append((mode, best))
+    for mode, reference in pairs:
+        for m in metrics:
+            test = paired_test(by_mode[mode], by_mode[reference], m, confidence)
+            if test.n:
+                paired.append(test)
 
     return EvaluationStats(
         modes=list(by_mode),
@@ -244,6 +353,7 @@ def compute_stats(results: Sequence[ItemResult], confidence: float = CONFIDENCE)
         by_category=cats,
         paired=paired,
         usage={m: mode_usage(rs) for m, rs in by_mode.items()},
+        best_mode=best,
     )
 
 

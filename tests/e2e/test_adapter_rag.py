@@ -18,6 +18,7 @@ from openai import NotFoundError, OpenAI
 
 from service.costs.report import PNG_SIGNATURE
 from tests.e2e.service_fixtures import LiveService
+from tests.e2e.test_evaluation_api import check_quality
 from tests.e2e.test_query_api import import_adapter
 
 pytestmark = pytest.mark.e2e
@@ -146,21 +147,47 @@ def test_evaluation_prices_adapter_rag_beside_icl_and_rag(
     assert one_time == report["one_time_cost"]["rand-ft"]
     assert one_time["total_usd"] == pytest.approx(1800 / 3600 * prices["cpu_hour"])
 
-    entries = [b for b in report["break_even"] if b["adapter"] == "rand-ft+rag"]
-    assert sorted(b["prefix_cached"] for b in entries) == [False, True]
-    for b in entries:
-        key = "cached" if b["prefix_cached"] else "uncached"
-        assert b["reference"] == "icl" and b["one_time_usd"] == one_time["total_usd"]
-        assert b["adapter_per_query_usd"] == per_query[key]["usd"]
-        assert b["icl_per_query_usd"] == report["per_query_cost"]["icl"][key]["usd"]
-        saving = b["icl_per_query_usd"] - b["adapter_per_query_usd"]
+    # break-even rows: each trained mode against icl and rag, the adapter also against its own
+    # adapter+rag, each without and with prefix caching
+    pairs = {(b["adapter"], b["reference"], b["prefix_cached"]): b for b in report["break_even"]}
+    assert set(pairs) == {
+        (mode, reference, cached)
+        for mode, reference in (
+            ("rand-ft", "icl"),
+            ("rand-ft", "rag"),
+            ("rand-ft", "rand-ft+rag"),
+            ("rand-ft+rag", "icl"),
+            ("rand-ft+rag", "rag"),
+        )
+        for cached in (False, True)
+    }
+    for (mode, reference, cached), b in pairs.items():
+        key = "cached" if cached else "uncached"
+        assert b["one_time_usd"] == report["one_time_cost"][mode]["total_usd"]
+        assert b["reference_one_time_usd"] == (
+            one_time["total_usd"] if reference == "rand-ft+rag" else 0.0
+        )
+        assert b["adapter_per_query_usd"] == report["per_query_cost"][mode][key]["usd"]
+        assert b["reference_per_query_usd"] == report["per_query_cost"][reference][key]["usd"]
+        saving = b["reference_per_query_usd"] - b["adapter_per_query_usd"]
+        extra = b["one_time_usd"] - b["reference_one_time_usd"]
         if saving > 0:
-            assert b["status"] == "breaks_even"
-            assert b["n_queries"] == math.ceil(b["one_time_usd"] / saving - 1e-9)
+            assert b["cost_status"] == "breaks_even"
+            assert b["cost_n_queries"] == max(0, math.ceil(extra / saving - 1e-9))
+        elif saving == 0 and extra <= 0:
+            assert (b["cost_status"], b["cost_n_queries"]) == ("breaks_even", 0)
         else:
-            assert (b["status"], b["n_queries"]) == ("never", None)
+            assert (b["cost_status"], b["cost_n_queries"]) == ("never", None)
     # rag's top passage is shorter than all the documents: cheaper per query than uncached ICL
-    assert next(b for b in entries if not b["prefix_cached"])["status"] == "breaks_even"
+    assert pairs["rand-ft+rag", "icl", False]["cost_status"] == "breaks_even"
+    # the adapter alone sends no passages and shares its adapter's one-time cost: no dearer
+    # from the first query (the generation item's completions may differ in length)
+    own = pairs["rand-ft", "rand-ft+rag", False]
+    assert own["reference_one_time_usd"] == own["one_time_usd"]
+    if own["saving_per_query_usd"] >= 0:
+        assert own["cost_n_queries"] == 0
+    # quality first: verdicts, withheld break-evens and the recommendation from the results
+    check_quality(report, list(rows.values()))
 
     lines = {line["label"]: line for line in report["cost_curve"]["lines"]}
     assert {"rag", "rand-ft", "rand-ft+rag"} <= set(lines)
@@ -188,10 +215,22 @@ def test_evaluation_prices_adapter_rag_beside_icl_and_rag(
 
     md = svc.client.get(f"/v1/evaluations/{ev['id']}/report?format=md", headers=auth).text
     assert re.search(r"^\| rand-ft\+rag \| adapter\+rag \| ", md, re.M)  # accuracy
+    # accuracy, then cost per query and per correct answer, without and with prefix caching
+    per_correct = r"(\$[0-9.e-]+|n/a \(no correct answers\))"
     assert re.search(
-        r"^\| rand-ft\+rag \| \$[0-9.e-]+ \| \$[0-9.e-]+ \| no prefix caching", md, re.M
+        rf"^\| rand-ft\+rag \| [0-9.]+% \| \$[0-9.e-]+ \| {per_correct} \| \$[0-9.e-]+ \| "
+        rf"{per_correct} \| no prefix caching",
+        md,
+        re.M,
     )
-    assert re.search(r"^\| rand-ft\+rag \| icl \| ICL without prefix caching \| ", md, re.M)
+    # the break-even row states the quality against the reference before any cost
+    assert re.search(
+        r"^\| rand-ft\+rag \| icl \| (significantly|not significantly|at least as)[^|]+ \| "
+        r"without prefix caching \| ",
+        md,
+        re.M,
+    )
+    assert re.search(r"^\| rand-ft \| rand-ft\+rag \| [^|]+ \| with prefix caching \| ", md, re.M)
     assert re.search(r"^\| rand-ft\+rag \| rag \| correct \| ", md, re.M)
     assert any(n.startswith("rand-ft+rag:") and "against rag's" in n for n in report["notes"])
     html = svc.client.get(f"/v1/evaluations/{ev['id']}/report?format=html", headers=auth).text

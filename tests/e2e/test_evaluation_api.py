@@ -1,7 +1,9 @@
 """An evaluation through the REST API with a real worker and the session's vLLM: a tiny collection
 of invented facts, a 6-item multiple-choice set, modes base, icl and rag plus an imported (random)
 adapter, and a worker killed mid-way. The report is checked against the per-item results, the
-plot, the HTML, the break-even arithmetic, the CLI, and workspace isolation."""
+plot, the HTML, the break-even arithmetic, the quality verdicts and the recommendation (quality
+first: no break-even where the adapter is significantly less accurate), the CLI, and workspace
+isolation."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Any
 
 import matplotlib.image
 import pytest
+from scipy.stats import binomtest
 from typer.testing import CliRunner
 
 from adapters.selfcheck import make_random_adapter
@@ -88,6 +91,7 @@ REPORT_FIELDS = {
     "accuracy",
     "accuracy_by_category",
     "paired_tests",
+    "recommendation",
     "knowledge",
     "usage",
     "per_query_cost",
@@ -176,15 +180,76 @@ def _check_numbers(report: dict[str, Any], results: list[dict[str, Any]]) -> Non
         > report["usage"]["base"]["mean_prompt_tokens"] + 30
     )
 
-    (paired,) = [t for t in report["paired_tests"] if t["metric"] == "correct"]
-    by = {(r["mode"], r["item_id"]): r["correct"] for r in results}
-    assert (paired["mode"], paired["reference"], paired["n"]) == ("rand-ft", "icl", 6)
-    assert paired["only_mode"] == sum(
-        by["rand-ft", i["id"]] and not by["icl", i["id"]] for i in ITEMS
-    )
-    assert paired["only_reference"] == sum(
-        by["icl", i["id"]] and not by["rand-ft", i["id"]] for i in ITEMS
-    )
+    pairs = {(t["mode"], t["reference"]) for t in report["paired_tests"]}
+    assert {("rand-ft", "icl"), ("rand-ft", "rag")} <= pairs  # the adapter against both
+    check_quality(report, results)
+
+
+def _verdict(difference: float, ci_low: float, p_value: float, alpha: float, margin: float) -> str:
+    if p_value < alpha and difference != 0:
+        return "worse" if difference < 0 else "better"
+    return "within_margin" if ci_low >= -margin else "not_shown_within_margin"
+
+
+def check_quality(report: dict[str, Any], results: list[dict[str, Any]]) -> None:
+    """Every paired test, quality verdict, break-even verdict, recommendation and cost per correct
+    answer of the report, recomputed from the per-item results and the report's own costs."""
+    rec = report["recommendation"]
+    alpha, margin = rec["alpha"], rec["margin"]
+    assert (alpha, margin) == (0.05, 0.05)
+    right = {(r["mode"], r["item_id"]): r["correct"] for r in results}
+    tests: dict[tuple[str, str], dict[str, Any]] = {}
+    for t in report["paired_tests"]:
+        ids = [i for m, i in right if m == t["mode"] and (t["reference"], i) in right]
+        mine, theirs = [right[t["mode"], i] for i in ids], [right[t["reference"], i] for i in ids]
+        only_mode = sum(a and not b for a, b in zip(mine, theirs, strict=True))
+        only_ref = sum(b and not a for a, b in zip(mine, theirs, strict=True))
+        if t["metric"] == "correct":
+            assert (t["n"], t["only_mode"], t["only_reference"]) == (len(ids), only_mode, only_ref)
+            tests[t["mode"], t["reference"]] = t
+        trials = t["only_mode"] + t["only_reference"]
+        p = binomtest(t["only_mode"], trials).pvalue if trials else 1.0
+        assert t["p_value"] == pytest.approx(p)
+        assert t["ci_low"] <= t["difference"] <= t["ci_high"]
+        assert t["verdict"] == _verdict(t["difference"], t["ci_low"], p, alpha, margin)
+
+    def verdict(mode: str, reference: str) -> tuple[str, float]:
+        if (mode, reference) in tests:
+            t = tests[mode, reference]
+            return _verdict(t["difference"], t["ci_low"], t["p_value"], alpha, margin), t["p_value"]
+        t = tests[reference, mode]  # the same test, read the other way round
+        return _verdict(-t["difference"], -t["ci_high"], t["p_value"], alpha, margin), t["p_value"]
+
+    accuracy = report["summary"]["primary_accuracy"]
+    best = rec["best"]
+    assert accuracy[best] == max(accuracy.values())
+    for mode, entry in rec["modes"].items():
+        expected = "best" if mode == best else verdict(mode, best)[0]
+        assert entry["verdict"] == expected
+        assert entry["candidate"] == (expected != "worse")
+        assert entry["as_accurate"] == (expected in ("best", "better", "within_margin"))
+    for key in ("uncached", "cached"):
+
+        def usd(mode: str, key: str = key) -> float:
+            return report["per_query_cost"][mode][key]["usd"]
+
+        pick, cheap = rec["recommended"][key], rec["cheapest_not_worse"][key]
+        assert pick in rec["as_accurate"] and all(usd(pick) <= usd(m) for m in rec["as_accurate"])
+        assert cheap in rec["candidates"] and all(usd(cheap) <= usd(m) for m in rec["candidates"])
+        for mode, costs in report["per_query_cost"].items():
+            per_correct = costs[key]["usd_per_correct"]
+            if accuracy[mode]:
+                assert per_correct == pytest.approx(costs[key]["usd"] / accuracy[mode])
+            else:
+                assert per_correct is None
+    for b in report["break_even"]:
+        expected, p = verdict(b["adapter"], b["reference"])
+        assert (b["quality"]["verdict"], b["quality"]["p_value"]) == (expected, p)
+        if expected == "worse":  # quality first: no break-even for a cheaper wrong answer
+            assert (b["status"], b["n_queries"]) == ("less_accurate", None)
+            assert "no break-even verdict" in b["verdict"]
+        else:
+            assert (b["status"], b["n_queries"]) == (b["cost_status"], b["cost_n_queries"])
 
 
 def _check_costs(report: dict[str, Any]) -> None:
@@ -218,25 +283,34 @@ def _check_costs(report: dict[str, Any]) -> None:
     assert one["total_usd"] == pytest.approx(teacher + compute + one["training_tokens_usd"])
 
     entries = report["break_even"]
-    assert sorted(b["prefix_cached"] for b in entries) == [False, True]
+    # the adapter against icl and against rag, each without and with prefix caching
+    assert sorted((b["reference"], b["prefix_cached"]) for b in entries) == [
+        ("icl", False),
+        ("icl", True),
+        ("rag", False),
+        ("rag", True),
+    ]
     for b in entries:
         key = "cached" if b["prefix_cached"] else "uncached"
+        ref = b["reference"]
         assert b["adapter_per_query_usd"] == report["per_query_cost"]["rand-ft"][key]["usd"]
-        assert b["icl_per_query_usd"] == report["per_query_cost"]["icl"][key]["usd"]
-        assert b["one_time_usd"] == one["total_usd"]
-        saving = b["icl_per_query_usd"] - b["adapter_per_query_usd"]
-        assert saving > 0 and b["status"] == "breaks_even"  # the adapter sends no documents
-        n = b["n_queries"]
+        assert b["reference_per_query_usd"] == report["per_query_cost"][ref][key]["usd"]
+        assert b["one_time_usd"] == one["total_usd"] and b["reference_one_time_usd"] == 0.0
+        saving = b["reference_per_query_usd"] - b["adapter_per_query_usd"]
+        # the adapter sends neither the documents nor the passages
+        assert saving > 0 and b["cost_status"] == "breaks_even"
+        n = b["cost_n_queries"]
         assert n == math.ceil(b["one_time_usd"] / saving - 1e-9)
         # n queries pay it back, n - 1 do not
         assert b["one_time_usd"] + n * b["adapter_per_query_usd"] <= (
-            n * b["icl_per_query_usd"] * (1 + 1e-12)
+            n * b["reference_per_query_usd"] * (1 + 1e-12)
         )
         assert b["one_time_usd"] + (n - 1) * b["adapter_per_query_usd"] > (
-            (n - 1) * b["icl_per_query_usd"]
+            (n - 1) * b["reference_per_query_usd"]
         )
-    cached_n = next(b["n_queries"] for b in entries if b["prefix_cached"])
-    uncached_n = next(b["n_queries"] for b in entries if not b["prefix_cached"])
+    icl_rows = [b for b in entries if b["reference"] == "icl"]
+    cached_n = next(b["cost_n_queries"] for b in icl_rows if b["prefix_cached"])
+    uncached_n = next(b["cost_n_queries"] for b in icl_rows if not b["prefix_cached"])
     assert cached_n > uncached_n  # a cheaper (cached) ICL takes longer to beat
     assert report["cost_curve"]["n_max"] >= 2 * cached_n
 
@@ -317,6 +391,22 @@ def test_evaluation_report_agrees_with_its_results(
     assert md.headers["content-type"].startswith("text/markdown")
     for title in SECTIONS.values():
         assert f"## {title}" in md.text
+    # quality first, in the words a reader meets: the recommendation opens the summary, and a
+    # break-even line is either withheld (significantly less accurate) or follows the verdict
+    summary = md.text.split("## Summary")[1].split("\n## ")[0]
+    pick = report["recommendation"]["recommended"]["uncached"]
+    assert (
+        f"- Recommended: {pick}, " in summary
+        or f"- Recommended without prefix caching: {pick} (" in summary
+    )
+    assert "Recommended" in html.text
+    for b in report["break_even"]:
+        line = next(
+            s for s in summary.splitlines() if s.startswith(f"- rand-ft vs {b['reference']}: ")
+        )
+        assert b["quality"]["text"] in line
+        if b["status"] == "less_accurate":
+            assert "no break-even verdict" in line and "breaks even" not in line
 
     # the shell: `docadapt report`, against the same database
     env = {

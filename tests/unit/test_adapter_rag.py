@@ -138,15 +138,21 @@ def test_adapter_rag_is_paired_with_icl_rag_and_its_adapter_alone() -> None:
     ]
     stats = compute_stats(results() + other)
     pairs = {(t.mode, t.reference): t for t in stats.paired if t.metric == "correct"}
+    assert stats.best_mode == "ft+rag"  # 6 of 6
     assert set(pairs) == {
         ("ft", "icl"),
+        ("ft", "rag"),
         ("ft2", "icl"),
+        ("ft2", "rag"),
         ("ft+rag", "icl"),
         ("ft+rag", "rag"),
         ("ft+rag", "ft"),
         ("ft2+rag", "icl"),
         ("ft2+rag", "rag"),
         ("ft2+rag", "ft2"),  # its own adapter, found by model, not the first adapter
+        # and every mode not yet paired with the most accurate one (either way), against it
+        ("ft2", "ft+rag"),
+        ("ft2+rag", "ft+rag"),
     }
     against = {
         ref: (t.only_mode, t.only_reference) for (m, ref), t in pairs.items() if m == "ft+rag"
@@ -166,21 +172,49 @@ def test_adapter_rag_is_priced_like_rag_plus_its_adapters_one_time_cost() -> Non
     assert report["one_time_cost"]["ft+rag"] == report["one_time_cost"]["ft"]
     assert report["one_time_cost"]["ft+rag"]["total_usd"] == pytest.approx(1 / 120)
 
-    entries = {(b["adapter"], b["prefix_cached"]): b for b in report["break_even"]}
-    assert set(entries) == {("ft", False), ("ft", True), ("ft+rag", False), ("ft+rag", True)}
+    entries = {(b["adapter"], b["reference"], b["prefix_cached"]): b for b in report["break_even"]}
+    # each trained mode against icl and rag; the adapter also against its own adapter+rag
+    assert set(entries) == {
+        (mode, reference, cached)
+        for mode, reference in (
+            ("ft", "icl"),
+            ("ft", "rag"),
+            ("ft", "ft+rag"),
+            ("ft+rag", "icl"),
+            ("ft+rag", "rag"),
+        )
+        for cached in (False, True)
+    }
     icl_uncached = (4020 * 0.10 + 4 * 0.40) / 1e6
     icl_cached = (20 * 0.10 + 4000 * 0.025 + 4 * 0.40) / 1e6
     for cached, icl_usd in ((False, icl_uncached), (True, icl_cached)):
-        b = entries[("ft+rag", cached)]
-        assert b["reference"] == "icl" and b["status"] == "breaks_even"
+        b = entries[("ft+rag", "icl", cached)]
+        # 6 of 6 against icl's 5 of 6: one discordant item, too few to call it either way
+        assert b["quality"]["verdict"] == "not_shown_within_margin"
+        assert b["status"] == "breaks_even" and b["reference_kind"] == "icl"
         assert b["adapter_per_query_usd"] == pytest.approx(rag_usd)
-        assert b["icl_per_query_usd"] == pytest.approx(icl_usd)
+        assert b["reference_per_query_usd"] == pytest.approx(icl_usd)
         assert b["n_queries"] == math.ceil((1 / 120) / (icl_usd - rag_usd))
+        # against rag: the same prompts, plus the adapter's one-time cost: never cheaper
+        b = entries[("ft+rag", "rag", cached)]
+        assert (b["status"], b["n_queries"], b["saving_per_query_usd"]) == ("never", None, 0)
+        # the adapter alone against the same adapter with passages: the one-time cost is the
+        # same, and the adapter alone sends fewer tokens, so it costs less from the first query
+        b = entries[("ft", "ft+rag", cached)]
+        assert b["reference_one_time_usd"] == b["one_time_usd"] == pytest.approx(1 / 120)
+        assert (b["status"], b["n_queries"]) == ("breaks_even", 0)
+        assert b["quality"]["difference"] == pytest.approx(-4 / 6)  # ft 2/6, ft+rag 6/6
     # by hand: 0.008333 / (4.036e-4 - 3.16e-5) = 22.4; / (1.036e-4 - 3.16e-5) = 115.7
-    assert (entries[("ft+rag", False)]["n_queries"], entries[("ft+rag", True)]["n_queries"]) == (
-        23,
-        116,
-    )
+    assert (
+        entries[("ft+rag", "icl", False)]["n_queries"],
+        entries[("ft+rag", "icl", True)]["n_queries"],
+    ) == (23, 116)
+    # the adapter against rag: 0.008333 / (3.16e-5 - 3.6e-6) = 297.6
+    assert entries[("ft", "rag", False)]["n_queries"] == 298
+    # cost per correct answer: rag right on 4 of 6, ft+rag on all 6
+    assert per_query["rag"]["uncached"]["usd_per_correct"] == pytest.approx(rag_usd * 6 / 4)
+    assert per_query["ft+rag"]["uncached"]["usd_per_correct"] == pytest.approx(rag_usd)
+    assert report["recommendation"]["recommended"]["uncached"] == "ft+rag"  # the most accurate
 
     lines = {line["label"]: line for line in report["cost_curve"]["lines"]}
     assert set(lines) == {
@@ -201,10 +235,17 @@ def test_adapter_rag_is_priced_like_rag_plus_its_adapters_one_time_cost() -> Non
     md = render_markdown(report)
     for row in (
         "| ft+rag | adapter+rag | 100.0% ",  # accuracy
-        "| ft+rag | $3.16e-05 | $3.16e-05 |",  # cost per query, beside rag's
-        "| rag | $3.16e-05 | $3.16e-05 |",
+        # accuracy, cost per query and per correct answer (uncached, cached), beside rag's
+        "| ft+rag | 100.0% | $3.16e-05 | $3.16e-05 | $3.16e-05 | $3.16e-05 |",
+        "| rag | 66.7% | $3.16e-05 | $4.74e-05 | $3.16e-05 | $4.74e-05 |",
         "| ft+rag | $0 | $0.00833 | $0 | $0.00833 |",  # one-time cost
-        "| ft+rag | icl | ICL without prefix caching | $0.00833 | $3.16e-05 |",
+        "| ft+rag | icl | not significantly less accurate, but not shown to be within the 5 pp "
+        "margin (100.0% vs 83.3%: +16.7 pp, 95% CI [-24.7, +56.4], p = 1) | without prefix "
+        "caching | $0.00833 | $0 | $3.16e-05 |",
+        "| ft+rag | rag | not significantly less accurate, but not shown to be within the 5 pp "
+        "margin (100.0% vs 66.7%: +33.3 pp, 95% CI [-12.3, +70.0], p = 0.5) | without prefix "
+        "caching | $0.00833 | $0 | $3.16e-05 | $3.16e-05 | $0 | $3.16e-05 | $4.74e-05 | never "
+        "(adapter not cheaper per query) |",
         "| ft+rag | rag | correct | 6 | 4 | 2 | 0 | 0 |",  # paired: beats rag on 2 items
         "| ft+rag | ft | correct | 6 | 2 | 4 | 0 | 0 |",  # and the adapter alone on 4
         "- rag: $0 + $3.16e-05 per query",  # cumulative cost lines
@@ -237,6 +278,9 @@ def test_adapter_rag_without_cost_records_is_unknown_not_free() -> None:
     assert "ft+rag" not in report["one_time_cost"]
     statuses = {b["status"] for b in report["break_even"] if b["adapter"] == "ft+rag"}
     assert statuses == {"unknown"}
+    # the adapter against its own adapter+rag: the reference's one-time cost is unknown too
+    own = [b for b in report["break_even"] if (b["adapter"], b["reference"]) == ("ft", "ft+rag")]
+    assert [(b["reference_one_time_usd"], b["status"]) for b in own] == [(None, "unknown")] * 2
     assert "ft+rag" not in {line["mode"] for line in report["cost_curve"]["lines"]}
     notes = [n for n in report["notes"] if n.startswith("ft+rag:")]
     assert any("no augmentation/training records" in n for n in notes)

@@ -10,6 +10,7 @@ from service.costs.model import (
     Prices,
     QueryProfile,
     break_even_queries,
+    cost_per_correct,
     cumulative_cost,
     curve_plan,
     one_time_cost,
@@ -102,6 +103,41 @@ def test_break_even(one_time: float, adapter: float, icl: float, expected: int |
 def test_break_even_refuses_negative_one_time() -> None:
     with pytest.raises(ValueError):
         break_even_queries(-1.0, 0.1, 0.2)
+    with pytest.raises(ValueError):
+        break_even_queries(1.0, 0.1, 0.2, reference_one_time_usd=-1.0)
+
+
+@pytest.mark.parametrize(
+    ("one_time", "adapter", "reference", "reference_once", "expected"),
+    [
+        (10.0, 0.001, 0.003, 4.0, 3000),  # (10 - 4) / 0.002
+        (5.0, 0.001, 0.003, 5.0, 0),  # the same adapter with and without passages: shared once
+        (4.0, 0.001, 0.003, 5.0, 0),  # cheaper once and per query: from the first query
+        (5.0, 0.002, 0.002, 5.0, 0),  # the same in every way
+        (5.0, 0.002, 0.002, 6.0, 0),  # as cheap per query, cheaper once
+        (5.0, 0.003, 0.002, 6.0, None),  # cheaper at first, dearer from query 1,001 on: never
+    ],
+)
+def test_break_even_against_a_reference_with_a_one_time_cost(
+    one_time: float, adapter: float, reference: float, reference_once: float, expected: int | None
+) -> None:
+    n = break_even_queries(one_time, adapter, reference, reference_one_time_usd=reference_once)
+    assert n == expected
+    if n is not None and n > 0:
+        assert (
+            cumulative_cost(one_time, adapter, n)
+            <= cumulative_cost(reference_once, reference, n) + 1e-12
+        )
+        assert cumulative_cost(one_time, adapter, n - 1) > cumulative_cost(
+            reference_once, reference, n - 1
+        )
+
+
+def test_cost_per_correct_answer() -> None:
+    assert cost_per_correct(3.66e-5, 1.0) == pytest.approx(3.66e-5)
+    assert cost_per_correct(5.6e-6, 11 / 60) == pytest.approx(3.0545454e-5)  # 5.6e-6 * 60 / 11
+    assert cost_per_correct(3.016e-4, 0.55) == pytest.approx(5.4836364e-4)
+    assert cost_per_correct(1.0, 0.0) is None and cost_per_correct(1.0, None) is None
 
 
 def test_curve_plan() -> None:
