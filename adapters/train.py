@@ -129,9 +129,9 @@ class TrainConfig:
     """Optimizer steps between evaluations (held-out loss and the knowledge check); None: about
     ten times a run and at least once an epoch; 0: only at the start and the end."""
     early_stopping: bool = True
-    """Stop once the knowledge check (or, with no probes, the held-out loss) has not improved
-    for `patience` evaluations (below the check's 90% target, the held-out loss must have
-    stalled too); with the check at 100% there is nothing left to improve."""
+    """Stop once the knowledge check reaches 100%, or it (with no probes: the held-out loss) has
+    not improved for `patience` evaluations; below the check's 90% target the held-out loss must
+    have stalled too."""
     patience: int = 3
     """Evaluations without improvement before early stopping ends the run."""
 
@@ -711,14 +711,17 @@ def auto_eval_every(total_steps: int, steps_per_epoch: int) -> int:
 def plateaued(history: _History, patience: int) -> bool:
     """Whether training has stopped improving: the knowledge check's accuracy where there are
     probes, else the held-out loss, has not beaten its best for the last `patience`
-    evaluations. Below the check's target a flat accuracy may only mean that learning has not
-    shown yet, so there the held-out loss must have stalled too."""
+    evaluations. A check at 100% has nothing left to improve (on the dev set the held-out loss
+    rose over the 3 epochs after it). Below the check's target a flat accuracy may only mean
+    that learning has not shown yet, so there the held-out loss must have stalled too."""
 
     def stalled(values: list[float]) -> bool:  # higher is better
         return len(values) > patience and max(values[-patience:]) <= max(values[:-patience])
 
     knowledge = [v for _, v in history.knowledge]
     losses = [-v for _, v in history.held_out]
+    if knowledge and knowledge[-1] >= 1.0:
+        return True
     if knowledge and max(knowledge) >= KNOWLEDGE_TARGET:
         return stalled(knowledge)
     if knowledge:

@@ -226,9 +226,8 @@ def test_the_knowledge_check_rises_and_ends_the_run_at_its_plateau(
     assert curve[0][0] == 0 and curve[0][1] < 1.0  # the base model does not know them
     assert curve[-1][1] == 1.0
     assert metrics["stopped_early_at"] == metrics["steps"] < metrics["planned_steps"] == 200
-    # It stopped `patience` evaluations after the check last improved.
-    best_at = next(step for step, value in curve if value == 1.0)
-    assert metrics["steps"] == best_at + config.patience * config.eval_every
+    # It stopped at the first evaluation that found every probe right.
+    assert [step for step, value in curve if value == 1.0] == [metrics["steps"]]
     assert seen[-1].knowledge == 1.0 and seen[-1].step == metrics["steps"]
 
 

@@ -115,9 +115,9 @@ def test_plateau_of_the_knowledge_check_stops_training() -> None:
     assert not plateaued(_history(knowledge=[0.3, 0.95, 0.95]), patience=2)  # too few evaluations
     assert not plateaued(_history(knowledge=[0.3, 0.9, 0.9, 0.95]), patience=2)
     assert plateaued(_history(knowledge=[0.3, 0.95, 0.95, 0.925]), patience=2)
-    # At 100% nothing is left to improve: it stops `patience` evaluations later.
-    assert not plateaued(_history(knowledge=[0.3, 1.0, 1.0]), patience=2)
-    assert plateaued(_history(knowledge=[0.3, 1.0, 1.0, 1.0]), patience=2)
+    # At 100% nothing is left to improve: it stops at once.
+    assert plateaued(_history(knowledge=[0.3, 1.0]), patience=2)
+    assert not plateaued(_history(knowledge=[0.3, 0.975]), patience=2)
 
 
 def test_below_the_target_a_flat_check_waits_for_the_held_out_loss() -> None:
