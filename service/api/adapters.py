@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,7 +15,13 @@ from adapters.base_model import model_fingerprint
 from service.api.responses import binary_body, errors
 from service.db.tables import Adapter, Augmentation
 from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
-from service.errors import NotFound, PayloadTooLarge, ServiceUnavailable, Unprocessable
+from service.errors import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unprocessable,
+)
 from service.examples import select_training_examples
 from service.jobs import records
 from service.schemas.adapters import AdapterCreate
@@ -253,7 +260,9 @@ async def delete_adapter(
 ) -> None:
     adapter = registry.get_adapter(session, workspace.id, adapter_id)
     if adapter.status in ("queued", "training") and adapter.job_id:
-        records.request_cancel(session, workspace.id, adapter.job_id)
+        # A job that already ended (cancelled before a worker took it) has nothing to cancel.
+        with contextlib.suppress(Conflict):
+            records.request_cancel(session, workspace.id, adapter.job_id)
     if runtime.adapter_loader is not None and adapter.status == "ready":
         await runtime.adapter_loader.unload(adapter.served_name)
     if adapter.artifact_key:

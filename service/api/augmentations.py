@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from service.api.responses import errors
+from service.api.responses import errors, inline_schema
 from service.augment.job import KIND, augmentation_stats, build_params
 from service.augment.teachers import job_teacher
 from service.collections import get_collection, list_documents
@@ -178,7 +178,7 @@ def _example_json(row: AugmentedExample) -> dict[str, Any]:
             "a line; format=json: one page with the total and the review counts.",
             "content": {
                 "application/x-ndjson": {"schema": {"type": "string"}},
-                "application/json": {"schema": {"$ref": "#/components/schemas/ExamplesPublic"}},
+                "application/json": {"schema": inline_schema(ExamplesPublic)},
             },
         }
     },
@@ -276,7 +276,10 @@ _UPLOAD_BODY = {
         "required": True,
         "description": 'JSONL, one statement per line: {"text": ..., "document_id"?: ...}; other '
         "keys are ignored, so the JSONL of GET /v1/augmentations/{id}/examples uploads as is.",
-        "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "text/plain": {"schema": {"type": "string"}},
+        },
     }
 }
 

@@ -227,7 +227,7 @@ def create_evaluation(
     return svc.evaluation_public(session, evaluation)
 
 
-@router.get("/v1/evaluations")
+@router.get("/v1/evaluations", responses=errors(404))
 def list_evaluations(
     session: SessionDep, workspace: CurrentWorkspace, collection_id: str | None = None
 ) -> dict[str, Any]:

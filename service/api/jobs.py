@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from sse_starlette.sse import EventSourceResponse
 
-from service.api.responses import errors, text_body
+from service.api.responses import errors, event_stream
 from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
 from service.jobs import records
 from service.schemas.common import json_ready
@@ -45,10 +45,10 @@ def cancel_job(job_id: str, session: SessionDep, workspace: CurrentWorkspace) ->
     "/{job_id}/events",
     response_class=EventSourceResponse,
     responses={
-        200: text_body(
-            "text/event-stream",
+        200: event_stream(
             "Server-sent events: `progress` with the job (as GET /v1/jobs/{id}) on every change, "
             "then `end` with the job at its final status; a comment every 15 s keeps it open.",
+            events=["progress", "end"],
         )
     },
 )

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from service.api.responses import errors
+from service.api.responses import errors, event_stream, inline_schema
 from service.deps import CurrentWorkspace, RuntimeDep
 from service.errors import BadRequest, ServiceUnavailable
 from service.serving.protocol import ChatCompletionRequest, CompletionRequest
@@ -35,7 +35,7 @@ def _openapi(request_model: type, what: str) -> dict[str, Any]:
         "openapi_extra": {
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _inlined(request_model)}},
+                "content": {"application/json": {"schema": inline_schema(request_model)}},
             }
         },
         "responses": {
@@ -44,30 +44,13 @@ def _openapi(request_model: type, what: str) -> dict[str, Any]:
                 "chunks ending in `data: [DONE]`.",
                 "content": {
                     "application/json": {"schema": {"type": "object"}},
-                    "text/event-stream": {"schema": {"type": "string"}},
+                    # One chunk per event, its data a JSON chunk or, last, "[DONE]".
+                    **event_stream("", json_data=False)["content"],
                 },
             },
             **errors(400, 404, 503),
         },
     }
-
-
-def _inlined(model: type) -> dict[str, Any]:
-    """The model's JSON schema with its nested models written in place (no `$defs`)."""
-    schema = model.model_json_schema()  # type: ignore[attr-defined]
-    defs = schema.pop("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return inline(defs[ref.rsplit("/", 1)[-1]])
-            return {k: inline(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [inline(v) for v in node]
-        return node
-
-    return inline(schema)
 
 
 def _respond(result: Any) -> JSONResponse | StreamingResponse:

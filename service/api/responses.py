@@ -34,11 +34,51 @@ def text_body(media_type: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}
 
 
+def event_stream(
+    description: str, events: list[str] | None = None, json_data: bool = True
+) -> dict[str, Any]:
+    """A text/event-stream response; its schema describes one event (what SSE clients and
+    schemathesis read): the event's name and its data, JSON where `json_data`."""
+    data: dict[str, Any] = {"type": "string"}
+    if json_data:
+        data["contentMediaType"] = "application/json"
+    properties: dict[str, Any] = {"data": data}
+    if events:
+        properties["event"] = {"type": "string", "enum": events}
+    return {
+        "description": description,
+        "content": {
+            "text/event-stream": {
+                "schema": {"type": "object", "properties": properties, "required": ["data"]}
+            }
+        },
+    }
+
+
 def binary_body(media_type: str, description: str) -> dict[str, Any]:
     return {
         "description": description,
         "content": {media_type: {"schema": {"type": "string", "format": "binary"}}},
     }
+
+
+def inline_schema(model: type) -> dict[str, Any]:
+    """A pydantic model's JSON schema with its nested models written in place (no `$defs`), for
+    bodies declared by hand (openapi_extra, `responses` content)."""
+    schema = model.model_json_schema()  # type: ignore[attr-defined]
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.rsplit("/", 1)[-1]])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(schema)
 
 
 def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:

@@ -130,6 +130,20 @@ def test_train_resume_after_kill_and_serve(
     assert json.loads((folder / "train_config.json").read_text())["rank"] == 8
     # The checksum in the registry (and the download's header) covers every file shipped.
     assert folder_sha256(folder) == r.headers["X-Artifact-SHA256"] == adapter["artifact_sha256"]
+    # The export names its base model, never a server path, and its card says what it is; it
+    # imports back as it is, on the same base model.
+    exported = json.loads((folder / "adapter_config.json").read_text())
+    assert exported["base_model_name_or_path"] == adapter["base_model"] == "SmolLM2-135M-Instruct"
+    card = (folder / "README.md").read_text()
+    assert "More Information Needed" not in card and "Knowledge check" in card, card
+    again = svc.client.post(
+        "/v1/adapters/import",
+        files={"file": ("facts-plain.tar.gz", r.content, "application/gzip")},
+        data={"name": "facts-plain-again"},
+        headers=auth,
+    )
+    assert again.status_code == 201, again.text
+    assert again.json()["status"] == "ready" and again.json()["source"] == "imported"
 
 
 def _served_name(svc: LiveService, adapter_id: str) -> str:
