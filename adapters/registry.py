@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.tables import Adapter, new_id, utcnow
 from service.errors import Conflict, NotFound
+from service.schemas.common import without_paths
 from service.storage import LocalStorage
 
 log = logging.getLogger("docadapt.registry")
@@ -265,7 +266,7 @@ def adapter_public(adapter: Adapter) -> dict[str, Any]:
         "name": adapter.name,
         "model": adapter.name,
         "status": adapter.status,
-        "status_reason": adapter.status_reason,
+        "status_reason": without_paths(adapter.status_reason),
         "source": adapter.source,
         "collection_id": adapter.collection_id,
         "augmentation_id": adapter.augmentation_id,

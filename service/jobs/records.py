@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from service.db.tables import Job, utcnow
 from service.errors import Conflict, NotFound
+from service.schemas.common import without_paths
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -198,9 +199,9 @@ def job_public(job: Job) -> dict[str, Any]:
             "fraction": (job.progress_done / job.progress_total) if job.progress_total else None,
         },
         "eta_seconds": job.eta_seconds,
-        "message": job.message,
+        "message": without_paths(job.message),
         "metrics": job.metrics,
-        "error": job.error,
+        "error": without_paths(job.error),
         "result": job.result,
         "attempts": job.attempts,
         "cancel_requested": job.cancel_requested,

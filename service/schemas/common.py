@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,3 +49,17 @@ def _utc_everywhere(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_utc_everywhere(v) for v in value]
     return value
+
+
+# An absolute file path in a message (not the path part of a URL, which follows a host, nor
+# one of this API's routes, /v1/...): '/srv/docadapt-data/files/workspaces/ws_1/adapters/ad_2'
+# in an error from vLLM or the OS.
+_SERVER_PATH = re.compile(r"(?<![\w:/.\-])/(?!v1/)(?:[\w.\-]+/)+([\w.\-]+)")
+
+
+def without_paths(text: str | None) -> str | None:
+    """`text` with the server's file paths cut to their last part ('.../ad_2'): error messages
+    from vLLM or the OS name where files live on this machine, which no response should."""
+    if not text:
+        return text
+    return _SERVER_PATH.sub(lambda m: f".../{m.group(1)}", text)

@@ -366,6 +366,15 @@ def test_adapters_name_their_model_and_export_a_card_and_a_portable_config(
     for shown in (got, listed[0]):
         assert shown["base_model"] == "SmolLM2-135M-Instruct"
         assert str(runtime.settings.data_dir) not in json.dumps(shown)
+    # Errors from the OS or vLLM name server paths; responses keep only their last part.
+    from service.db.tables import Job
+
+    with runtime.session_factory() as session:
+        job = session.get(Job, created["job"]["id"])
+        job.error = f"FileNotFoundError: '{runtime.settings.data_dir}/jobs/{job.id}/run/adapter'"
+        session.commit()
+    error = client.get(f"/v1/jobs/{created['job']['id']}", headers=auth).json()["error"]
+    assert error == "FileNotFoundError: '.../adapter'"
 
     r = client.get(f"/v1/adapters/{created['id']}/download", headers=auth)
     assert r.status_code == 200 and r.headers["content-type"] == "application/gzip"

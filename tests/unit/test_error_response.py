@@ -67,3 +67,18 @@ def test_validation_problems_name_fields_not_pydantic_types() -> None:
     ]
     query = validation_problems([{"loc": ("query", "limit"), "msg": "x", "type": "missing"}])
     assert query == ["query parameter limit: is required"]
+
+
+def test_server_paths_in_messages_keep_only_their_last_part() -> None:
+    from service.schemas.common import without_paths
+
+    assert without_paths("Loading lora /srv/data/files/workspaces/ws_1/adapters/ad_2 failed") == (
+        "Loading lora .../ad_2 failed"
+    )
+    # URLs and this API's own routes are not server paths.
+    for kept in (
+        "teacher unreachable at http://127.0.0.1:9/v1/completions",
+        "approve some (POST /v1/augmentations/aug_1/review)",
+        "a ratio of 1/2/3",
+    ):
+        assert without_paths(kept) == kept
