@@ -330,7 +330,11 @@ def jobs_cancel(
 @app.command()
 def bench(
     size: Annotated[
-        str, typer.Option(help="tiny, small (2-core CPU, <= 30 min), medium, large.")
+        str,
+        typer.Option(
+            help="tiny (tests), small (2-core CPU, <= 30 min: simple reversals and syllogisms; "
+            "FT, default and oracle), medium, large (GPU hosts: every dataset and column)."
+        ),
     ] = "small",
     url: Annotated[
         str, typer.Option(help="The running docadapt service.")
@@ -347,18 +351,27 @@ def bench(
         "bench-results"
     ),
     seed: Annotated[int, typer.Option(help="Seed of the generated datasets.")] = 0,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=20,
+            help="Train every adapter this many times (training seeds 0..N-1, same data); "
+            "cells show the mean and min-max, paired tests run per seed.",
+        ),
+    ] = 1,
     strategies: Annotated[
         list[str] | None,
         typer.Option(
-            help="Augmented columns: local, global, both, decomposed, oracle "
-            "(repeat or comma-separate; default all)."
+            help="Augmented columns: local, global, both, decomposed, linked, default, oracle "
+            "(repeat or comma-separate; default: the size's own list)."
         ),
     ] = None,
 ) -> None:
     """Controlled generalization benchmark (Lampinen et al. 2025) against a running service."""
     from service.benchmark.bench import cli_main
 
-    raise typer.Exit(cli_main(size, url, api_key, admin_key, out, seed, strategies))
+    raise typer.Exit(cli_main(size, url, api_key, admin_key, out, seed, strategies, seeds))
 
 
 if __name__ == "__main__":

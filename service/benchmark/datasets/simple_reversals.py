@@ -3,9 +3,23 @@
 Each fact compares two entities of its own on one of 28 dimensions; half the facts are stated
 with the "higher" comparative, half with its inverse, so the right test answer is "more" as often
 as "less". Each fact appears in several short documents, each time inside a different short
-context ("Did you know that ...?"). The test item is the reversed statement ("glon are less
-dangerous than femp") against its contradiction, the names swapped without flipping the
-comparative ("glon are more dangerous than femp"): 2 choices, chance 50%.
+context ("Did you know that ...?"). Two test items per fact, 2 choices each (chance 50%), written
+in lower case as the paper writes them and as the facts read inside their contexts:
+- reversal: the reversed statement ("glon are less dangerous than femp") against its
+  contradiction, the names swapped without flipping the comparative ("glon are more dangerous
+  than femp");
+- forward: the trained statement itself, out of its context ("femp are more dangerous than
+  glon"), against the comparative flipped ("femp are less dangerous than glon"). It checks that
+  an adapter learned what it read, so a failed reversal means a missed inference, not a missed
+  fact.
+Why lower case, and why a compact size puts every fact behind a lead-in: a choice is scored as a
+continuation, " glon are ..." (a leading space), and the tokens of " glon", " Glon" and a
+sentence-initial "Glon" differ; a fact learned as " snelp are warmer than makan" inside "Did you
+know that ...?" is asked in exactly those tokens. (Sentence-initial statements are learned in
+other tokens, and the training recipe puts no loss on an example's first token.) The oracle's
+statements are written the same way, behind a lead-in of the documents' own.
+A compact size (no title line, no filler sentences, each fact once, always behind a lead-in)
+spends its training tokens on the facts only.
 """
 
 from __future__ import annotations
@@ -84,11 +98,16 @@ class Config:
     facts: int
     mentions: int  # documents each fact appears in
     facts_per_doc: int
+    compact: bool = False  # no title line and no filler sentences: the facts alone
+    rephrasings: bool = True  # the oracle also states each fact and its reversal "compared to"
 
 
 SIZES: dict[str, Config] = {
     "tiny": Config(facts=4, mentions=2, facts_per_doc=2),
-    "small": Config(facts=12, mentions=3, facts_per_doc=4),
+    # 44 facts give 44 forward and 44 reversal items, enough for a paired test to separate
+    # 90% from 50%; stated once each in 6 short documents (~700 tokens), so training to the
+    # knowledge check's plateau fits a 2-core CPU.
+    "small": Config(facts=44, mentions=1, facts_per_doc=8, compact=True, rephrasings=False),
     "medium": Config(facts=40, mentions=5, facts_per_doc=2),
     "large": Config(facts=100, mentions=10, facts_per_doc=1),  # the paper's 100 x 10 articles
 }
@@ -108,6 +127,8 @@ _CONTEXTS = (
     "Everyone in the village knows that {f}.",
     "As the museum guide explained, {f}.",
 )
+# The contexts that put the fact after a lead-in, in lower case as the test items ask it.
+_LEAD_INS = tuple(c for c in _CONTEXTS if not c.startswith("{F}"))
 _TITLES = (
     "Did you know?",
     "Odd facts",
@@ -169,6 +190,11 @@ def _statement(
         return f"Compared to {other}, {subject} are {phrase}."
     text = f"{subject} are {phrase} than {other}"
     return text[:1].upper() + text[1:] + "."
+
+
+def _lower(statement: str) -> str:
+    """The statement with a lower-case first letter, as it reads after a lead-in."""
+    return statement[:1].lower() + statement[1:]
 
 
 def _flip(direction: str) -> str:
@@ -242,11 +268,19 @@ def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
         doc_id = f"{NAME}-{number:04d}"
         title = f"{rng.choice(_TITLES)} (no. {number + 1})"
         lines = [title]
-        contexts = rng.sample(_CONTEXTS, len(group))
+        # More facts than contexts (compact documents): each context at most once per round.
+        pool = _LEAD_INS if config.compact else _CONTEXTS
+        contexts = [c for _ in range(0, len(group), len(pool)) for c in pool]
+        contexts = rng.sample(contexts, len(group))
         for index, context in zip(group, contexts, strict=True):
             text = forward(facts[index]).rstrip(".")
             lines.append(context.format(f=text[:1].lower() + text[1:], F=text))
             docs_of_fact[index].append(doc_id)
+        if config.compact:
+            documents.append(
+                BenchDocument(id=doc_id, title=title, text="\n".join(lines[1:]) + "\n")
+            )
+            continue
         if len(group) > 1 or rng.random() < 0.5:
             lines.insert(1 + rng.randrange(len(lines)), rng.choice(_FILLERS))
         # A blank line keeps the title out of the first sentence when the text is segmented.
@@ -254,6 +288,7 @@ def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
         documents.append(BenchDocument(id=doc_id, title=title, text=text))
 
     items: list[TestItem] = []
+    forward_items: list[TestItem] = []
     inferences: list[Inference] = []
     contradictions: list[str] = []
     for index, fact in enumerate(facts):
@@ -262,8 +297,8 @@ def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
             subject, other, direction = fact["lower"], fact["higher"], "lower"
         else:
             subject, other, direction = fact["higher"], fact["lower"], "higher"
-        reversal = _statement(subject, dim, direction, other)
-        swapped = _statement(subject, dim, _flip(direction), other)
+        reversal = _lower(_statement(subject, dim, direction, other))
+        swapped = _lower(_statement(subject, dim, _flip(direction), other))
         choices = [reversal, swapped]
         rng.shuffle(choices)
         items.append(
@@ -275,35 +310,50 @@ def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
                 choices=choices,
                 answer=reversal,
                 needed_inferences=[reversal],
-                premises=[forward(fact)],
+                premises=[_lower(forward(fact))],
+            )
+        )
+        fwd_subject, fwd_other = other, subject
+        trained = _lower(forward(fact))
+        flipped = _lower(_statement(fwd_subject, dim, _flip(fact["stated"]), fwd_other))
+        choices = [trained, flipped]
+        rng.shuffle(choices)
+        forward_items.append(
+            TestItem(
+                id=f"{NAME}-forward-{index:03d}",
+                split="forward",
+                category=f"{NAME}/forward",
+                question=QUESTION,
+                choices=choices,
+                answer=trained,
+                needed_inferences=[],
+                premises=[trained],
             )
         )
         sources = docs_of_fact[index]
-        fwd_subject, fwd_other = (
-            (fact["higher"], fact["lower"])
-            if fact["stated"] == "higher"
-            else (fact["lower"], fact["higher"])
-        )
-        inferences.extend(
-            [
-                Inference(reversal, "reversal", sources),
-                Inference(
-                    _statement(subject, dim, direction, other, "compared"), "reversal", sources
-                ),
-                Inference(
-                    _statement(fwd_subject, dim, fact["stated"], fwd_other, "compared"),
-                    "rephrasing",
-                    sources,
-                ),
-            ]
-        )
-        contradictions.append(swapped)
+        # The reversal as the documents would state it: behind a lead-in, in the test's tokens.
+        oracle = rng.choice(_LEAD_INS).format(f=reversal.rstrip("."))
+        inferences.append(Inference(oracle, "reversal", sources))
+        if config.rephrasings:
+            inferences.extend(
+                [
+                    Inference(
+                        _statement(subject, dim, direction, other, "compared"), "reversal", sources
+                    ),
+                    Inference(
+                        _statement(fwd_subject, dim, fact["stated"], fwd_other, "compared"),
+                        "rephrasing",
+                        sources,
+                    ),
+                ]
+            )
+        contradictions.extend([swapped, flipped])
     return BenchmarkDataset(
         name=NAME,
         size=size,
         seed=seed,
         documents=documents,
-        test_items=items,
+        test_items=forward_items + items,
         true_inferences=inferences,
         contradictions=contradictions,
         world={"facts": facts},

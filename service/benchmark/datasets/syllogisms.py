@@ -1,16 +1,32 @@
-"""Syllogisms over nonsense terms: "The relationships between glon, troff and yomp are: All glon
-are yomp. All troff are glon." -> test "The relationships between yomp and troff are:" with the
-answer "All troff are yomp."
+"""Syllogisms over nonsense terms, after the paper's "The relationships between glon, troff and
+yomp are: All glon are yomp. All troff are glon." -> test "The relationships between yomp and
+troff are:" with the answer "All troff are yomp."
 
 Each example has three fresh terms and one of nine valid moods; a third of the conclusions are
 "all", a third "no", a third "some". Statements are decided by a model checker (every way the
 three terms can overlap, each term non-empty: the traditional reading), not by a table, so the
 truth matcher and the choices agree by construction.
 
+A document states each example as the paper does, with one change: the second premise comes
+after a lead-in, "The relationships between glon, troff and yomp are: All glon are yomp. Also:
+All troff are glon." The service trains on one sentence at a time, and a standalone "All troff
+are glon." would be learned without its first word (the recipe puts no loss on an example's
+first token) and in other tokens than the test's continuation " All troff are glon." (a leading
+space); after "Also:" it reads exactly as a test asks it, and the rule-made strategies still read
+it (a semicolon-joined pair they do not). The oracle's conclusion comes under a header of its own
+two terms, "The relationships between troff and yomp are: All troff are yomp.", for the same
+reason.
+
 Choices: the six statements {all, some, no} x both directions of the two end terms, less those
 that the premises entail besides the answer (the converse of a "no" or "some" conclusion is
 equally true; "all S are P" entails "some S are P"), so exactly one choice is right: 4 choices
 for an "all" conclusion, 5 otherwise.
+
+Two splits: syllogism (the conclusion, above) and forward (one of the example's two premises,
+asked the same way, "The relationships between glon and yomp are:" -> "All glon are yomp.",
+against the other statements over those two terms that the premises do not entail),
+which checks that an adapter learned the premises it read. Several examples may share a document
+(one line each), so a compact size has few files.
 """
 
 from __future__ import annotations
@@ -45,11 +61,13 @@ MOODS: dict[str, tuple[tuple[Statement, Statement], Statement]] = {
 @dataclass(frozen=True)
 class Config:
     examples: int
+    examples_per_doc: int = 1
 
 
 SIZES: dict[str, Config] = {
     "tiny": Config(examples=3),
-    "small": Config(examples=9),
+    # 42 examples: 42 syllogism and 42 forward items, in 7 documents (~1,200 tokens).
+    "small": Config(examples=42, examples_per_doc=6),
     "medium": Config(examples=30),
     "large": Config(examples=69),  # the paper's 69 training examples
 }
@@ -142,6 +160,43 @@ class Knowledge:
         return decide(statement, self.valid[index]), key(statement)
 
 
+def _headed(rng: random.Random, statement: Statement) -> str:
+    """The header naming a statement's two terms, in random order."""
+    ends = [statement[1], statement[2]]
+    rng.shuffle(ends)
+    return f"The relationships between {ends[0]} and {ends[1]} are:"
+
+
+def _item(
+    rng: random.Random,
+    split: str,
+    statement: Statement,
+    premises: list[Statement],
+    valid: list[frozenset[frozenset[str]]],
+    item_id: str,
+) -> TestItem:
+    """The item asking for ``statement`` under a header naming its two terms in random order,
+    against the other statements over them that the premises (models ``valid``) do not
+    entail."""
+    question = _headed(rng, statement)
+    ends = [statement[1], statement[2]]
+    candidates = [(q, a, b) for q in QUANTIFIERS for a, b in (ends, ends[::-1])]
+    choices = [render(c) for c in candidates if c == statement or decide(c, valid) is not True]
+    rng.shuffle(choices)
+    answer = render(statement)
+    syllogism = split == "syllogism"
+    return TestItem(
+        id=item_id,
+        split=split,
+        category=f"{NAME}/{split}",
+        question=question,
+        choices=choices,
+        answer=answer,
+        needed_inferences=[answer] if syllogism else [],
+        premises=[render(p) for p in premises] if syllogism else [answer],
+    )
+
+
 def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
     """The dataset for ``size`` and ``seed``, its terms drawn from ``words``."""
     config = SIZES[size]
@@ -149,6 +204,7 @@ def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
     by_conclusion = {q: sorted(n for n, m in MOODS.items() if m[1][0] == q) for q in QUANTIFIERS}
     documents: list[BenchDocument] = []
     items: list[TestItem] = []
+    forward_items: list[TestItem] = []
     inferences: list[Inference] = []
     contradictions: list[str] = []
     examples: list[dict[str, Any]] = []
@@ -163,34 +219,30 @@ def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
         conclusion = (conclusion_roles[0], roles["S"], roles["P"])
         terms = list(roles.values())
         rng.shuffle(terms)
-        doc_id = f"{NAME}-{index:04d}"
+        number = index // config.examples_per_doc
+        doc_id = f"{NAME}-{number:04d}"
         header = f"The relationships between {terms[0]}, {terms[1]} and {terms[2]} are:"
-        text = header + " " + " ".join(render(p) for p in premises)
-        documents.append(
-            BenchDocument(id=doc_id, title=f"Relationships {index + 1}", text=text + "\n")
-        )
+        text = f"{header} {render(premises[0])} Also: {render(premises[1])}"
+        if index % config.examples_per_doc:
+            documents[-1].text += text + "\n"
+        else:
+            documents.append(
+                BenchDocument(id=doc_id, title=f"Relationships {number + 1}", text=text + "\n")
+            )
 
         valid = models(tuple(roles.values()), premises)
         assert decide(conclusion, valid) is True, (mood, premises, conclusion)
-        ends = [roles["S"], roles["P"]]
-        rng.shuffle(ends)
-        candidates = [(q, a, b) for q in QUANTIFIERS for a, b in (ends, ends[::-1])]
-        choices = [render(c) for c in candidates if c == conclusion or decide(c, valid) is not True]
-        rng.shuffle(choices)
-        answer = render(conclusion)
-        items.append(
-            TestItem(
-                id=f"{NAME}-{index:03d}",
-                split="syllogism",
-                category=f"{NAME}/syllogism",
-                question=f"The relationships between {ends[0]} and {ends[1]} are:",
-                choices=choices,
-                answer=answer,
-                needed_inferences=[answer],
-                premises=[render(p) for p in premises],
-            )
+
+        items.append(_item(rng, "syllogism", conclusion, premises, valid, f"{NAME}-{index:03d}"))
+        premise = rng.choice(premises)
+        forward_items.append(
+            _item(rng, "forward", premise, premises, valid, f"{NAME}-forward-{index:03d}")
         )
-        inferences.append(Inference(answer, "syllogism", [doc_id]))
+        answer = items[-1].answer
+        oracle = f"{_headed(rng, conclusion)} {answer}"
+        inferences.append(Inference(oracle, "syllogism", [doc_id]))
+        ends = [roles["S"], roles["P"]]
+        candidates = [(q, a, b) for q in QUANTIFIERS for a, b in (ends, ends[::-1])]
         contradictions.extend(render(c) for c in candidates if decide(c, valid) is False)
         examples.append(
             {
@@ -205,7 +257,7 @@ def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
         size=size,
         seed=seed,
         documents=documents,
-        test_items=items,
+        test_items=forward_items + items,
         true_inferences=inferences,
         contradictions=contradictions,
         world={"examples": examples},
