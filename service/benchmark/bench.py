@@ -72,6 +72,7 @@ import httpx
 
 from service.benchmark.datasets import DATASET_NAMES, BenchmarkDataset, generate_suite
 from service.benchmark.truth import REVERSAL, AugmentedStatement, TruthJudge, TruthReport
+from service.costs.report import recommendation_markdown
 from service.evaluate.scoring import ItemResult
 from service.evaluate.stats import paired_test, wilson_interval
 from service.jobs.watch import TERMINAL, RichReporter
@@ -1252,6 +1253,22 @@ def markdown(result: dict[str, Any]) -> str:
             "5% held out for the held-out loss). Knowledge check: probes from the documents' own "
             "sentences (a key span left out), scored after training like the evaluation scores.",
         ]
+    report = result.get("report") or {}
+    if report.get("recommendation"):
+        modes = ", ".join(
+            f"{labels.get(c, c)} = `{m}`" for c, ms in result["column_modes"].items() for m in ms
+        )
+        lines += [
+            "",
+            "## Cost at equal quality (the service's evaluation report)",
+            "",
+            "Which mode the evaluation recommends: the cheapest among those not significantly "
+            "less accurate than the best (paired test, margin as stated), with cost per query "
+            "and per correct answer, and break-even against every reference. Modes are the "
+            f"service's names: {modes}.",
+            "",
+            *recommendation_markdown(report),
+        ]
     lines += [
         "",
         "## Teacher quality against the generator's truth",
@@ -1533,6 +1550,8 @@ def cli_main(
     console.print(rich_paired_table(result))
     console.print(rich_training_table(result))
     console.print(rich_quality_table(result))
+    for line in (result.get("report", {}).get("recommendation") or {}).get("lines", []):
+        console.print(escape(line))
     for column, why in result["failures"].items():
         console.print(f"[yellow]{COLUMN_LABELS.get(column, column)} dropped: {escape(why)}")
     console.print(

@@ -1141,6 +1141,16 @@ def _curve_lines(report: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def recommendation_markdown(report: Mapping[str, Any]) -> list[str]:
+    """The report's decision at equal quality as Markdown lines: the recommendation in words, its
+    table (accuracy against the best mode, cost per query and per correct answer) and the
+    break-even rows; for other documents that show a report's verdict (the bench)."""
+    lines = [f"- {line}" for line in (report.get("recommendation") or {}).get("lines", [])]
+    lines += ["", _md_table(*_tables(report)["recommendation"]), ""]
+    lines += [f"- {line}" for line in _pair_lines(report["break_even"])]
+    return lines
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
     """The report as GitHub-flavoured Markdown: one section per `SECTIONS` entry."""
     tables = _tables(report)

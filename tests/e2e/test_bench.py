@@ -104,6 +104,13 @@ def test_bench_tiny_end_to_end(live_service: LiveService, start_worker, tmp_path
         assert label in md
     assert "## Paired tests (exact McNemar, two-sided)" in md
     assert "## Training (to the knowledge check's plateau)" in md
+    # The service's decision at equal quality, as the report states it, named in the bench.
+    recommendation = result["report"]["recommendation"]
+    assert "## Cost at equal quality (the service's evaluation report)" in md
+    for line in recommendation["lines"]:
+        assert line in md
+    best = recommendation["best"]
+    assert f"| {best} |" in md and "per correct answer (no caching)" in md
 
     # Training: one adapter per column (one seed), the same hyperparameters but for nothing,
     # each with its steps, time and knowledge check after training.
