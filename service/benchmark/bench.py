@@ -79,11 +79,8 @@ from service.jobs.watch import TERMINAL, RichReporter
 
 log = logging.getLogger("docadapt.bench")
 
-# Table columns, in the paper's order, then the rule-made ones and the oracle.
-COLUMNS: tuple[str, ...] = (
-    "base",
-    "icl",
-    "ft",
+# Columns that are adapters trained on an augmentation set (the --strategies choices).
+AUGMENTED: tuple[str, ...] = (
     "local",
     "global",
     "both",
@@ -92,6 +89,8 @@ COLUMNS: tuple[str, ...] = (
     "default",
     "oracle",
 )
+# Table columns, in the paper's order, then the rule-made ones and the oracle.
+COLUMNS: tuple[str, ...] = ("base", "icl", "ft", *AUGMENTED)
 COLUMN_LABELS: dict[str, str] = {
     "base": "base",
     "icl": "ICL",
@@ -104,16 +103,6 @@ COLUMN_LABELS: dict[str, str] = {
     "default": "aug default",
     "oracle": "oracle",
 }
-# Columns that are adapters trained on an augmentation set (the --strategies choices).
-AUGMENTED: tuple[str, ...] = (
-    "local",
-    "global",
-    "both",
-    "decomposed",
-    "linked",
-    "default",
-    "oracle",
-)
 TEACHER_WRITTEN: tuple[str, ...] = ("local", "global", "both")
 # Columns made by one augmentation job each, and the strategies it asks for (None: the
 # service's default list, whatever it is at the time).
