@@ -60,6 +60,16 @@ class ServiceUnavailable(DocadaptError):
     status_code, code = 503, "unavailable"
 
 
+class InsufficientStorage(DocadaptError):
+    status_code, code = 507, "insufficient_storage"
+
+
+DISK_FULL_MESSAGE = (
+    "the service's data disk is full, so this was not done and nothing of it was stored; "
+    "free space in the data folder (DOCADAPT_DATA_DIR) or the database's disk, then try again"
+)
+
+
 def capped_details(details: Any) -> Any:
     """`details` with every list cut to MAX_DETAIL_ITEMS; a cut list `errors` gets a sibling
     `errors_not_shown` with the count left out."""

@@ -14,19 +14,23 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from service.config import Settings
 from service.errors import (
+    DISK_FULL_MESSAGE,
     MAX_DETAIL_ITEMS,
     DocadaptError,
+    InsufficientStorage,
     capped_details,
     capped_message,
     validation_problems,
 )
 from service.runtime import Runtime, stop_worker_pool
 from service.schemas.common import json_ready
+from service.storage import disk_full
 
 log = logging.getLogger("docadapt")
 
@@ -204,6 +208,18 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(allowed)
             message = f"{request.method} is not allowed here; allowed: {', '.join(allowed)}"
         return error_response(exc.status_code, code, message, headers=headers)
+
+    # A full disk (the data folder's or the database's) surfaces as an OSError or a database
+    # error anywhere a request writes: a 507 that says so, not a 500. The request's session has
+    # been rolled back by then, and the storage removed the files it had written.
+    @app.exception_handler(OSError)
+    @app.exception_handler(SQLAlchemyError)
+    async def _maybe_disk_full(_: Request, exc: Exception) -> JSONResponse:
+        if disk_full(exc):
+            log.error("a request failed, the disk is full: %s", exc)
+            return error_response(507, InsufficientStorage.code, DISK_FULL_MESSAGE)
+        log.error("unhandled error", exc_info=exc)
+        return error_response(500, "internal_error", "internal error; see the service log")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

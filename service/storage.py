@@ -4,6 +4,7 @@ Keys are built by the service from ids (never from user-supplied file names)."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -11,7 +12,27 @@ import stat
 import tempfile
 from pathlib import Path
 
+from service.errors import DISK_FULL_MESSAGE, InsufficientStorage
+
 log = logging.getLogger("docadapt")
+
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an error that caused it, says a disk is full: ENOSPC or EDQUOT from the
+    OS, SQLite's SQLITE_FULL, PostgreSQL's disk_full (SQLSTATE 53100)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+            return True
+        if "database or disk is full" in str(exc):  # sqlite3's text for SQLITE_FULL
+            return True
+        if "53100" in (getattr(exc, "sqlstate", None), getattr(exc, "pgcode", None)):
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+    return False
 
 
 def private_dir(path: Path) -> Path:
@@ -41,14 +62,19 @@ class LocalStorage:
     def put_bytes(self, key: str, data: bytes) -> Path:
         """Write atomically (temp file + rename), so a reader never sees half a file."""
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            if disk_full(exc):
+                raise InsufficientStorage(DISK_FULL_MESSAGE) from exc
             raise
         return target
 

@@ -2,7 +2,8 @@
 
 Routes name the errors only they can give with `errors(409, 413, ...)` in their decorator;
 `complete_openapi` adds what follows from a route's shape: 401 on every route behind the bearer
-scheme, 404 on every route with an id in its path, and the error envelope (not FastAPI's
+scheme, 404 on every route with an id in its path, 507 (disk full) on every route that writes,
+and the error envelope (not FastAPI's
 HTTPValidationError) on every 422. Non-JSON bodies are declared with `text_body`, `binary_body`
 and friends."""
 
@@ -21,7 +22,11 @@ ERROR_DESCRIPTIONS = {
     415: "The body's type is not one this endpoint reads.",
     422: "The request is invalid; the message says which field and why.",
     503: "A service this needs (vLLM, the adapter runtime) is not available.",
+    507: "The service's disk is full: nothing of the request was stored; try again once an "
+    "operator has freed space.",
 }
+# Methods that write (a database row or a file), so a full disk can stop them.
+_WRITES = {"post", "put", "patch", "delete"}
 _ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorResponse"}
 
 
@@ -87,7 +92,7 @@ def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     for name, model_schema in _error_schemas().items():
         components.setdefault(name, model_schema)
     for path, item in schema.get("paths", {}).items():
-        for operation in item.values():
+        for method, operation in item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses = operation["responses"]
@@ -95,6 +100,8 @@ def complete_openapi(schema: dict[str, Any]) -> dict[str, Any]:
                 _add(responses, 401)
             if "{" in path:
                 _add(responses, 404)
+            if method in _WRITES:
+                _add(responses, 507)
             if "422" in responses:
                 responses["422"] = _error_response(422)
     text = str(schema.get("paths"))

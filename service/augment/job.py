@@ -26,6 +26,7 @@ from service.db.tables import (
     Document,
     utcnow,
 )
+from service.errors import ServiceUnavailable
 from service.jobs.context import JobContext
 from service.security import resolve_secret_key
 
@@ -147,6 +148,8 @@ class AugmentationExecutor:
                     result: UnitResult, strategy: str = strategy, counter: dict = counter
                 ) -> None:
                     self._record(ctx, strategy, result)
+                    if result.teacher_failing:
+                        raise self._teacher_failed(ctx, result, total)
                     counter["n"] += 1
                     clock.unit_done(strategy)
                     eta, note = clock.estimate()
@@ -200,6 +203,32 @@ class AugmentationExecutor:
                 session.commit()
             except IntegrityError:
                 session.rollback()  # recorded by an earlier attempt; never twice
+
+    def _teacher_failed(
+        self, ctx: JobContext, result: UnitResult, total: int
+    ) -> ServiceUnavailable:
+        """The job's end when its teacher endpoint fails for good (retries spent, or it refuses
+        every request): sending the remaining units would only fail each of them slowly and end
+        "succeeded" with holes. What finished before stays recorded."""
+        with ctx.session_factory() as session:
+            done = session.scalar(
+                select(func.count(AugmentationUnit.id)).where(
+                    AugmentationUnit.augmentation_id == ctx.subject_id,
+                    AugmentationUnit.status == "done",
+                )
+            )
+            kept = session.scalar(
+                select(func.count(AugmentedExample.id)).where(
+                    AugmentedExample.augmentation_id == ctx.subject_id
+                )
+            )
+        reason = (result.error or "").removeprefix("teacher: ")
+        return ServiceUnavailable(
+            f"the teacher failed: {reason}. The augmentation stopped there: {done} of {total} "
+            f"units had finished, and their {kept} statements are kept with this augmentation; "
+            "submit it again once the teacher answers",
+            code="teacher_failed",
+        )
 
     def _stats(self, ctx: JobContext, wall_s: float) -> dict[str, Any]:
         with ctx.session_factory() as session:

@@ -36,16 +36,20 @@ async def _guarded(process: ProcessUnit, unit: Unit) -> UnitResult:
     # A unit that fails (teacher gone for good, or a template that fails on this unit's text)
     # is counted and reported; it never stops the others.
     stats = YieldStats()
+    failing = False
     try:
         return await process(unit, stats)
     except TeacherError as exc:
         stats.requests += 1
         stats.requests_failed += 1
         error = f"teacher: {exc}"
+        failing = exc.endpoint_failing
     except jinja2.TemplateError as exc:
         error = f"template: {exc}"
     stats.units_failed = 1
-    return UnitResult(unit.id, unit.document_id, [], stats, failed=True, error=error)
+    return UnitResult(
+        unit.id, unit.document_id, [], stats, failed=True, error=error, teacher_failing=failing
+    )
 
 
 async def run_units(

@@ -41,11 +41,14 @@ class TeacherError(RuntimeError):
         retryable: bool = False,
         status_code: int | None = None,
         retry_after: float | None = None,
+        endpoint_failing: bool = False,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status_code = status_code
         self.retry_after = retry_after
+        # The endpoint, not this prompt, is at fault: no later request will fare better.
+        self.endpoint_failing = endpoint_failing
 
 
 @dataclass(frozen=True)
@@ -235,8 +238,14 @@ class Teacher:
                     data = await self._post(path, payload)
         except TeacherError as exc:
             self.failures += 1
+            # Retries of a transient fault ran out, or the endpoint refuses every caller (no
+            # key, no such path or model): the endpoint is failing, not this one prompt.
+            failing = exc.retryable or exc.status_code in (401, 403, 404)
+            tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
             raise TeacherError(
-                f"{exc} (after {attempts} attempt(s))", status_code=exc.status_code
+                f"{exc} (POST {self.api_root}{path}, {tries})",
+                status_code=exc.status_code,
+                endpoint_failing=failing,
             ) from exc
         return self._parse(data, request_id, attempts, time.perf_counter() - started)
 
@@ -248,11 +257,14 @@ class Teacher:
                     resp = await self._http.post(url, json=payload)
             except (TimeoutError, httpx.TimeoutException) as exc:
                 raise TeacherError(
-                    f"teacher timed out after {self.config.timeout_s:g}s", retryable=True
+                    f"teacher gave no answer within {self.config.timeout_s:g} s "
+                    "(DOCADAPT_TEACHER_TIMEOUT_S)",
+                    retryable=True,
                 ) from exc
             except httpx.TransportError as exc:
+                # Refused, reset, or closed before the whole answer came.
                 raise TeacherError(
-                    f"teacher unreachable at {url}: {exc!r}", retryable=True
+                    f"teacher connection failed: {type(exc).__name__}: {exc}", retryable=True
                 ) from exc
         if resp.status_code == 429 or resp.status_code >= 500:
             raise TeacherError(

@@ -142,6 +142,7 @@ class UnitResult:
     stats: YieldStats
     failed: bool = False
     error: str | None = None
+    teacher_failing: bool = False  # failed because the teacher endpoint is (see TeacherError)
 
 
 OnUnitDone = Callable[[UnitResult], Awaitable[None] | None]

@@ -14,15 +14,23 @@ import threading
 import traceback
 import uuid
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from service.config import Settings
 from service.db.session import make_engine, make_session_factory, migrate
 from service.errors import DocadaptError
 from service.jobs import records
 from service.jobs.context import JobCancelled, JobContext, WorkerStopping
 from service.jobs.executors import Executor, load_executors
-from service.storage import LocalStorage, private_dir
+from service.storage import LocalStorage, disk_full, private_dir
 
 log = logging.getLogger("docadapt.worker")
+
+DISK_FULL_JOB_MESSAGE = (
+    "the service's data disk is full (no space left on device): the job could not write its "
+    "results and stopped; free space in the data folder (DOCADAPT_DATA_DIR) or the database's "
+    "disk, then submit it again"
+)
 
 
 def owner_prefix(pid: int) -> str:
@@ -48,10 +56,19 @@ class Worker:
     def run(self, *, poll_s: float = 1.0, once: bool = False) -> None:
         log.info("worker %s ready for jobs: %s", self.owner, ", ".join(self.executors))
         while not self.stopping.is_set():
-            with self.session_factory() as session:
-                job = records.claim_next(
-                    session, self.owner, self.settings.job_lease_s, list(self.executors)
-                )
+            try:
+                with self.session_factory() as session:
+                    job = records.claim_next(
+                        session, self.owner, self.settings.job_lease_s, list(self.executors)
+                    )
+            except SQLAlchemyError as exc:
+                # The database is unreachable or its disk full: wait and ask again rather than
+                # die (a dead worker is restarted, and one that dies too often is left down).
+                log.error("cannot claim a job (%s); asking again in %.0f s", exc, 10 * poll_s)
+                if once:
+                    return
+                self.stopping.wait(10 * poll_s)
+                continue
             if job is None:
                 if once:
                     return
@@ -106,11 +123,15 @@ class Worker:
                     .values(status="queued", lease_owner=None, lease_expires_at=None)
                 )
                 session.commit()
-        except DocadaptError as exc:
-            self._end(ctx, executor, "failed", error=exc.message)
         except Exception as exc:  # noqa: BLE001 - a job's failure must not kill the worker
-            log.error("job %s failed:\n%s", job.id, traceback.format_exc())
-            self._end(ctx, executor, "failed", error=f"{type(exc).__name__}: {exc}")
+            if disk_full(exc):
+                log.error("job %s failed, the disk is full: %s", job.id, exc)
+                self._end(ctx, executor, "failed", error=DISK_FULL_JOB_MESSAGE)
+            elif isinstance(exc, DocadaptError):
+                self._end(ctx, executor, "failed", error=exc.message)
+            else:
+                log.error("job %s failed:\n%s", job.id, traceback.format_exc())
+                self._end(ctx, executor, "failed", error=f"{type(exc).__name__}: {exc}")
         else:
             self._end(ctx, executor, "succeeded", result=result or {})
         finally:
@@ -122,8 +143,17 @@ class Worker:
             executor.on_end(ctx, status, kw.get("error"))
         except Exception:  # noqa: BLE001
             log.error("on_end of job %s failed:\n%s", ctx.job_id, traceback.format_exc())
-        with self.session_factory() as session:
-            records.finish(session, ctx.job_id, self.owner, status, **kw)
+        try:
+            with self.session_factory() as session:
+                records.finish(session, ctx.job_id, self.owner, status, **kw)
+        except SQLAlchemyError as exc:  # e.g. the database's disk is full
+            log.error(
+                "could not record that job %s %s (%s); it is claimed again when its lease lapses",
+                ctx.job_id,
+                status,
+                exc,
+            )
+            return
         log.info("job %s %s", ctx.job_id, status)
 
     def _heartbeat(self, job_id: str, done: threading.Event) -> None:
