@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         description="Address ranges (CIDR, JSON list) a request's teacher URL may resolve into "
         "although they are loopback, link-local, private or otherwise not public.",
     )
+    redact_pii: Literal["external", "always", "never"] = Field(
+        default="external",
+        description="Take personal data (names, e-mail addresses, phone, IBAN, account and card "
+        "numbers) out of text before it goes to an augmentation teacher, and put it back in the "
+        "teacher's answers: 'external' for every teacher but this service's own vLLM, 'always', "
+        "or 'never'. A request's redact_pii overrides it.",
+    )
 
     # Jobs
     workers: int = Field(default=1, description="Worker processes `docadapt serve` starts.")

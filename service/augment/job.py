@@ -5,6 +5,7 @@ finished units (the unique (augmentation, strategy, unit) row makes a repeat imp
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import replace
 from typing import Any
@@ -15,6 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from service.augment.engine import run_strategy
 from service.augment.eta import UnitClock
 from service.augment.params import AugmentParams
+from service.augment.prompts import TEMPLATE_VARIABLES, resolve_template
+from service.augment.redact import PiiRedactor, redaction_policy
 from service.augment.teacher import Teacher
 from service.augment.teachers import teacher_config
 from service.augment.types import Unit, UnitResult, YieldStats
@@ -31,6 +34,7 @@ from service.jobs.context import JobContext
 from service.security import resolve_secret_key
 
 KIND = "augmentation"
+log = logging.getLogger("docadapt.augment")
 
 
 def collection_units(session, augmentation: Augmentation, strategy: str, granularity: str):  # type: ignore[no-untyped-def]
@@ -100,6 +104,7 @@ class AugmentationExecutor:
         teacher_cfg = teacher_config(
             ctx.settings, p.get("teacher"), ctx.vllm_url, resolve_secret_key(ctx.settings)
         )
+        redactor = self._redactor(ctx, params, teacher_cfg.base_url)
         with ctx.session_factory() as session:
             aug = session.get(Augmentation, ctx.subject_id)
             assert aug is not None
@@ -139,7 +144,7 @@ class AugmentationExecutor:
         ctx.progress(finished, total, message="augmenting", eta_s=eta, eta_note=note)
         started = time.monotonic()
 
-        async with Teacher(teacher_cfg) as teacher:
+        async with Teacher(teacher_cfg, redactor=redactor) as teacher:
             for strategy, units, done in plan:
                 counter = {"n": finished}
                 clock.start(strategy)
@@ -147,7 +152,7 @@ class AugmentationExecutor:
                 def record(
                     result: UnitResult, strategy: str = strategy, counter: dict = counter
                 ) -> None:
-                    self._record(ctx, strategy, result)
+                    self._record(ctx, strategy, result, redactor)
                     if result.teacher_failing:
                         raise self._teacher_failed(ctx, result, total)
                     counter["n"] += 1
@@ -171,10 +176,70 @@ class AugmentationExecutor:
                 )
                 finished = counter["n"]
         stats = self._stats(ctx, time.monotonic() - started)
+        if redactor is not None:
+            self._save_redaction(ctx, redactor)
+            report = redactor.report()  # counts only: the values never go to a log
+            log.info(
+                "augmentation %s: %d of %d teacher prompts had personal data taken out (%s)",
+                ctx.subject_id,
+                report["prompts_redacted"],
+                report["prompts"],
+                ", ".join(f"{n} {kind}" for kind, n in report["counts"].items()) or "none",
+            )
         return {"augmentation_id": ctx.subject_id, "examples": stats["examples"]}
 
-    def _record(self, ctx: JobContext, strategy: str, result: UnitResult) -> None:
-        """Store one unit's examples and its done-marker in one transaction."""
+    def _redactor(
+        self, ctx: JobContext, params: AugmentParams, teacher_url: str
+    ) -> PiiRedactor | None:
+        """The job's PII redactor (None when it does not redact), with the decision recorded in
+        the augmentation's stats; a resumed job keeps the placeholders it gave out before."""
+        enabled, decision = redaction_policy(
+            ctx.settings.redact_pii, ctx.params.get("redact_pii"), teacher_url, ctx.vllm_url
+        )
+        with ctx.session_factory() as session:
+            aug = session.get(Augmentation, ctx.subject_id)
+            assert aug is not None
+            redactor = None
+            if enabled:
+                templates = [
+                    resolve_template(kind, params.templates.get(kind)).source
+                    for kind in TEMPLATE_VARIABLES
+                ]
+                previous = (aug.stats or {}).get("redaction") or {}
+                redactor = PiiRedactor(templates, previous=previous)
+                decision |= redactor.report()
+                redactor.mark_saved()
+            aug.stats = {**(aug.stats or {}), "redaction": decision}
+            session.commit()
+        return redactor
+
+    def _save_redaction(
+        self, ctx: JobContext, redactor: PiiRedactor, session: Any | None = None
+    ) -> None:
+        """Write the redactor's report into the augmentation's stats (in `session` when given,
+        which the caller commits)."""
+        if not redactor.changed:
+            return
+        if session is None:
+            with ctx.session_factory() as own:
+                self._save_redaction(ctx, redactor, own)
+                own.commit()
+            redactor.mark_saved()
+            return
+        aug = session.get(Augmentation, ctx.subject_id)
+        assert aug is not None
+        stats = aug.stats or {}
+        aug.stats = {**stats, "redaction": {**stats.get("redaction", {}), **redactor.report()}}
+
+    def _record(
+        self,
+        ctx: JobContext,
+        strategy: str,
+        result: UnitResult,
+        redactor: PiiRedactor | None = None,
+    ) -> None:
+        """Store one unit's examples and its done-marker in one transaction (with the
+        redaction report as it stands, when the job redacts)."""
         with ctx.session_factory() as session:
             session.add(
                 AugmentationUnit(
@@ -199,10 +264,15 @@ class AugmentationExecutor:
                         flagged=ex.flagged,
                     )
                 )
+            if redactor is not None:
+                self._save_redaction(ctx, redactor, session)
             try:
                 session.commit()
             except IntegrityError:
                 session.rollback()  # recorded by an earlier attempt; never twice
+                return
+            if redactor is not None:
+                redactor.mark_saved()
 
     def _teacher_failed(
         self, ctx: JobContext, result: UnitResult, total: int
@@ -294,7 +364,9 @@ def augmentation_stats(
             AugmentedExample.augmentation_id == augmentation_id
         )
     )
+    carried = {"redaction": previous["redaction"]} if previous and "redaction" in previous else {}
     return {
+        **carried,
         "planned": planned,
         "examples": int(examples or 0),
         "wall_s": round(wall, 3),

@@ -2,9 +2,11 @@
 
 Stages, each counted in `YieldStats`: a teacher output is split into statements (list items,
 lines, and for sentence-level strategies sentences); each statement is normalized; statements
-that are too short or long, repetitive, copies of the source, or not about the source (a name
-the source lacks, too few of its words) are dropped; the quality gate runs (`gate.py`); exact
-and near-duplicates are dropped last, so a duplicate of a gated statement is not counted twice.
+that are too short or long, hold a redaction placeholder nothing maps back (the teacher made it
+up: `unrestorable_placeholder`), are repetitive, copies of the source, or not about the source
+(a name the source lacks, too few of its words) are dropped; the quality gate runs (`gate.py`);
+exact and near-duplicates are dropped last, so a duplicate of a gated statement is not counted
+twice.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from service.augment.redact import PLACEHOLDER_RE, UNRESTORABLE
 from service.augment.relations import tokens
 from service.augment.types import YieldStats
 
@@ -319,6 +322,8 @@ def filter_statements(
     source_keys = [similarity_key(s) for s in sources]
     source_words = {t for s in sources for t in tokens(s)}
     source_stems = {_stem(t) for t in source_words}
+    # A document may hold placeholder-shaped text of its own; only a teacher's invention counts.
+    source_placeholders = {m.group() for s in sources for m in PLACEHOLDER_RE.finditer(s)}
     unit_keys: list[tuple[str, ...]] = []
     kept: list[str] = []
     for statement in statements:
@@ -330,6 +335,8 @@ def filter_statements(
             reason = "too_short"
         elif n_words > config.max_words or len(statement) > config.max_chars:
             reason = "too_long"
+        elif any(m.group() not in source_placeholders for m in PLACEHOLDER_RE.finditer(statement)):
+            reason = UNRESTORABLE
         elif is_repetitive(key):
             reason = "repetitive"
         elif any(is_copy(key, sk, config.copy_threshold) for sk in source_keys):

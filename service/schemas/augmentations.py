@@ -65,6 +65,14 @@ class AugmentationCreate(BaseModel):
         "decomposed_inverse); validated before the job starts.",
     )
     teacher: TeacherOverride | None = None
+    redact_pii: bool | None = Field(
+        default=None,
+        description="Take personal data (names, e-mail addresses, phone, IBAN, account and card "
+        "numbers) out of the text sent to the teacher and put it back in its answers. null: the "
+        "operator's policy (DOCADAPT_REDACT_PII; by default on for any teacher but this "
+        "service's own vLLM). Only local, global and decomposed with use_rules=false send text "
+        "to a teacher. The augmentation's stats.redaction reports what was redacted.",
+    )
 
     @field_validator("strategies")
     @classmethod
