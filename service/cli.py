@@ -235,9 +235,10 @@ def create_workspace_cmd(
     """Create a workspace in the service's database and print its first API key (shown once).
 
     Run it where `docadapt serve` runs (same settings), or point --data-dir at its data."""
+    from service import audit
     from service.db.session import make_engine, make_session_factory, migrate, session_scope
     from service.storage import private_dir
-    from service.workspaces import create_workspace
+    from service.workspaces import create_workspace, first_key_id
 
     settings = _service_data(data_dir)
     private_dir(settings.data_dir)
@@ -246,6 +247,17 @@ def create_workspace_cmd(
     with session_scope(make_session_factory(engine)) as session:
         workspace, key = create_workspace(session, name)
         ws_id = workspace.id
+        entry = audit.AuditEntry(
+            action="workspace.create",
+            resource_type="workspace",
+            actor="cli",
+            workspace_id=ws_id,
+            resource_id=ws_id,
+            status_code=201,
+            details={"name": name, "api_key_id": first_key_id(session, ws_id)},
+        )
+        session.commit()
+        audit.record(session, entry)
     engine.dispose()
     typer.echo(f"workspace_id: {ws_id}")
     typer.echo(f"api_key: {key}")

@@ -131,6 +131,36 @@ class Settings(BaseSettings):
     job_lease_s: float = 60.0
     job_max_attempts: int = 3
 
+    # Limits (service/limits.py; 0 or None turns one off). Rate limits are token buckets per API
+    # key in each API process's memory; the job cap is counted in the database.
+    rate_limit_queries_per_minute: float | None = Field(
+        default=600,
+        ge=0,
+        description="Queries (POST /v1/chat/completions, /v1/completions) an API key may make "
+        "per minute, after its burst; 0: no limit.",
+    )
+    rate_limit_queries_burst: int = Field(
+        default=100, ge=1, description="Queries an API key may make at once before the rate holds."
+    )
+    rate_limit_jobs_per_minute: float | None = Field(
+        default=60,
+        ge=0,
+        description="Job-creating requests (augmentations, adapters, evaluations, eval set "
+        "generation) an API key may make per minute, after its burst; 0: no limit.",
+    )
+    # The job burst and cap fit `docadapt bench --seeds 20`: 8 adapter columns x 20 seeds + 5
+    # augmentations + 1 evaluation = 166 jobs, which it may create in a few seconds.
+    rate_limit_jobs_burst: int = Field(
+        default=200,
+        ge=1,
+        description="Job-creating requests an API key may make at once before the rate holds.",
+    )
+    max_active_jobs_per_workspace: int | None = Field(
+        default=200,
+        ge=0,
+        description="Jobs (queued or running) one workspace may have at once; 0: no cap.",
+    )
+
     # Prices for cost reports (USD)
     price_input_per_mtok: float = 0.10
     price_cached_input_per_mtok: float = 0.025

@@ -16,12 +16,20 @@ class DocadaptError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.details = details
+        self.headers = headers
 
 
 class BadRequest(DocadaptError):
@@ -54,6 +62,20 @@ class UnsupportedMediaType(DocadaptError):
 
 class Unprocessable(DocadaptError):
     status_code, code = 422, "unprocessable"
+
+
+class TooManyRequests(DocadaptError):
+    """A limit was reached; `Retry-After` (whole seconds) says when trying again can succeed."""
+
+    status_code, code = 429, "rate_limited"
+
+    def __init__(
+        self, message: str, *, retry_after_s: int, code: str | None = None, details: Any = None
+    ) -> None:
+        super().__init__(
+            message, code=code, details=details, headers={"Retry-After": str(retry_after_s)}
+        )
+        self.retry_after_s = retry_after_s
 
 
 class ServiceUnavailable(DocadaptError):

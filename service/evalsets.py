@@ -53,11 +53,16 @@ def collection_sentences(session: Session, document_ids: list[str]) -> list[Sour
 
 
 def request_generation(
-    session: Session, workspace_id: str, collection_id: str, body: EvalSetGenerate
+    session: Session,
+    workspace_id: str,
+    collection_id: str,
+    body: EvalSetGenerate,
+    max_active_jobs: int | None = None,
 ) -> EvalSet:
     """Store a generated eval set as "generating" and queue the job that writes it.
 
-    404: the collection is not in this workspace. 422: it has no documents."""
+    404: the collection is not in this workspace. 422: it has no documents. 429: the workspace
+    already has `max_active_jobs` queued or running jobs."""
     collection = get_collection(session, workspace_id, collection_id)
     docs = list_documents(session, workspace_id, collection.id)
     if not docs:
@@ -89,6 +94,7 @@ def request_generation(
             "document_versions": {d.id: d.text_sha256 for d in docs},
         },
         subject_id=evalset.id,
+        max_active=max_active_jobs,
     )
     evalset.job_id = job.id
     session.flush()

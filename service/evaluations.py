@@ -151,7 +151,7 @@ def create_evaluation(
     404: the collection, eval set or an adapter is not in this workspace. 422: the eval set
     belongs to another collection, an adapter is not ready, no mode is asked for, adapter or
     adapter+rag without adapters, icl/rag/adapter+rag on a collection without passages, or
-    invalid prices.
+    invalid prices. 429: the workspace already has its most queued or running jobs.
 
     Every adapter of `adapter_ids` is scored alone (mode kind "adapter", named after it); with
     "adapter+rag" in `modes` each is scored again with the rag passages in its prompt (kind
@@ -228,7 +228,14 @@ def create_evaluation(
     )
     session.add(evaluation)
     session.flush()
-    job = records.create_job(session, workspace_id, KIND, params, subject_id=evaluation.id)
+    job = records.create_job(
+        session,
+        workspace_id,
+        KIND,
+        params,
+        subject_id=evaluation.id,
+        max_active=settings.max_active_jobs_per_workspace,
+    )
     evaluation.job_id = job.id
     session.flush()
     return evaluation

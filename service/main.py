@@ -159,6 +159,7 @@ def _router_modules() -> list[Any]:
     """Every router's module but health's (which is there from the start)."""
     from service.api import (
         adapters,
+        audit,
         augmentations,
         collections,
         evaluations,
@@ -167,7 +168,7 @@ def _router_modules() -> list[Any]:
         workspaces,
     )
 
-    return [workspaces, collections, jobs, augmentations, adapters, queries, evaluations]
+    return [workspaces, collections, jobs, augmentations, adapters, queries, evaluations, audit]
 
 
 def _include_routers(app: FastAPI, modules: list[Any]) -> None:
@@ -179,7 +180,9 @@ def _include_routers(app: FastAPI, modules: list[Any]) -> None:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DocadaptError)
     async def _docadapt_error(_: Request, exc: DocadaptError) -> JSONResponse:
-        return error_response(exc.status_code, exc.code, exc.message, exc.details)
+        return error_response(
+            exc.status_code, exc.code, exc.message, exc.details, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.db.session import make_engine, make_session_factory, migrate
+from service.limits import RateLimiter
 from service.security import resolve_admin_key, resolve_secret_key
 from service.storage import LocalStorage, private_dir
 
@@ -39,6 +40,7 @@ class Runtime:
     adapters_enabled: bool = True
     adapters_disabled_reason: str | None = None
     worker_pool: Any = None  # service.jobs.pool.WorkerPool (when `docadapt serve` runs workers)
+    limiter: RateLimiter = field(default_factory=RateLimiter)  # per-key rate limits
     extras: dict[str, Any] = field(default_factory=dict)
 
     def count_tokens(self, text: str) -> int:
@@ -74,6 +76,7 @@ def build_core(settings: Settings, phase: Callable[[str], None] | None = None) -
         model_dir=model_dir,
         base_model_name=settings.base_model_name or base_model_name(model_dir),
         tokenizer=load_tokenizer(model_dir),
+        limiter=RateLimiter.from_settings(settings),
     )
 
 

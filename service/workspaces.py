@@ -21,13 +21,23 @@ def create_workspace(session: Session, name: str) -> tuple[Workspace, str]:
     return workspace, key
 
 
-def workspace_for_key(session: Session, key: str) -> Workspace:
-    """The workspace an API key belongs to; 401 for an unknown or revoked key."""
+def workspace_for_key(session: Session, key: str) -> tuple[Workspace, str]:
+    """The workspace an API key belongs to and the key's id; 401 for an unknown or revoked key."""
     row = session.execute(
-        select(Workspace)
+        select(Workspace, ApiKey.id)
         .join(ApiKey, ApiKey.workspace_id == Workspace.id)
         .where(ApiKey.key_hash == hash_api_key(key), ApiKey.revoked_at.is_(None))
-    ).scalar_one_or_none()
+    ).one_or_none()
     if row is None:
         raise Unauthorized("invalid API key")
-    return row
+    return row[0], row[1]
+
+
+def first_key_id(session: Session, workspace_id: str) -> str | None:
+    """The id of a workspace's first API key (the one created with it)."""
+    return session.scalar(
+        select(ApiKey.id)
+        .where(ApiKey.workspace_id == workspace_id)
+        .order_by(ApiKey.created_at, ApiKey.id)
+        .limit(1)
+    )

@@ -13,8 +13,9 @@ from sqlalchemy import select
 from adapters import registry
 from adapters.base_model import model_fingerprint
 from service.api.responses import binary_body, errors
+from service.audit import AuditEntry
 from service.db.tables import Adapter, Augmentation
-from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
+from service.deps import CurrentWorkspace, JobBudget, RuntimeDep, SessionDep, audited
 from service.errors import (
     Conflict,
     NotFound,
@@ -32,7 +33,8 @@ router = APIRouter(tags=["adapters"])
 @router.post(
     "/v1/collections/{collection_id}/adapters",
     status_code=status.HTTP_201_CREATED,
-    responses=errors(409),
+    dependencies=[JobBudget],
+    responses=errors(409, 429),
 )
 def create_adapter(
     collection_id: str,
@@ -105,7 +107,12 @@ def create_adapter(
     )
     registry.add_adapter(session, adapter)  # a 409 if a concurrent request took the name
     job = records.create_job(
-        session, workspace.id, KIND, {"adapter_id": adapter.id}, subject_id=adapter.id
+        session,
+        workspace.id,
+        KIND,
+        {"adapter_id": adapter.id},
+        subject_id=adapter.id,
+        max_active=runtime.settings.max_active_jobs_per_workspace,
     )
     adapter.job_id = job.id
     session.commit()
@@ -256,9 +263,14 @@ def _model_card(session: SessionDep, adapter: Adapter) -> str:
 
 @router.delete("/v1/adapters/{adapter_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_adapter(
-    adapter_id: str, session: SessionDep, runtime: RuntimeDep, workspace: CurrentWorkspace
+    adapter_id: str,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    workspace: CurrentWorkspace,
+    audit: Annotated[AuditEntry, audited("adapter.delete", "adapter", "adapter_id")],
 ) -> None:
     adapter = registry.get_adapter(session, workspace.id, adapter_id)
+    audit.resource_id, audit.details = adapter.id, {"name": adapter.name}
     if adapter.status in ("queued", "training") and adapter.job_id:
         # A job that already ended (cancelled before a worker took it) has nothing to cancel.
         with contextlib.suppress(Conflict):

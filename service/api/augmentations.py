@@ -14,7 +14,7 @@ from service.augment.job import KIND, augmentation_stats, build_params
 from service.augment.teachers import job_teacher
 from service.collections import get_collection, list_documents
 from service.db.tables import Augmentation, AugmentedExample, utcnow
-from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
+from service.deps import CurrentWorkspace, JobBudget, RuntimeDep, SessionDep
 from service.errors import (
     MAX_DETAIL_ITEMS,
     NotFound,
@@ -72,7 +72,12 @@ def get_augmentation(session: SessionDep, workspace_id: str, augmentation_id: st
     return aug
 
 
-@router.post("/v1/collections/{collection_id}/augmentations", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/v1/collections/{collection_id}/augmentations",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[JobBudget],
+    responses=errors(429),
+)
 def create_augmentation(
     collection_id: str,
     body: AugmentationCreate,
@@ -106,7 +111,14 @@ def create_augmentation(
     )
     session.add(aug)
     session.flush()
-    job = records.create_job(session, workspace.id, KIND, params, subject_id=aug.id)
+    job = records.create_job(
+        session,
+        workspace.id,
+        KIND,
+        params,
+        subject_id=aug.id,
+        max_active=runtime.settings.max_active_jobs_per_workspace,
+    )
     aug.job_id = job.id
     session.commit()
     return augmentation_public(session, aug)

@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from service import collections as svc
 from service.api.responses import errors
-from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
+from service.deps import CurrentWorkspace, RuntimeDep, SessionDep, audited
 from service.errors import PayloadTooLarge
 from service.schemas.collections import (
     CollectionCreate,
@@ -54,7 +54,11 @@ def get_collection(
     return _public(session, svc.get_collection(session, workspace.id, collection_id))
 
 
-@router.delete("/v1/collections/{collection_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/v1/collections/{collection_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[audited("collection.delete", "collection", "collection_id")],
+)
 def delete_collection(
     collection_id: str, session: SessionDep, runtime: RuntimeDep, workspace: CurrentWorkspace
 ) -> None:
@@ -138,7 +142,11 @@ def get_document(
     )
 
 
-@router.delete("/v1/documents/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/v1/documents/{document_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[audited("document.delete", "document", "document_id")],
+)
 def delete_document(
     document_id: str, session: SessionDep, runtime: RuntimeDep, workspace: CurrentWorkspace
 ) -> None:

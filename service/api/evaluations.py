@@ -13,7 +13,14 @@ from starlette.datastructures import UploadFile
 from service import evalsets
 from service import evaluations as svc
 from service.api.responses import binary_body, errors, text_body
-from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
+from service.deps import (
+    CurrentCaller,
+    CurrentWorkspace,
+    JobBudget,
+    RuntimeDep,
+    SessionDep,
+    spend_job_budget,
+)
 from service.errors import PayloadTooLarge, ServiceUnavailable, Unprocessable, UnsupportedMediaType
 from service.jobs import records
 from service.schemas.common import json_ready
@@ -105,7 +112,7 @@ async def _evalset_upload(request: Request, max_bytes: int) -> tuple[bytes, str 
     response_model=None,
     responses={
         202: {"description": "A generation request: the set (generating) and its job."},
-        **errors(409, 413, 415),
+        **errors(409, 413, 415, 429),
     },
 )
 async def create_evalset(
@@ -114,6 +121,7 @@ async def create_evalset(
     session: SessionDep,
     runtime: RuntimeDep,
     workspace: CurrentWorkspace,
+    caller: CurrentCaller,
     name: str | None = Query(None, max_length=200, description="Default: the file's name."),
 ) -> dict[str, Any] | JSONResponse:
     """Store an eval set whole, or refuse it (422) naming every bad line; nothing partial.
@@ -122,7 +130,14 @@ async def create_evalset(
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         body = await _generate_request(request)
-        evalset = evalsets.request_generation(session, workspace.id, collection_id, body)
+        spend_job_budget(runtime, caller)
+        evalset = evalsets.request_generation(
+            session,
+            workspace.id,
+            collection_id,
+            body,
+            max_active_jobs=runtime.settings.max_active_jobs_per_workspace,
+        )
         session.commit()
         job = records.get_job(session, workspace.id, evalset.job_id or "")
         public = {**svc.evalset_public(evalset), "job": records.job_public(job)}
@@ -212,7 +227,10 @@ async def _generate_request(request: Request) -> EvalSetGenerate:
 
 
 @router.post(
-    "/v1/evaluations", status_code=status.HTTP_201_CREATED, responses=errors(404, 409, 503)
+    "/v1/evaluations",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[JobBudget],
+    responses=errors(404, 409, 429, 503),
 )
 def create_evaluation(
     body: EvaluationCreate, session: SessionDep, runtime: RuntimeDep, workspace: CurrentWorkspace

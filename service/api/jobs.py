@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Request
 from sse_starlette.sse import EventSourceResponse
 
 from service.api.responses import errors, event_stream
-from service.deps import CurrentWorkspace, RuntimeDep, SessionDep
+from service.audit import AuditEntry
+from service.deps import CurrentWorkspace, RuntimeDep, SessionDep, audited
 from service.jobs import records
 from service.schemas.common import json_ready
 
@@ -35,8 +36,14 @@ def get_job(job_id: str, session: SessionDep, workspace: CurrentWorkspace) -> di
 
 
 @router.post("/{job_id}/cancel", responses=errors(409))
-def cancel_job(job_id: str, session: SessionDep, workspace: CurrentWorkspace) -> dict[str, Any]:
+def cancel_job(
+    job_id: str,
+    session: SessionDep,
+    workspace: CurrentWorkspace,
+    audit: Annotated[AuditEntry, audited("job.cancel", "job", "job_id")],
+) -> dict[str, Any]:
     job = records.request_cancel(session, workspace.id, job_id)
+    audit.details = {"kind": job.kind, "subject_id": job.subject_id}
     session.commit()
     return records.job_public(job)
 

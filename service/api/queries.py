@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from service.api.responses import errors, event_stream, inline_schema
-from service.deps import CurrentWorkspace, RuntimeDep
+from service.deps import CurrentWorkspace, QueryBudget, RuntimeDep
 from service.errors import BadRequest, ServiceUnavailable
 from service.serving.protocol import ChatCompletionRequest, CompletionRequest
 from service.serving.serving import JSONResult
@@ -48,7 +48,7 @@ def _openapi(request_model: type, what: str) -> dict[str, Any]:
                     **event_stream("", json_data=False)["content"],
                 },
             },
-            **errors(400, 404, 503),
+            **errors(400, 404, 429, 503),
         },
     }
 
@@ -69,7 +69,10 @@ def _service(runtime: RuntimeDep) -> Any:
 
 
 @router.post(
-    "/v1/chat/completions", response_model=None, **_openapi(ChatCompletionRequest, "completion")
+    "/v1/chat/completions",
+    response_model=None,
+    dependencies=[QueryBudget],
+    **_openapi(ChatCompletionRequest, "completion"),
 )
 async def chat_completions(
     request: Request, runtime: RuntimeDep, workspace: CurrentWorkspace
@@ -77,7 +80,12 @@ async def chat_completions(
     return _respond(await _service(runtime).chat(workspace.id, await _body(request)))
 
 
-@router.post("/v1/completions", response_model=None, **_openapi(CompletionRequest, "completion"))
+@router.post(
+    "/v1/completions",
+    response_model=None,
+    dependencies=[QueryBudget],
+    **_openapi(CompletionRequest, "completion"),
+)
 async def completions(
     request: Request, runtime: RuntimeDep, workspace: CurrentWorkspace
 ) -> JSONResponse | StreamingResponse:

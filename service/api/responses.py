@@ -21,6 +21,8 @@ ERROR_DESCRIPTIONS = {
     413: "The body is larger than this service accepts.",
     415: "The body's type is not one this endpoint reads.",
     422: "The request is invalid; the message says which field and why.",
+    429: "A limit was reached (this key's rate, or the workspace's active jobs); the message "
+    "names it, and Retry-After says in how many seconds to try again.",
     503: "A service this needs (vLLM, the adapter runtime) is not available.",
     507: "The service's disk is full: nothing of the request was stored; try again once an "
     "operator has freed space.",
@@ -30,9 +32,25 @@ _WRITES = {"post", "put", "patch", "delete"}
 _ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorResponse"}
 
 
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` entries for error statuses, each with the error envelope's schema."""
-    return {s: {"model": ErrorResponse, "description": ERROR_DESCRIPTIONS[s]} for s in statuses}
+    """`responses=` entries for error statuses, each with the error envelope's schema (and a 429
+    with its Retry-After header)."""
+    return {
+        s: {
+            "model": ErrorResponse,
+            "description": ERROR_DESCRIPTIONS[s],
+            **({"headers": _RETRY_AFTER} if s == 429 else {}),
+        }
+        for s in statuses
+    }
 
 
 def text_body(media_type: str, description: str) -> dict[str, Any]:

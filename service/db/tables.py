@@ -313,6 +313,27 @@ class QueryRecord(Timestamped, Base):
     context_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class AuditEvent(Base):
+    """One admin or destructive action: who (the admin, or a workspace's key by id, never the key
+    itself), what (action and resource), when, and how it ended. No foreign keys: the record
+    outlives what it names. Written once, never changed."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_workspace", "workspace_id", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(20))  # admin | api_key | cli
+    workspace_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    action: Mapped[str] = mapped_column(String(40))  # e.g. collection.delete
+    resource_type: Mapped[str] = mapped_column(String(40))
+    resource_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(20))  # succeeded | failed
+    status_code: Mapped[int] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
 # SQLite stores timestamps without their zone and gives them back naive; every timestamp here is
 # UTC, so rows come back from either database with tzinfo=UTC and every response writes one
 # format (service.schemas.common.json_ready).

@@ -6,26 +6,73 @@ row is locked with FOR UPDATE SKIP LOCKED; SQLite has a single writer on one mac
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from service.db.tables import Job, utcnow
-from service.errors import Conflict, NotFound
+from service.db.tables import Job, Workspace, utcnow
+from service.errors import Conflict, NotFound, TooManyRequests
 from service.schemas.common import without_paths
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
+ACTIVE = ("queued", "running")
+# Retry-After for a full workspace when no running job has an ETA yet.
+_CAP_RETRY_S = 60
 
 
 def create_job(
-    session: Session, workspace_id: str, kind: str, params: dict[str, Any], subject_id: str | None
+    session: Session,
+    workspace_id: str,
+    kind: str,
+    params: dict[str, Any],
+    subject_id: str | None,
+    *,
+    max_active: int | None = None,
 ) -> Job:
+    """Queue a job. With `max_active`, a workspace that already has that many queued or running
+    jobs gets a 429 instead (the caller's transaction then rolls back, so nothing is created)."""
+    if max_active:
+        _check_room(session, workspace_id, max_active)
     job = Job(workspace_id=workspace_id, kind=kind, params=params, subject_id=subject_id)
     session.add(job)
     session.flush()
     return job
+
+
+def _check_room(session: Session, workspace_id: str, max_active: int) -> None:
+    # A write to the workspace's row first: concurrent creates for one workspace take turns here
+    # until each commits (a row lock on PostgreSQL, the write lock on SQLite), so the count
+    # below sees every job created before and two requests cannot both take the last place.
+    session.execute(
+        update(Workspace)
+        .where(Workspace.id == workspace_id)
+        .values(name=Workspace.name)
+        .execution_options(synchronize_session=False)
+    )
+    active = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.workspace_id == workspace_id, Job.status.in_(ACTIVE))
+    )
+    if (active or 0) < max_active:
+        return
+    soonest = session.scalar(
+        select(func.min(Job.eta_seconds)).where(
+            Job.workspace_id == workspace_id, Job.status == "running", Job.eta_seconds.is_not(None)
+        )
+    )
+    wait = _CAP_RETRY_S if soonest is None else min(3600, max(1, math.ceil(soonest)))
+    raise TooManyRequests(
+        f"this workspace has {active} active jobs (queued or running) and may have at most "
+        f"{max_active} (DOCADAPT_MAX_ACTIVE_JOBS_PER_WORKSPACE); nothing was created. Retry once "
+        f"one has finished (in about {wait} s), or cancel one (POST /v1/jobs/{{id}}/cancel)",
+        code="too_many_active_jobs",
+        retry_after_s=wait,
+        details={"active_jobs": active, "max_active_jobs": max_active},
+    )
 
 
 def get_job(session: Session, workspace_id: str, job_id: str) -> Job:

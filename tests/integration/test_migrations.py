@@ -20,7 +20,8 @@ INITIAL = "e706205f2e9a"
 REVIEW = "d6899ffd115c"
 GENERATED_EVALSETS = "a3c71e9f5b20"
 LIVE_ADAPTER_NAMES = "5c1e8d42b7a9"
-HEAD = LIVE_ADAPTER_NAMES
+AUDIT_EVENTS = "7b2e4c9d1f03"
+HEAD = AUDIT_EVENTS
 
 
 def _upgrade(engine: Engine, revision: str) -> None:
@@ -208,4 +209,18 @@ def test_the_live_adapter_names_migration_downgrades(tmp_path: Path) -> None:
     assert "uq_adapters_live_name" not in {
         i["name"] for i in inspect(engine).get_indexes("adapters")
     }
+    engine.dispose()
+
+
+def test_the_audit_events_migration_downgrades(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'down.db'}")
+    migrate(engine)
+    assert "audit_events" in inspect(engine).get_table_names()
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, LIVE_ADAPTER_NAMES)
+    assert "audit_events" not in inspect(engine).get_table_names()
+    assert "workspaces" in inspect(engine).get_table_names()
     engine.dispose()

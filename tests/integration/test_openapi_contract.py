@@ -32,7 +32,7 @@ def test_one_bearer_scheme_and_no_authorization_parameter(client: TestClient) ->
             "type": "http",
             "scheme": "bearer",
             "description": "A workspace API key (dak_...), or the admin key for POST "
-            "/v1/workspaces.",
+            "/v1/workspaces and GET /v1/audit.",
         }
     }
     unsecured = set()
@@ -66,6 +66,20 @@ def test_every_route_documents_its_errors_with_the_envelope(client: TestClient) 
     assert {"413", "415"} <= by_route[("POST", "/v1/collections/{collection_id}/documents")]
     assert "409" in by_route[("POST", "/v1/collections/{collection_id}/adapters")]
     assert {"400", "404", "503"} <= by_route[("POST", "/v1/chat/completions")]
+    # Rate limits and the job cap: 429 with Retry-After where they apply, and nowhere else.
+    limited = {
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/completions"),
+        ("POST", "/v1/collections/{collection_id}/augmentations"),
+        ("POST", "/v1/collections/{collection_id}/adapters"),
+        ("POST", "/v1/collections/{collection_id}/evalsets"),
+        ("POST", "/v1/evaluations"),
+    }
+    assert {route for route, statuses in by_route.items() if "429" in statuses} == limited
+    for method, path, op in _operations(schema):
+        if (method, path) in limited:
+            retry_after = op["responses"]["429"]["headers"]["Retry-After"]
+            assert retry_after["schema"] == {"type": "integer", "minimum": 1}
     assert "503" in by_route[("GET", "/readyz")]
 
 

@@ -18,6 +18,7 @@ from service.db.tables import Job, Workspace
 from service.jobs import records
 from service.main import create_app
 from tests.integration.conftest import new_workspace
+from tests.integration.test_limits import racing_creates_never_pass_the_cap
 from tests.integration.test_races import (
     identical_uploads_are_one_document_and_a_duplicate,
     one_adapter_name_is_one_201_and_one_409,
@@ -124,3 +125,13 @@ def test_concurrent_adapters_of_one_name_on_postgres(
 ) -> None:
     with TestClient(create_app(make_settings(database_url=database_url))) as client:
         one_adapter_name_is_one_201_and_one_409(client)
+
+
+def test_concurrent_creates_cannot_both_take_the_last_place_on_postgres(
+    make_settings: Callable[..., Settings], database_url: str
+) -> None:
+    """PostgreSQL runs each statement on its own snapshot: without the workspace row's lock,
+    every racing request counts the jobs before any of them commits and all get in."""
+    settings = make_settings(database_url=database_url, max_active_jobs_per_workspace=4)
+    with TestClient(create_app(settings)) as client:
+        racing_creates_never_pass_the_cap(client, 4)

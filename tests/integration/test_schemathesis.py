@@ -39,8 +39,11 @@ def served(make_settings: Callable[..., Settings]) -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # No rate limits: they would answer most generated requests to the query and job routes
+    # with their (documented) 429 before the route reads them (test_limits.py tests them).
+    settings = make_settings(rate_limit_queries_per_minute=0, rate_limit_jobs_per_minute=0)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(make_settings()), host="127.0.0.1", port=port, log_level="error")
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="error")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -102,6 +102,13 @@ def test_cli_create_workspace(make_settings: Callable[..., Settings]) -> None:
         key = next(ln.split(": ", 1)[1] for ln in out.splitlines() if ln.startswith("api_key"))
         r = c.get("/v1/collections", headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 200
+        # The CLI's creation is in the audit log, as the admin key's would be.
+        ws = next(ln.split(": ", 1)[1] for ln in out.splitlines() if ln.startswith("workspace_id"))
+        events = c.get("/v1/audit", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()
+        assert [
+            (e["actor"], e["action"], e["resource_id"], e["outcome"]) for e in events["data"]
+        ] == [("cli", "workspace.create", ws, "succeeded")]
+        assert events["data"][0]["details"]["name"] == "cli-co"
 
 
 def test_collections_are_scoped_to_the_workspace(client: TestClient) -> None:
