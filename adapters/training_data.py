@@ -73,7 +73,7 @@ def validation_size(n_examples: int, fraction: float = 0.05) -> int:
 
 def build_examples(
     documents: Sequence[DocumentSentences],
-    augmented: Sequence[str],
+    augmented: Sequence[str | tuple[str, str]],
     *,
     mode: Mode = "independent",
     seed: int = 0,
@@ -82,7 +82,8 @@ def build_examples(
 ) -> TrainingSet:
     """Build the training set: one example per sentence (`mode` decides whether the earlier
     sentences of its document come along as context), one per augmented statement, shuffled
-    with `seed`.
+    with `seed`. An augmented item is a statement, or a (context, target) pair such as a
+    chat prompt and its answer (loss on the target only).
 
     The held-out split (`validation_size`) is taken from the augmented statements when there
     are enough of them, so that every sentence of the user's documents is trained on; without
@@ -102,7 +103,12 @@ def build_examples(
             context = " ".join(earlier) if mode == "cumulative" else ""
             doc_examples.append((context, sentence))
             earlier.append(sentence)
-    aug_examples = [("", s) for s in (" ".join(a.split()) for a in augmented) if s]
+    aug_examples = []
+    for item in augmented:
+        context, target = item if isinstance(item, tuple) else ("", item)
+        target = " ".join(target.split())
+        if target:
+            aug_examples.append((context, target))
 
     rng = random.Random(seed)
     rng.shuffle(doc_examples)
@@ -153,7 +159,8 @@ def encode_example(
     target: str,
     max_length: int | None = None,
 ) -> tuple[list[int], list[int]]:
-    """Tokens and next-token labels of one example: ``[specials] context " " target <eos>``.
+    """Tokens and next-token labels of one example: ``[specials] context " " target <eos>``
+    (no space after a context that ends in whitespace, as a chat prompt does).
 
     The text is encoded the way a server encodes a prompt (the tokenizer's own leading special
     tokens, e.g. Llama's BOS; none for SmolLM2), so training sees what scoring will see.
@@ -169,7 +176,8 @@ def encode_example(
         raise ValueError("the tokenizer has no EOS token to close examples with")
     prefix = _leading_special_tokens(tokenizer)
     ctx = tokenizer.encode(context, add_special_tokens=False) if context else []
-    tgt = tokenizer.encode((" " + target) if context else target, add_special_tokens=False)
+    joined = " " + target if context and not context[-1].isspace() else target
+    tgt = tokenizer.encode(joined, add_special_tokens=False)
     tgt = tgt + [eos]
     if max_length is not None:
         room = max(1, max_length - len(prefix))
@@ -182,6 +190,13 @@ def encode_example(
         tokens[i + 1] if i + 1 >= first_target else IGNORE_INDEX for i in range(len(tokens) - 1)
     ]
     return tokens, [*labels, IGNORE_INDEX]
+
+
+def chat_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]) -> str:
+    """The text a chat request becomes before the answer: the model's chat template with its
+    generation prompt, as vLLM renders /v1/chat/completions (the special tokens written out,
+    so `encode_example` reads them back as the same ids)."""
+    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
 
 
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Collection, Sequence
 
-from service.augment import decomposed, global_, linked, local
+from service.augment import decomposed, global_, linked, local, qa
 from service.augment.params import STRATEGIES, AugmentParams
 from service.augment.teacher import Teacher
 from service.augment.types import OnUnitDone, StrategyName, StrategyResult, Unit, UnitResult
@@ -25,6 +25,7 @@ _RUNNERS = {
     "decomposed": decomposed.run,
     "global": global_.run,
     "linked": linked.run,
+    "qa": qa.run,
 }
 assert set(_RUNNERS) == set(STRATEGIES)
 

@@ -10,7 +10,7 @@ from typing import Any
 from service.augment.postprocess import FilterConfig
 from service.augment.prompts import TEMPLATE_VARIABLES, validate_template
 
-STRATEGIES = ("local", "decomposed", "global", "linked")
+STRATEGIES = ("local", "decomposed", "global", "linked", "qa")
 
 
 def estimate_tokens(text: str) -> int:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-StrategyName = Literal["local", "decomposed", "global", "linked"]
+StrategyName = Literal["local", "decomposed", "global", "linked", "qa"]
 
 
 @dataclass(frozen=True)

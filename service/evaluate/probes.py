@@ -18,6 +18,7 @@ from adapters.knowledge import KNOWLEDGE_TARGET
 from service.evaluate.evalset import EvalItem, generated_id
 
 MAX_PROBES = 40
+QUESTION_CATEGORY = "knowledge/question"
 CHOICES = 4
 TARGET = KNOWLEDGE_TARGET  # an adapter should know at least 90% of its documents' facts
 _MIN_PREFIX_WORDS = 2
@@ -108,6 +109,37 @@ def knowledge_probes(
     return probes
 
 
+def question_probes(
+    tokenizer,  # type: ignore[no-untyped-def]
+    asked: Sequence[tuple[str, Sequence[str], int]],
+    *,
+    max_probes: int = MAX_PROBES,
+    seed: int = 0,
+) -> list[EvalItem]:
+    """Up to `max_probes` probes of the questions an adapter was trained to answer (the qa
+    strategy's (question, choices, answer index)): the question as a chat request renders it,
+    the answer as the assistant's reply against the same facts about other things. A model that
+    completes its documents' sentences may still not answer questions about them."""
+    from adapters.training_data import chat_prompt
+    from service.augment.qa import chat_turn
+
+    usable = [(q, list(c), i) for q, c, i in asked if len(c) >= 2 and 0 <= i < len(c)]
+    random.Random(seed).shuffle(usable)
+    probes = []
+    for question, choices, index in usable[:max_probes]:
+        fields = {
+            "question": chat_prompt(tokenizer, chat_turn(question)),
+            "answer": choices[index],
+            "choices": choices,
+        }
+        # Built without validation, which would strip the prompt's closing newline: the answer
+        # follows it directly, as in training and in a chat reply.
+        probes.append(
+            EvalItem.model_construct(id=generated_id(fields), category=QUESTION_CATEGORY, **fields)
+        )
+    return probes
+
+
 async def knowledge_check(  # type: ignore[no-untyped-def]
     scorer, served_name: str, probes: Sequence[EvalItem], training: dict | None = None
 ) -> dict:
@@ -119,9 +151,13 @@ async def knowledge_check(  # type: ignore[no-untyped-def]
     if not probes:
         return {"probes": 0, "note": "no sentence of the documents made a probe"}
     results = await scorer.score(probes, [Mode.adapter(served_name, "adapter"), Mode.base()])
+    asks_question = {p.id: p.category == QUESTION_CATEGORY for p in probes}
     right = {"adapter": 0, "base": 0}
+    questions = {"adapter": 0, "base": 0}
     for r in results:
         right[r.mode] += int(r.correct)
+        if asks_question.get(r.item_id):
+            questions[r.mode] += int(r.correct)
     n = len(probes)
     adapter, base = right["adapter"] / n, right["base"] / n
     chance = sum(1 / len(p.choices or ()) for p in probes) / n
@@ -133,6 +169,18 @@ async def knowledge_check(  # type: ignore[no-untyped-def]
         "target": TARGET,
         "summary": f"knows {adapter:.0%} of its documents' facts; base {base:.0%}",
     }
+    n_questions = sum(asks_question.values())
+    if n_questions:
+        q_adapter, q_base = questions["adapter"] / n_questions, questions["base"] / n_questions
+        out["questions"] = {
+            "probes": n_questions,
+            "adapter": round(q_adapter, 3),
+            "base": round(q_base, 3),
+        }
+        out["summary"] += (
+            f" (answers {q_adapter:.0%} of {n_questions} chat questions about them; "
+            f"base {q_base:.0%})"
+        )
     if adapter < TARGET:
         out["flag"] = f"below the {TARGET:.0%} target: " + what_to_change(training or {})
     return out

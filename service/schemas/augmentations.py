@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from service.augment.types import StrategyName
 from service.schemas.common import PublicModel
 
-Strategy = Literal["local", "decomposed", "global", "linked"]
+Strategy = Literal["local", "decomposed", "global", "linked", "qa"]
 
 
 class TeacherOverride(BaseModel):
@@ -37,13 +37,15 @@ class TeacherOverride(BaseModel):
 
 class AugmentationCreate(BaseModel):
     strategies: list[Strategy] | Literal["both", "all"] = Field(
-        default=["decomposed", "linked"],
+        default=["decomposed", "linked", "qa"],
         description=(
             "decomposed (each sentence's parse rewritten by rule: the reversed direction of its "
             "relation, a relative clause as its own sentence, an opening pronoun resolved; a "
             "sentence whose structure is uncertain gives nothing), linked (inferences across "
             "sentences and documents by explicit steps: inheritance along 'is a', syllogisms, "
-            "chains; each cites the sentences it rests on), local (free-form rephrasings and "
+            "chains; each cites the sentences it rests on), qa (each fact as the question that "
+            "asks for it and its answer, trained as a chat turn so the adapter answers questions; "
+            "made by rule, both directions and across documents), local (free-form rephrasings and "
             "inferences per unit by the teacher) and global (the teacher links each document to "
             "the rest of the corpus in one prompt; for strong teachers). "
             "'both' = local + global; 'all' = every strategy."
@@ -80,7 +82,7 @@ class AugmentationCreate(BaseModel):
         if value == "both":
             return ["local", "global"]
         if value == "all":
-            return ["local", "decomposed", "global", "linked"]
+            return ["local", "decomposed", "global", "linked", "qa"]
         if not value:
             raise ValueError("name at least one strategy")
         return list(dict.fromkeys(value))

@@ -28,7 +28,9 @@ class EvalSetGenerateParams(BaseModel):
         le=0.9,
         description="Share of the sentences the items rest on that training leaves out (with "
         "every augmented example made from them) when an adapter names this eval set as "
-        "`holdout_evalset_id`; their items get the category `<category>/held-out`.",
+        "`holdout_evalset_id`; their items get the category `<category>/held-out`. An adapter "
+        "trained with the qa strategy has been asked the other items' questions in training; "
+        "the held-out items are the ones that test it on facts it has not seen asked.",
     )
     seed: int = Field(default=0, description="Same documents and seed, same eval set.")
     choices: int = Field(

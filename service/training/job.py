@@ -14,40 +14,71 @@ from sqlalchemy import select
 from adapters import registry
 from adapters.knowledge import KnowledgeProbe
 from adapters.train import TrainConfig, TrainingCancelled, TrainProgress, train
-from adapters.training_data import DocumentSentences, build_examples
+from adapters.training_data import DocumentSentences, build_examples, chat_prompt
+from service.augment.qa import chat_turn
 from service.db.tables import Adapter, AugmentedExample, Document
 from service.errors import Unprocessable
-from service.evaluate.probes import knowledge_probes
+from service.evaluate.probes import knowledge_probes, question_probes
 from service.jobs.context import JobCancelled, JobContext, WorkerStopping
 
 KIND = "training"
 
 
-def augmented_texts(session, adapter: Adapter) -> list[str]:  # type: ignore[no-untyped-def]
-    """The texts of exactly the augmented examples the adapter was requested with, in id order.
-
-    The ids were resolved from the review states when the adapter was requested; an adapter
-    recorded before that (no selection) trains on every example of its augmentation."""
+def _trained_examples(session, adapter: Adapter) -> list[tuple[str, dict[str, Any]]]:  # type: ignore[no-untyped-def]
+    """(text, detail) of exactly the augmented examples the adapter was requested with, in id
+    order. The ids were resolved from the review states when the adapter was requested; an
+    adapter recorded before that (no selection) trains on every example of its augmentation."""
     if not adapter.augmentation_id:
         return []
-    rows = session.execute(
-        select(AugmentedExample.id, AugmentedExample.text)
-        .where(AugmentedExample.augmentation_id == adapter.augmentation_id)
-        .order_by(AugmentedExample.id)
-    ).all()
+    rows = [
+        (example_id, text, (provenance or {}).get("detail") or {})
+        for example_id, provenance, text in session.execute(
+            select(AugmentedExample.id, AugmentedExample.provenance, AugmentedExample.text)
+            .where(AugmentedExample.augmentation_id == adapter.augmentation_id)
+            .order_by(AugmentedExample.id)
+        ).all()
+    ]
     selection = adapter.example_selection
     if selection is None:
-        return [text for _, text in rows]
+        return [(text, detail) for _, text, detail in rows]
     wanted = set(selection.get("example_ids") or [])
-    texts = [text for example_id, text in rows if example_id in wanted]
-    if len(texts) != len(wanted):
-        found = {example_id for example_id, _ in rows}
+    chosen = [(text, detail) for example_id, text, detail in rows if example_id in wanted]
+    if len(chosen) != len(wanted):
+        found = {example_id for example_id, _, _ in rows}
         missing = sorted(wanted - found)
         raise Unprocessable(
             f"examples of augmentation {adapter.augmentation_id} the adapter was requested "
             f"with no longer exist: {missing[:20]}"
         )
-    return texts
+    return chosen
+
+
+def augmented_texts(session, adapter: Adapter) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    """(question, text) of the augmented examples the adapter trains on; the question is ""
+    for a statement (only the qa strategy's examples answer one)."""
+    return [
+        (detail.get("question") or "", text) for text, detail in _trained_examples(session, adapter)
+    ]
+
+
+def trained_questions(session, adapter: Adapter) -> list[tuple[str, list[str], int]]:  # type: ignore[no-untyped-def]
+    """(question, choices, answer index) of the qa examples the adapter trains on: what its
+    knowledge check asks in chat form."""
+    return [
+        (detail["question"], list(detail["choices"]), int(detail["answer_index"]))
+        for _, detail in _trained_examples(session, adapter)
+        if detail.get("question")
+        and detail.get("choices")
+        and detail.get("answer_index") is not None
+    ]
+
+
+def all_probes(session, adapter: Adapter, tokenizer: Any) -> list[Any]:  # type: ignore[no-untyped-def]
+    """The knowledge check's probes: its documents' sentences with a key span left out, and
+    the questions it was trained to answer asked as chat requests."""
+    return knowledge_probes(document_sentences(session, adapter)) + question_probes(
+        tokenizer, trained_questions(session, adapter)
+    )
 
 
 def load_training_set(session, adapter: Adapter, tokenizer: Any):  # type: ignore[no-untyped-def]
@@ -63,7 +94,11 @@ def load_training_set(session, adapter: Adapter, tokenizer: Any):  # type: ignor
         DocumentSentences(document_id=doc_id, sentences=trained_sentences(session, adapter, doc_id))
         for doc_id in versions
     ]
-    augmented = augmented_texts(session, adapter)
+    # A question is trained as the chat turn it will be asked in (the qa strategy).
+    augmented = [
+        (chat_prompt(tokenizer, chat_turn(question)), text) if question else text
+        for question, text in augmented_texts(session, adapter)
+    ]
     params = adapter.hyperparameters
     return build_examples(
         documents,
@@ -107,7 +142,7 @@ class TrainingExecutor:
             training_set = load_training_set(session, adapter, tokenizer)
             probes = [
                 KnowledgeProbe.from_text(tokenizer, p.question, p.choices or [], p.answer_index)
-                for p in knowledge_probes(document_sentences(session, adapter))
+                for p in all_probes(session, adapter, tokenizer)
             ]
             adapter.dataset_hash = training_set.sha256
             config = TrainConfig.from_dict(adapter.hyperparameters.get("train", {}))
@@ -189,15 +224,14 @@ class TrainingExecutor:
             adapter = session.get(Adapter, ctx.subject_id)
             assert adapter is not None
             served = adapter.served_name
-            sentences = document_sentences(session, adapter)
+            tokenizer = load_tokenizer(ctx.model_dir)
+            probes = all_probes(session, adapter, tokenizer)
             training = dict(adapter.metrics or {})
         key = ctx.settings.vllm_api_key
         client = VLLMClient(str(ctx.vllm_url), api_key=key.get_secret_value() if key else None)
-        scorer = Scorer(
-            client, load_tokenizer(ctx.model_dir), kv_block_tokens=kv_block_size(ctx.settings)
-        )
+        scorer = Scorer(client, tokenizer, kv_block_tokens=kv_block_size(ctx.settings))
         try:
-            return await knowledge_check(scorer, served, knowledge_probes(sentences), training)
+            return await knowledge_check(scorer, served, probes, training)
         finally:
             await client.aclose()
 

@@ -138,7 +138,7 @@ def test_bench_tiny_end_to_end(live_service: LiveService, start_worker, tmp_path
     augs = result["augmentations"]
     assert augs["both"]["kept"] == augs["local"]["kept"] + augs["global"]["kept"]
     assert augs["oracle"]["source"] == "uploaded"
-    assert augs["default"]["params"]["strategies"] == ["decomposed", "linked"]
+    assert augs["default"]["params"]["strategies"] == ["decomposed", "linked", "qa"]
     oracle = quality["oracle"]
     assert oracle["kept"] == sum(len(d.true_inferences) for d in suite)
     assert oracle["precision"] == 1.0 and oracle["contradiction_rate"] == 0.0

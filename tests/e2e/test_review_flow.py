@@ -53,7 +53,7 @@ def test_augment_review_and_train_on_approved(live_service: LiveService, start_w
     assert r.status_code == 201, r.text
 
     aug = svc.client.post(f"/v1/collections/{col}/augmentations", json={}, headers=auth).json()
-    assert aug["params"]["strategies"] == ["decomposed", "linked"]
+    assert aug["params"]["strategies"] == ["decomposed", "linked", "qa"]
     start_worker()
     job = svc.wait_job(auth, aug["job"]["id"])
     assert job["status"] == "succeeded", job

@@ -382,11 +382,14 @@ def _train(
 
 
 def _stored(client: TestClient, adapter_id: str) -> tuple[Adapter, list[str]]:
-    """The adapter row and the augmented texts its training job would read."""
+    """The adapter row and the augmented texts its training job would read (these statements
+    answer no question)."""
     with client.app.state.runtime.session_factory() as s:  # type: ignore[attr-defined]
         adapter = s.get(Adapter, adapter_id)
         assert adapter is not None
-        return adapter, augmented_texts(s, adapter)
+        pairs = augmented_texts(s, adapter)
+        assert all(question == "" for question, _ in pairs)
+        return adapter, [text for _, text in pairs]
 
 
 def test_adapters_train_on_the_examples_their_review_state_allows(

@@ -143,6 +143,14 @@ def test_encode_example_without_context(tokenizer: PreTrainedTokenizerFast) -> N
     assert labels == [w("w6"), w("w7"), tokenizer.eos_token_id, IGNORE_INDEX]
 
 
+def test_augmented_pairs_keep_their_context_and_statements_have_none() -> None:
+    pairs = [("<chat> Who is fep? <answer>\n", "Dax are a type of fep."), "Yomp can zarp now."]
+    result = build_examples(DOCS, pairs, validation_fraction=0)
+    assert ("<chat> Who is fep? <answer>\n", "Dax are a type of fep.") in result.examples
+    assert ("", "Yomp can zarp now.") in result.examples
+    assert result.counts == {"documents": 5, "augmented": 2, "validation": 0}
+
+
 def test_encode_example_truncates_context_from_the_left(
     tokenizer: PreTrainedTokenizerFast,
 ) -> None:
