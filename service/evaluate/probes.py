@@ -177,9 +177,10 @@ async def knowledge_check(  # type: ignore[no-untyped-def]
             "adapter": round(q_adapter, 3),
             "base": round(q_base, 3),
         }
+        # These are the questions it trained on: recall of its qa pairs, not of any question.
         out["summary"] += (
-            f" (answers {q_adapter:.0%} of {n_questions} chat questions about them; "
-            f"base {q_base:.0%})"
+            f"; answers {q_adapter:.0%} of {n_questions} question{'s' * (n_questions != 1)} "
+            f"it was trained to answer in chat (base {q_base:.0%})"
         )
     if adapter < TARGET:
         out["flag"] = f"below the {TARGET:.0%} target: " + what_to_change(training or {})

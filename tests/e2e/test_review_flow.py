@@ -63,7 +63,7 @@ def test_augment_review_and_train_on_approved(live_service: LiveService, start_w
     page = svc.client.get(
         f"/v1/augmentations/{aug['id']}/examples?format=json&limit=100", headers=auth
     ).json()
-    by_text = {e["text"]: e for e in page["data"]}
+    by_text = {e["text"]: e for e in page["data"] if e["strategy"] != "qa"}
     # What the rules make of these sentences, each with its source and a score.
     passive = by_text["The security training must be completed by every employee within 30 days."]
     assert passive["source_text"] == POLICIES[0] and passive["score"] > 0.8
@@ -89,7 +89,18 @@ def test_augment_review_and_train_on_approved(live_service: LiveService, start_w
     assert r.status_code == 200, r.text
     rejected = r.json()["updated"]
     assert rejected == sum(1 for e in page["data"] if e["strategy"] == "linked") > 0
-    approved = [passive["id"], by_text["The Platform team is led by Priya Nandakumar."]["id"]]
+    # qa: the fact as the answer to the question that asks for it, trained as a chat turn
+    asked = {
+        e["provenance"]["detail"]["question"]: e for e in page["data"] if e["strategy"] == "qa"
+    }
+    platform = asked["Who leads the Platform team?"]
+    assert platform["text"] == "Priya Nandakumar leads the Platform team."
+    assert platform["source_text"] == TEAMS[0] and not platform["flagged"]
+    approved = [
+        passive["id"],
+        by_text["The Platform team is led by Priya Nandakumar."]["id"],
+        platform["id"],
+    ]
     for example_id in approved:
         r = svc.client.post(
             f"/v1/augmentations/{aug['id']}/examples/{example_id}/review",
@@ -126,6 +137,13 @@ def test_augment_review_and_train_on_approved(live_service: LiveService, start_w
     assert knowledge["probes"] > 0 and 0 <= knowledge["base"] <= 1
     assert 0 <= knowledge["adapter"] <= 1 and knowledge["summary"].startswith("knows ")
     assert ("flag" in knowledge) == (knowledge["adapter"] < knowledge["target"])
+    # ... and the question it was trained to answer, asked as a chat request
+    questions = knowledge["questions"]
+    assert questions["probes"] == 1 and questions["adapter"] in (0, 1)
+    assert (
+        f"answers {questions['adapter']:.0%} of 1 question it was trained to answer in chat "
+        f"(base {questions['base']:.0%})"
+    ) in knowledge["summary"]
     counts = adapter["metrics"]["example_counts"]
     # the held-out split may take one of the two approved statements
     assert len(approved) in (counts["augmented"], counts["augmented"] + counts["validation"])
