@@ -47,6 +47,14 @@ def perf_ready(ctx: typer.Context) -> None:
     raise typer.Exit(main(ctx.args))
 
 
+@perf_app.command("load", context_settings=_PASS_THROUGH)
+def perf_load(ctx: typer.Context) -> None:
+    """Many chat queries at once across adapters and icl: through the REST API: errors, p50/p95."""
+    from service.benchmark.load_perf import main
+
+    raise typer.Exit(main(ctx.args))
+
+
 @perf_app.command("augment", context_settings=_PASS_THROUGH)
 def perf_augment(ctx: typer.Context) -> None:
     """Teacher concurrency speed-up, global prefix-cache reuse and reversal precision."""
