@@ -33,6 +33,7 @@ from service.examples import (
 )
 from service.jobs import records
 from service.schemas.augmentations import (
+    EXAMPLE_STRATEGIES,
     AugmentationCreate,
     ExampleFilter,
     ExamplePublic,
@@ -145,9 +146,7 @@ def read_augmentation(
 
 
 def example_filter(
-    strategy: Annotated[
-        str | None, Query(description="local, decomposed, global or uploaded")
-    ] = None,
+    strategy: Annotated[str | None, Query(description=", ".join(EXAMPLE_STRATEGIES))] = None,
     review: Annotated[ReviewState | None, Query()] = None,
     flagged: Annotated[bool | None, Query()] = None,
     score_below: Annotated[

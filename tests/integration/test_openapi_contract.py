@@ -156,7 +156,7 @@ def test_validation_errors_are_plain_words(client: TestClient, auth: dict[str, s
     assert r.status_code == 422
     message = r.json()["error"]["message"]
     assert message == (
-        "strategies[0]: should be 'local', 'decomposed', 'global' or 'linked' "
+        "strategies[0]: should be 'local', 'decomposed', 'global', 'linked' or 'qa' "
         "(or strategies: should be 'both' or 'all')"
     )
     r = client.get("/v1/jobs?limit=0", headers=auth)

@@ -57,7 +57,7 @@ def test_validation_problems_name_fields_not_pydantic_types() -> None:
 
     (bad_strategy,) = problems({"strategies": ["bogus"]})
     assert bad_strategy == (
-        "strategies[0]: should be 'local', 'decomposed', 'global' or 'linked' "
+        "strategies[0]: should be 'local', 'decomposed', 'global', 'linked' or 'qa' "
         "(or strategies: should be 'both' or 'all')"
     )
     assert problems({"teacher": 3}) == ["teacher: should be a JSON object"]
