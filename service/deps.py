@@ -89,6 +89,9 @@ def current_caller(session: SessionDep, runtime: RuntimeDep, token: TokenDep) ->
                 code="admin_key_not_accepted",
             ) from None
         raise
+    # End the read transaction: its pooled connection goes back now, so a query holds none while
+    # vLLM answers (50 concurrent chats exhausted the pool and got 500s). Loaded rows stay usable.
+    session.commit()
     return Caller(workspace, key_id)
 
 
