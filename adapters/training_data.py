@@ -192,10 +192,12 @@ def encode_example(
     return tokens, [*labels, IGNORE_INDEX]
 
 
-def chat_prompt(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, str]]) -> str:
-    """The text a chat request becomes before the answer: the model's chat template with its
-    generation prompt, as vLLM renders /v1/chat/completions (the special tokens written out,
-    so `encode_example` reads them back as the same ids)."""
+def chat_prompt(tokenizer: PreTrainedTokenizerBase, question: str) -> str:
+    """The text a chat request asking `question` (the user's one turn) becomes before the
+    answer: the model's chat template with its generation prompt, as vLLM renders
+    /v1/chat/completions (the special tokens written out, so `encode_example` reads them back as
+    the same ids)."""
+    messages = [{"role": "user", "content": question}]
     return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
 
 

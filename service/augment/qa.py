@@ -37,11 +37,6 @@ from service.augment.types import Example, OnUnitDone, StrategyResult, Unit, Uni
 _ALL_ITEMS = 1_000_000
 
 
-def chat_turn(question: str) -> list[dict[str, str]]:
-    """The conversation an adapter is trained to answer: the question as the user's turn."""
-    return [{"role": "user", "content": question}]
-
-
 async def run(
     units: Sequence[Unit],
     teacher: Teacher,

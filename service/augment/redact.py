@@ -134,7 +134,7 @@ def analyzer() -> tuple[Any, bool]:
             self.nlp = {"en": pipeline}
 
         def load(self) -> None:
-            pass
+            pass  # the pipeline is already loaded: Presidio's own load would download one
 
         def process_text(self, text: str, language: str) -> Any:
             # The dependency parse feeds nothing Presidio reads (NER, lemmas); skip its time.

@@ -62,6 +62,7 @@ import logging
 import math
 import statistics
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -385,6 +386,18 @@ def create_workspace(client: httpx.Client, admin_key: str, name: str) -> tuple[s
         )
     body = response.json()
     return body["workspace"]["id"], body["api_key"]
+
+
+def run_workspace_key(client: httpx.Client, admin_key: str | None, prefix: str) -> str:
+    """The API key of a new workspace `<prefix>-<random>` for one benchmark run, made with
+    `admin_key` or else the local service's (DOCADAPT_ADMIN_KEY or its key file)."""
+    if admin_key is None:
+        from service.config import Settings
+
+        admin_key = read_admin_key(Settings())
+    if admin_key is None:
+        raise BenchError("give --api-key, or --admin-key to create a workspace for the run")
+    return create_workspace(client, admin_key, f"{prefix}-{uuid.uuid4().hex[:6]}")[1]
 
 
 # -- the run ------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from service.benchmark.bench import BenchError, ServiceAPI, create_workspace, read_admin_key
+from service.benchmark.bench import BenchError, ServiceAPI, run_workspace_key
 from service.benchmark.perf_cli import perf_parser
 from service.benchmark.query_perf import make_random_lora
 from service.benchmark.ready_perf import upload_files
@@ -195,13 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with httpx.Client(base_url=args.url, timeout=600) as client:
         try:
-            api_key = args.api_key
-            if api_key is None:
-                admin_key = args.admin_key or read_admin_key(settings)
-                if admin_key is None:
-                    raise BenchError("give --api-key, or --admin-key to create a workspace")
-                name = f"perf-load-{uuid.uuid4().hex[:6]}"
-                api_key = create_workspace(client, admin_key, name)[1]
+            api_key = args.api_key or run_workspace_key(client, args.admin_key, "perf-load")
             api = ServiceAPI(client, api_key)
             print(f"importing {args.adapters} random adapters ...", file=sys.stderr)
             collection, names = setup(api, model_dir, args.adapters, args.documents)

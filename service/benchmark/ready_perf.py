@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from service.benchmark.bench import BenchError, ServiceAPI, create_workspace, job_seconds
+from service.benchmark.bench import BenchError, ServiceAPI, job_seconds, run_workspace_key
 from service.benchmark.perf_cli import perf_parser
 from service.benchmark.train_perf import synthetic_documents
 from service.jobs.watch import JobRequestError, watch_job
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with httpx.Client(base_url=args.url, timeout=300) as client:
         try:
-            api_key = args.api_key or _new_workspace_key(client, args.admin_key)
+            api_key = args.api_key or run_workspace_key(client, args.admin_key, "perf-ready")
             figures = run_ready_benchmark(
                 ServiceAPI(client, api_key),
                 documents=args.documents,
@@ -191,17 +191,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
-
-
-def _new_workspace_key(client: httpx.Client, admin_key: str | None) -> str:
-    if admin_key is None:
-        from service.benchmark.bench import read_admin_key
-        from service.config import Settings
-
-        admin_key = read_admin_key(Settings())
-    if admin_key is None:
-        raise BenchError("give --api-key, or --admin-key to create a workspace for the run")
-    return create_workspace(client, admin_key, f"perf-ready-{uuid.uuid4().hex[:6]}")[1]
 
 
 if __name__ == "__main__":

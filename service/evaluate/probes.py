@@ -121,14 +121,13 @@ def question_probes(
     the answer as the assistant's reply against the same facts about other things. A model that
     completes its documents' sentences may still not answer questions about them."""
     from adapters.training_data import chat_prompt
-    from service.augment.qa import chat_turn
 
     usable = [(q, list(c), i) for q, c, i in asked if len(c) >= 2 and 0 <= i < len(c)]
     random.Random(seed).shuffle(usable)
     probes = []
     for question, choices, index in usable[:max_probes]:
         fields = {
-            "question": chat_prompt(tokenizer, chat_turn(question)),
+            "question": chat_prompt(tokenizer, question),
             "answer": choices[index],
             "choices": choices,
         }

@@ -15,7 +15,6 @@ from adapters import registry
 from adapters.knowledge import KnowledgeProbe
 from adapters.train import TrainConfig, TrainingCancelled, TrainProgress, train
 from adapters.training_data import DocumentSentences, build_examples, chat_prompt
-from service.augment.qa import chat_turn
 from service.db.tables import Adapter, AugmentedExample, Document
 from service.errors import Unprocessable
 from service.evaluate.probes import knowledge_probes, question_probes
@@ -96,7 +95,7 @@ def load_training_set(session, adapter: Adapter, tokenizer: Any):  # type: ignor
     ]
     # A question is trained as the chat turn it will be asked in (the qa strategy).
     augmented = [
-        (chat_prompt(tokenizer, chat_turn(question)), text) if question else text
+        (chat_prompt(tokenizer, question), text) if question else text
         for question, text in augmented_texts(session, adapter)
     ]
     params = adapter.hyperparameters

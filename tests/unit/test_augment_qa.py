@@ -12,7 +12,6 @@ import pytest
 from adapters.training_data import IGNORE_INDEX, build_examples, chat_prompt, encode_example
 from service.augment.engine import run_strategy
 from service.augment.params import AugmentParams
-from service.augment.qa import chat_turn
 from service.augment.types import Unit
 from service.augment.verify import FLAG_BELOW
 
@@ -88,12 +87,14 @@ def tokenizer(base_model_dir: Path) -> Any:
 
 
 def test_a_pair_trains_the_answer_after_the_chat_prompt_vllm_renders(tokenizer: Any) -> None:
-    prompt = chat_prompt(tokenizer, chat_turn("Who leads the Platform team?"))
+    prompt = chat_prompt(tokenizer, "Who leads the Platform team?")
     assert prompt.endswith("<|im_start|>assistant\n") and "Who leads the Platform team?" in prompt
     tokens, labels = encode_example(tokenizer, prompt, "Priya Nandakumar leads the Platform team.")
     # The prompt is exactly what a chat request's template gives, token for token ...
     rendered = tokenizer.apply_chat_template(
-        chat_turn("Who leads the Platform team?"), tokenize=True, add_generation_prompt=True
+        [{"role": "user", "content": "Who leads the Platform team?"}],
+        tokenize=True,
+        add_generation_prompt=True,
     )
     rendered = list(getattr(rendered, "input_ids", rendered))
     assert tokens[: len(rendered)] == rendered
@@ -104,7 +105,7 @@ def test_a_pair_trains_the_answer_after_the_chat_prompt_vllm_renders(tokenizer: 
 
 
 def test_pairs_and_statements_share_one_training_set(tokenizer: Any) -> None:
-    prompt = chat_prompt(tokenizer, chat_turn("Who leads the Platform team?"))
+    prompt = chat_prompt(tokenizer, "Who leads the Platform team?")
     result = build_examples(
         [],
         [(prompt, "Priya Nandakumar leads the Platform team."), "Harbor is a tool."],
@@ -131,7 +132,7 @@ def test_the_knowledge_check_asks_the_trained_questions_as_chat_requests(tokeniz
     assert len(probes) == 1
     (probe,) = probes
     assert probe.category == QUESTION_CATEGORY
-    assert probe.question == chat_prompt(tokenizer, chat_turn("Who leads the Platform team?"))
+    assert probe.question == chat_prompt(tokenizer, "Who leads the Platform team?")
     assert probe.answer == "Priya Nandakumar leads the Platform team."
     assert probe.choices == asked[0][1]
     # scored as trained: the answer's tokens straight after the prompt's closing newline
