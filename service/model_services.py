@@ -8,11 +8,11 @@ import asyncio
 import contextlib
 import logging
 
-from adapters.registry import reload_ready_adapters
 from adapters.vllm import AdapterLoader, LocalVLLMServer, VLLMServerConfig
 from adapters.vllm_client import VLLMClient
 from service.runtime import Runtime
 from service.startup import Startup, last_log_line
+from service.training.registry import reload_ready_adapters
 
 log = logging.getLogger("docadapt")
 

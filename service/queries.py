@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
-from adapters import registry
 from service import metrics
 from service.collections import collection_passage_refs
 from service.context import PassageRef
@@ -17,6 +16,7 @@ from service.errors import Conflict, NotFound, ServiceUnavailable
 from service.runtime import Runtime
 from service.serving.serving import QueryService, UsageRecord
 from service.suggest import adapter_hint, collection_hint
+from service.training import registry
 
 
 def build_query_service(runtime: Runtime) -> QueryService:

@@ -10,7 +10,6 @@ from fastapi import APIRouter, File, Form, UploadFile, status
 from fastapi.responses import Response
 from sqlalchemy import select
 
-from adapters import registry
 from adapters.base_model import model_fingerprint
 from service.api.responses import binary_body, errors
 from service.audit import AuditEntry
@@ -26,6 +25,7 @@ from service.errors import (
 from service.examples import select_training_examples
 from service.jobs import records
 from service.schemas.adapters import AdapterCreate
+from service.training import registry
 
 router = APIRouter(tags=["adapters"])
 
@@ -219,7 +219,7 @@ def get_adapter(
             "A PEFT adapter folder named after the adapter, as .tar.gz: adapter_config.json "
             "(base_model_name_or_path is the base model's name), the weights, the training config "
             "and metrics, and a model card (README.md). X-Artifact-SHA256 is the checksum of "
-            "every file but the model card (adapters.registry.folder_sha256).",
+            "every file but the model card (service.training.registry.folder_sha256).",
         ),
         **errors(409),
     },

@@ -95,8 +95,8 @@ async def completions(
 @router.get("/v1/models")
 def list_models(runtime: RuntimeDep, workspace: CurrentWorkspace) -> dict[str, Any]:
     """What `model` may name for this workspace: base, icl:<collection>, ready adapters."""
-    from adapters.registry import list_adapters
     from service.collections import list_collections
+    from service.training.registry import list_adapters
 
     with runtime.session_factory() as session:
         models = [{"id": "base", "object": "model", "owned_by": "docadapt"}]

@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from adapters import registry
 from adapters.knowledge import KnowledgeProbe
 from adapters.train import TrainConfig, TrainingCancelled, TrainProgress, train
 from adapters.training_data import DocumentSentences, build_examples, chat_prompt
@@ -19,6 +18,7 @@ from service.db.tables import Adapter, AugmentedExample, Document
 from service.errors import Unprocessable
 from service.evaluate.probes import knowledge_probes, question_probes
 from service.jobs.context import JobCancelled, JobContext, WorkerStopping
+from service.training import registry
 
 KIND = "training"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from adapters.registry import folder_sha256
 from adapters.vllm_client import VLLMClient
 from service.jobs.watch import cancel_job, watch_job
+from service.training.registry import folder_sha256
 from tests.e2e.service_fixtures import LiveService
 
 pytestmark = pytest.mark.e2e

@@ -331,10 +331,10 @@ def test_adapters_name_their_model_and_export_a_card_and_a_portable_config(
     """The download of a trained adapter (its files stored as the training job stores them):
     the config names the model, the card says what it is, the checksum covers the files, and
     the folder passes the import's validation against the base model."""
-    from adapters import registry
     from adapters.peft_validation import validate_peft_adapter
     from adapters.selfcheck import make_random_adapter
     from service.db.tables import Adapter
+    from service.training import registry
 
     client = app_with()
     runtime = client.app.state.runtime  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from adapters.model_card import ModelCardFacts, render_model_card
-from adapters.registry import base_model_label, portable_adapter_config
+from service.training.registry import base_model_label, portable_adapter_config
 
 
 def test_base_model_paths_become_names() -> None:
