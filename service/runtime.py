@@ -34,9 +34,9 @@ class Runtime:
     base_model_name: str = ""  # what responses call the base model; never a path
     tokenizer: Any = None
     # Set by start_model_services when a vLLM is configured or started.
-    vllm: Any = None  # adapters.vllm_client.VLLMClient
-    vllm_server: Any = None  # adapters.vllm.LocalVLLMServer (only when we started it)
-    adapter_loader: Any = None  # adapters.vllm.AdapterLoader
+    vllm: Any = None  # adapters.vllm.client.VLLMClient
+    vllm_server: Any = None  # adapters.vllm.server.LocalVLLMServer (only when we started it)
+    adapter_loader: Any = None  # adapters.vllm.loader.AdapterLoader
     adapters_enabled: bool = True
     adapters_disabled_reason: str | None = None
     worker_pool: Any = None  # service.jobs.pool.WorkerPool (when `docadapt serve` runs workers)

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.vllm_client import VLLMClient
+from adapters.vllm.client import VLLMClient
 from service.benchmark.perf_cli import perf_parser
 from service.context import PassageRef
 from service.serving.serving import JSONResult, QueryService, UsageRecord

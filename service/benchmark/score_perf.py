@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adapters.vllm_client import VLLMClient
+from adapters.vllm.client import VLLMClient
 from service.benchmark.perf_cli import perf_parser
 from service.benchmark.query_perf import served_model_info
 from service.evaluate.scoring import Scorer

@@ -31,7 +31,8 @@ from typing import Any
 
 import torch
 
-from adapters.train import TrainConfig, TrainProgress, cpu_has_native_bf16, train
+from adapters.train import TrainConfig, TrainProgress, train
+from adapters.train.precision import cpu_has_native_bf16
 from adapters.training_data import DocumentSentences, build_examples
 from service.benchmark.perf_cli import perf_parser
 from service.benchmark.roofline import (

@@ -224,8 +224,8 @@ class EvaluationExecutor:
 
     async def _run(self, ctx: JobContext) -> dict[str, Any]:
         from adapters.base_model import load_tokenizer
-        from adapters.vllm import kv_block_size
-        from adapters.vllm_client import VLLMClient, VLLMUnavailable
+        from adapters.vllm.client import VLLMClient, VLLMUnavailable
+        from adapters.vllm.config import kv_block_size
 
         if not ctx.vllm_url:
             raise ServiceUnavailable("no vLLM is configured for this worker; nothing can be scored")

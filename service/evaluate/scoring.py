@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from adapters.training_data import encode_continuation, encode_prompt
-from adapters.vllm_client import VLLMClient, VLLMRequestError
+from adapters.vllm.client import VLLMClient, VLLMRequestError
 from service.context import icl_system_prompt
 from service.evaluate.evalset import EvalItem
 

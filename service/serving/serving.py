@@ -27,7 +27,7 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from adapters.vllm_client import VLLMClient, VLLMRequestError, VLLMUnavailable
+from adapters.vllm.client import VLLMClient, VLLMRequestError, VLLMUnavailable
 from service.context import (
     ContextResult,
     PassageRef,

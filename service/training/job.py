@@ -214,8 +214,8 @@ class TrainingExecutor:
         """Probes from the adapter's own documents, scored for the adapter and the base model
         (`service.evaluate.probes`): whether training took."""
         from adapters.base_model import load_tokenizer
-        from adapters.vllm import kv_block_size
-        from adapters.vllm_client import VLLMClient
+        from adapters.vllm.client import VLLMClient
+        from adapters.vllm.config import kv_block_size
         from service.evaluate.probes import knowledge_check
         from service.evaluate.scoring import Scorer
 
@@ -235,8 +235,8 @@ class TrainingExecutor:
             await client.aclose()
 
     async def _activate(self, ctx: JobContext) -> Adapter:
-        from adapters.vllm import AdapterLoader
-        from adapters.vllm_client import VLLMClient
+        from adapters.vllm.client import VLLMClient
+        from adapters.vllm.loader import AdapterLoader
 
         if not ctx.vllm_url:
             raise Unprocessable("no vLLM is configured for this worker; the adapter cannot load")

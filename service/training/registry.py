@@ -308,8 +308,8 @@ async def activate(
 ) -> Adapter:
     """Load an adapter into vLLM and run the canary; the row ends `ready` or `failed` with why.
 
-    `loader` is an adapters.vllm.AdapterLoader for the vLLM that serves this deployment."""
-    from adapters.vllm import canary_check
+    `loader` is an adapters.vllm.loader.AdapterLoader for the vLLM that serves this deployment."""
+    from adapters.vllm.checks import canary_check
 
     with session_factory() as session:
         adapter = session.get(Adapter, adapter_id)

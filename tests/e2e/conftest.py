@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from adapters.selfcheck import make_random_adapter as make_random_adapter_at
-from adapters.vllm import LocalVLLMServer, VLLMServerConfig
+from adapters.vllm.config import VLLMServerConfig
+from adapters.vllm.server import LocalVLLMServer
 
 
 def rename_adapter_modules(adapter_dir: Path, out_dir: Path) -> Path:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.vllm import AdapterLoader, LocalVLLMServer, isolation_check
+from adapters.vllm.checks import isolation_check
+from adapters.vllm.loader import AdapterLoader
+from adapters.vllm.server import LocalVLLMServer
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from adapters.base_model import load_tokenizer
-from adapters.vllm_client import VLLMClient
+from adapters.vllm.client import VLLMClient
 from service.evaluate.evalset import EvalItem
 from service.evaluate.scoring import Mode, Scorer
 

@@ -17,8 +17,8 @@ import pytest
 from openai.types import Completion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from adapters.vllm import LocalVLLMServer
-from adapters.vllm_client import VLLMClient
+from adapters.vllm.client import VLLMClient
+from adapters.vllm.server import LocalVLLMServer
 from service.benchmark.query_perf import make_random_lora
 from service.context import PassageRef
 from service.serving.errors import EngineUnavailable, ModelNotFound, RequestRejected

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from adapters.vllm_client import VLLMClient
+from adapters.vllm.client import VLLMClient
 from service.jobs.watch import cancel_job, watch_job
 from service.training.registry import folder_sha256
 from tests.e2e.service_fixtures import LiveService

@@ -12,13 +12,10 @@ from pathlib import Path
 import pytest
 
 from adapters.peft_validation import validate_peft_adapter
-from adapters.vllm import (
-    AdapterLoader,
-    AdapterRefused,
-    LocalVLLMServer,
-    canary_check,
-)
-from adapters.vllm_client import VLLMClient
+from adapters.vllm.checks import canary_check
+from adapters.vllm.client import VLLMClient
+from adapters.vllm.loader import AdapterLoader, AdapterRefused
+from adapters.vllm.server import LocalVLLMServer
 from tests.e2e.conftest import rename_adapter_modules
 
 pytestmark = pytest.mark.e2e

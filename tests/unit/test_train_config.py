@@ -6,14 +6,10 @@ from dataclasses import asdict
 
 import pytest
 
-from adapters.train import (
-    DEFAULT_TARGET_MODULES,
-    TrainConfig,
-    _History,
-    _lr_lambda,
-    auto_eval_every,
-    plateaued,
-)
+from adapters.train import DEFAULT_TARGET_MODULES, TrainConfig
+from adapters.train.early_stopping import auto_eval_every, plateaued
+from adapters.train.history import History
+from adapters.train.step import lr_multiplier
 
 
 def test_defaults_are_valid_and_train_to_the_knowledge_checks_plateau() -> None:
@@ -75,13 +71,13 @@ def test_from_dict_round_trips_and_refuses_unknown_keys() -> None:
 
 
 def test_schedule_warms_up_then_decays_to_a_tenth() -> None:
-    multiplier = _lr_lambda("cosine", 0.1, 100)
+    multiplier = lr_multiplier("cosine", 0.1, 100)
     assert multiplier(0) == pytest.approx(0.1)
     assert multiplier(9) == pytest.approx(1.0)
     assert multiplier(100) == pytest.approx(0.1)
     values = [multiplier(s) for s in range(10, 101)]
     assert values == sorted(values, reverse=True)
-    assert _lr_lambda("constant", 0.0, 10)(5) == 1.0
+    assert lr_multiplier("constant", 0.0, 10)(5) == 1.0
 
 
 @pytest.mark.parametrize(
@@ -104,8 +100,8 @@ def test_automatic_evaluation_is_ten_a_run_and_at_least_one_an_epoch() -> None:
     assert auto_eval_every(total_steps=1, steps_per_epoch=1) == 1
 
 
-def _history(knowledge=(), held_out=()) -> _History:
-    return _History(
+def _history(knowledge=(), held_out=()) -> History:
+    return History(
         knowledge=[(i, v) for i, v in enumerate(knowledge)],
         held_out=[(i, v) for i, v in enumerate(held_out)],
     )
@@ -136,4 +132,34 @@ def test_without_probes_the_held_out_loss_decides() -> None:
     # Above the target the knowledge check decides, whatever the held-out loss does.
     rising = _history(knowledge=[0.2, 0.5, 0.7, 0.9], held_out=[3.0, 2.5, 2.6, 2.7])
     assert not plateaued(rising, patience=2)
-    assert not plateaued(_History(), patience=1)
+    assert not plateaued(History(), patience=1)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+@pytest.mark.parametrize(("warmup_ratio", "total_steps"), [(0.0, 1), (0.05, 7), (0.1, 100)])
+def test_schedule_is_transformers_but_warmup_starts_a_step_later(
+    schedule: str, warmup_ratio: float, total_steps: int
+) -> None:
+    """After warmup the curve is transformers' (cosine to a tenth, or constant); during warmup
+    transformers' starts at 0, a step behind, so the first step would not learn: why the
+    recipe keeps its own."""
+    import torch
+    from transformers.optimization import (
+        get_constant_schedule_with_warmup,
+        get_cosine_with_min_lr_schedule_with_warmup,
+    )
+
+    warmup = max(1, round(warmup_ratio * total_steps))
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    if schedule == "cosine":
+        theirs = get_cosine_with_min_lr_schedule_with_warmup(
+            optimizer, warmup, total_steps, min_lr_rate=0.1
+        ).lr_lambdas[0]
+    else:
+        theirs = get_constant_schedule_with_warmup(optimizer, warmup).lr_lambdas[0]
+    ours = lr_multiplier(schedule, warmup_ratio, total_steps)
+    assert theirs(0) == 0.0 < ours(0)
+    for step in range(warmup):
+        assert ours(step) == pytest.approx(theirs(step + 1) if step + 1 < warmup else 1.0)
+    for step in range(warmup, total_steps + 1):
+        assert ours(step) == pytest.approx(theirs(step))

@@ -10,7 +10,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from adapters.train import pack_examples
+from adapters.train.packing import pack_examples
 from adapters.training_data import (
     IGNORE_INDEX,
     DocumentSentences,

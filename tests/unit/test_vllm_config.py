@@ -8,20 +8,19 @@ from pathlib import Path
 import pytest
 
 from adapters.peft_validation import adapter_rank
-from adapters.vllm import (
+from adapters.vllm.checks import isolation_check
+from adapters.vllm.client import VLLMClient
+from adapters.vllm.config import (
     CPU_BLOCK_SIZE,
     CPU_LORA_TARGET_MODULES,
     ISOLATION_PLUGIN,
     UNKNOWN_BLOCK_SIZE,
-    AdapterLoader,
-    AdapterRefused,
-    LocalVLLMServer,
     VLLMServerConfig,
     is_vllm_cpu_build,
-    isolation_check,
     kv_block_size,
 )
-from adapters.vllm_client import VLLMClient
+from adapters.vllm.loader import AdapterLoader, AdapterRefused
+from adapters.vllm.server import LocalVLLMServer
 
 
 def test_command_enables_lora_and_prefix_caching_with_cpu_safe_targets(tmp_path: Path) -> None:

@@ -7,14 +7,14 @@ import pytest
 import torch
 from vllm.lora.ops.torch_ops import lora_ops
 
-from adapters import vllm_plugin
-from adapters.vllm import is_vllm_cpu_build
+from adapters.vllm import plugin
+from adapters.vllm.config import is_vllm_cpu_build
 
 SLOTS, RANK, HIDDEN, OUT = 4, 8, 24, 40
 
 
 def _originals() -> tuple:
-    # vllm_plugin keeps the originals on the wrappers when this process was patched already.
+    # The plugin keeps the originals on the wrappers when this process was patched already.
     return tuple(
         getattr(f, "__wrapped_original__", f)
         for f in (lora_ops.bgmv_shrink, lora_ops.bgmv_expand, lora_ops.bgmv_expand_slice)
@@ -22,7 +22,7 @@ def _originals() -> tuple:
 
 
 # 10 rows: a few decode tokens (vLLM's op on masked inputs); 100: a prefill (grouped per slot).
-@pytest.fixture(params=[10, vllm_plugin.GROUPED_MIN_ROWS + 36])
+@pytest.fixture(params=[10, plugin.GROUPED_MIN_ROWS + 36])
 def data(request: pytest.FixtureRequest) -> dict[str, torch.Tensor]:
     n = request.param
     gen = torch.Generator().manual_seed(n)
@@ -38,7 +38,7 @@ def data(request: pytest.FixtureRequest) -> dict[str, torch.Tensor]:
 
 
 def test_shrink_matches_vllm_for_adapter_rows_and_zeros_the_rest(data: dict) -> None:
-    shrink = vllm_plugin._grouped_shrink(_originals()[0])
+    shrink = plugin._grouped_shrink(_originals()[0])
     idx, keep = data["idx"], data["idx"] >= 0
     got = torch.full((len(idx), RANK + 2), 7.0)
     shrink(data["x"], data["a"], got, idx, 0.5)
@@ -53,7 +53,7 @@ def test_shrink_matches_vllm_for_adapter_rows_and_zeros_the_rest(data: dict) -> 
 def test_expand_matches_vllm_for_adapter_rows_and_adds_nothing_else(
     data: dict, add_inputs: bool
 ) -> None:
-    expand = vllm_plugin._grouped_expand(_originals()[1])
+    expand = plugin._grouped_expand(_originals()[1])
     idx, keep = data["idx"], data["idx"] >= 0
     got = data["y"].clone()
     expand(data["h"], data["b"], got, idx, add_inputs)
@@ -67,7 +67,7 @@ def test_expand_matches_vllm_for_adapter_rows_and_adds_nothing_else(
 
 
 def test_expand_slice_matches_vllm_and_leaves_other_columns(data: dict) -> None:
-    expand_slice = vllm_plugin._grouped_expand_slice(_originals()[2])
+    expand_slice = plugin._grouped_expand_slice(_originals()[2])
     idx, keep = data["idx"], data["idx"] >= 0
     got = data["y"].clone()
     expand_slice(data["h"], data["b"][:, :, :20], got, idx, 3, 20, True)
@@ -85,8 +85,8 @@ def test_without_the_plugin_vllm_gives_no_adapter_rows_the_last_slot(data: dict)
 
 
 def test_all_rows_one_adapter_and_no_adapter_at_all(data: dict) -> None:
-    shrink = vllm_plugin._grouped_shrink(_originals()[0])
-    expand = vllm_plugin._grouped_expand(_originals()[1])
+    shrink = plugin._grouped_shrink(_originals()[0])
+    expand = plugin._grouped_expand(_originals()[1])
     n = len(data["idx"])
     same = torch.full((n,), 1)
     got, want = torch.zeros(n, RANK), torch.zeros(n, RANK)
@@ -100,11 +100,11 @@ def test_all_rows_one_adapter_and_no_adapter_at_all(data: dict) -> None:
 
 
 def test_register_patches_the_names_punica_cpu_uses() -> None:
-    vllm_plugin.register()
+    plugin.register()
     from vllm.lora.punica_wrapper import punica_cpu
 
     if is_vllm_cpu_build():
-        assert vllm_plugin.outcome() and vllm_plugin.outcome().startswith("applied")
+        assert plugin.outcome() and plugin.outcome().startswith("applied")
         for name in (
             "bgmv_shrink", "bgmv_expand", "bgmv_expand_slice",
             "sgmv_shrink", "sgmv_expand", "sgmv_expand_slice",
@@ -112,7 +112,7 @@ def test_register_patches_the_names_punica_cpu_uses() -> None:
             assert getattr(getattr(punica_cpu, name), "__docadapt_grouped__", False)
             assert getattr(lora_ops, name) is getattr(punica_cpu, name)
     else:
-        assert vllm_plugin.outcome() and vllm_plugin.outcome().startswith("not applied")
+        assert plugin.outcome() and plugin.outcome().startswith("not applied")
 
 
 def _meta(token_slots: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int, int]:
@@ -139,7 +139,7 @@ def test_sgmv_ops_match_vllm_per_token_and_skip_rows_without_adapter() -> None:
     orig_shrink, orig_expand, orig_slice = _originals()
 
     got = torch.full((n, RANK), 7.0)
-    vllm_plugin._segment_shrink(lora_ops.sgmv_shrink)(x, a, got, *meta, 0.5)
+    plugin._segment_shrink(lora_ops.sgmv_shrink)(x, a, got, *meta, 0.5)
     want = torch.zeros(int(keep.sum()), RANK)
     orig_shrink(x[keep], a, want, idx[keep], 0.5)
     torch.testing.assert_close(got[keep], want, rtol=1e-5, atol=1e-5)
@@ -147,7 +147,7 @@ def test_sgmv_ops_match_vllm_per_token_and_skip_rows_without_adapter() -> None:
 
     for add in (True, False):
         got = y0.clone()
-        vllm_plugin._segment_expand(lora_ops.sgmv_expand)(h, b, got, *meta, add)
+        plugin._segment_expand(lora_ops.sgmv_expand)(h, b, got, *meta, add)
         want = y0[keep].clone()
         orig_expand(h[keep], b, want, idx[keep], add)
         torch.testing.assert_close(got[keep], want, rtol=1e-5, atol=1e-5)
@@ -158,7 +158,7 @@ def test_sgmv_ops_match_vllm_per_token_and_skip_rows_without_adapter() -> None:
 
     got = y0.clone()
     sliced = b[:, :, :20]
-    expand_slice = vllm_plugin._segment_expand_slice(lora_ops.sgmv_expand_slice)
+    expand_slice = plugin._segment_expand_slice(lora_ops.sgmv_expand_slice)
     expand_slice(h, sliced, got, *meta, 4, 20, True)
     want = y0[keep].clone()
     orig_slice(h[keep], sliced, want, idx[keep], 4, 20, True)

@@ -102,12 +102,6 @@ class VLLMClient:
         data = (await self.request("GET", "/v1/models")).json()
         return [m["id"] for m in data.get("data", [])]
 
-    async def tokenize(self, model: str, text: str) -> list[int]:
-        data = await self.post_json(
-            "/tokenize", {"model": model, "prompt": text, "add_special_tokens": False}
-        )
-        return list(data["tokens"])
-
     async def completion(self, payload: dict[str, Any]) -> dict[str, Any]:
         return await self.post_json("/v1/completions", payload)
 

@@ -1,0 +1,157 @@
+"""One optimizer step and one held-out evaluation, and the learning-rate schedule they follow.
+
+The loss is the summed token cross-entropy over a step's labelled tokens divided by their count,
+so every target token weighs the same whatever row or micro-batch it landed in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from adapters.knowledge import PLAIN_HEAD_MODEL_TYPES
+from adapters.train.config import TrainConfig
+from adapters.train.distributed import Distributed
+from adapters.train.packing import Row, collate, micro_batches
+from adapters.training_data import IGNORE_INDEX
+
+# Cosine decays to this fraction of the peak learning rate, not to zero.
+MIN_LR_RATIO = 0.1
+
+
+def lr_multiplier(schedule: str, warmup_ratio: float, total_steps: int) -> Callable[[int], float]:
+    """Multiplier of the peak learning rate at each step: linear warmup, then cosine or flat."""
+    # Not transformers' schedulers: their warmup starts at 0 (a wasted first step, the whole
+    # warmup of a short run) and the lr_rate variant starts the cosine a step early
+    # (tests/unit/test_train_config.py compares the curves).
+    warmup = max(1, round(warmup_ratio * total_steps))
+
+    def multiplier(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return MIN_LR_RATIO + (1 - MIN_LR_RATIO) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return multiplier
+
+
+class CausalLMLoss(nn.Module):
+    """Summed next-token cross-entropy over labelled positions, for one padded batch.
+
+    The model runs without an attention mask and without a KV cache so that transformers
+    derives the per-example block-diagonal mask from the restarting position ids. Where the
+    architecture allows, the output head (a fifth of the model's work for SmolLM2's 49k-word
+    vocabulary) runs only where a label is: not on context, example ends or padding.
+    """
+
+    def __init__(self, peft_model: nn.Module) -> None:
+        super().__init__()
+        self.peft_model = peft_model
+        self.head_on_labels_only = peft_model.config.model_type in PLAIN_HEAD_MODEL_TYPES
+
+    def forward(
+        self, input_ids: torch.Tensor, position_ids: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        keep = labels != IGNORE_INDEX
+        if self.head_on_labels_only:
+            causal_lm = self.peft_model.get_base_model()
+            hidden = causal_lm.get_decoder()(
+                input_ids=input_ids, position_ids=position_ids, use_cache=False
+            ).last_hidden_state
+            logits = causal_lm.get_output_embeddings()(hidden[keep])
+        else:
+            logits = self.peft_model(
+                input_ids=input_ids, position_ids=position_ids, use_cache=False
+            ).logits[keep]
+        loss = F.cross_entropy(logits.float(), labels[keep], reduction="sum")
+        return loss, keep.sum()
+
+
+def train_step(
+    loss_module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    rows: Sequence[Row],
+    config: TrainConfig,
+    autocast: Callable[[], AbstractContextManager],
+    device: torch.device,
+    dist: Distributed,
+) -> tuple[float, int, int]:
+    """One optimizer step over this rank's rows; returns (mean token loss over all ranks,
+    tokens seen, target tokens), the counts summed over ranks."""
+    loss_module.train()
+    pad_id = pad_id_of(loss_module)
+    targets = sum(sum(label != IGNORE_INDEX for label in r.labels) for r in rows)
+    batches = list(micro_batches(rows, config.batch_size))
+    loss_sum = 0.0
+    for i, batch in enumerate(batches):
+        inputs = collate(batch, pad_id, device)
+        # DDP all-reduces gradients only on the last micro-batch of the step.
+        sync = (
+            nullcontext()
+            if i == len(batches) - 1 or dist.world_size == 1
+            else loss_module.no_sync()
+        )
+        with sync, autocast():
+            loss, _ = loss_module(**inputs)
+        scaler.scale(loss / max(targets, 1)).backward()
+        loss_sum += loss.item()
+    scaler.unscale_(optimizer)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if config.max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    scheduler.step()
+    total_loss, total_targets, tokens = dist.sum(
+        [loss_sum, float(targets), float(sum(len(r.tokens) for r in rows))]
+    )
+    return total_loss / max(total_targets, 1.0), int(tokens), int(total_targets)
+
+
+@torch.no_grad()
+def evaluate(
+    loss_module: nn.Module,
+    rows: Sequence[Row],
+    batch_size: int,
+    autocast: Callable[[], AbstractContextManager],
+    device: torch.device,
+    dist: Distributed,
+) -> float:
+    """Mean token loss on the held-out rows (dropout off); every rank computes all of it."""
+    loss_module.eval()
+    inner = (
+        loss_module.module
+        if isinstance(loss_module, nn.parallel.DistributedDataParallel)
+        else loss_module
+    )
+    pad_id = pad_id_of(loss_module)
+    loss_sum, count = 0.0, 0
+    for batch in micro_batches(rows, batch_size):
+        with autocast():
+            loss, n = inner(**collate(batch, pad_id, device))
+        loss_sum += loss.item()
+        count += int(n)
+    loss_module.train()
+    return loss_sum / max(count, 1)
+
+
+def pad_id_of(loss_module: nn.Module) -> int:
+    """The token id padding uses: the model's pad token, else its EOS, else 0."""
+    inner = getattr(loss_module, "module", loss_module)
+    config = inner.peft_model.config
+    for candidate in (config.pad_token_id, config.eos_token_id, 0):
+        if isinstance(candidate, int):
+            return candidate
+        if isinstance(candidate, list) and candidate:
+            return int(candidate[0])
+    return 0
