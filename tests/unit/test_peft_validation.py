@@ -149,6 +149,19 @@ def test_pickle_weights_are_refused(tmp_path: Path, base_dir: Path) -> None:
     assert any("pickle" in p for p in problems), problems
 
 
+@pytest.mark.parametrize("cut", ["header", "weights"])
+def test_damaged_weights_are_not_a_valid_safetensors_file(
+    tmp_path: Path, base_dir: Path, cut: str
+) -> None:
+    adapter = write_adapter(tmp_path / "a")
+    weights = adapter / "adapter_model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[:20] if cut == "header" else data[:-8])
+    problems = validate_peft_adapter(adapter, base_dir, max_lora_rank=16)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("adapter_model.safetensors is not a valid safetensors file: ")
+
+
 def test_unsupported_modules_and_other_peft_types(tmp_path: Path, base_dir: Path) -> None:
     adapter = write_adapter(tmp_path / "a", targets=("q_proj", "gate_proj"))
     problems = validate_peft_adapter(
