@@ -128,8 +128,10 @@ def create_app(
     _install_error_handlers(app)
     from service.api import health
     from service.startup import StartingGate
+    from service.web import router as web
 
     app.include_router(health.router)
+    app.include_router(web.router)  # the dashboard at / (out of the OpenAPI schema)
     if wait_until_ready:
         _include_routers(app, _router_modules())
     app.add_middleware(StartingGate)

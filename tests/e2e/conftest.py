@@ -1,5 +1,6 @@
-"""End-to-end fixtures: ONE real vLLM server (the embedded model) for the whole test session, and
-peft adapters made in the test with random, non-zero weights."""
+"""End-to-end fixtures: peft adapters made in the test with random, non-zero weights. The ONE real
+vLLM server (the embedded model) of the whole test session is `vllm_server` in
+tests/e2e/service_fixtures.py, shared with tests/browser."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ from typing import Any
 import pytest
 
 from adapters.selfcheck import make_random_adapter as make_random_adapter_at
-from adapters.vllm.config import VLLMServerConfig
-from adapters.vllm.server import LocalVLLMServer
 
 
 def rename_adapter_modules(adapter_dir: Path, out_dir: Path) -> Path:
@@ -50,23 +49,3 @@ def make_random_adapter(base_model_dir: Path) -> Iterator[Callable[..., Path]]:
 
     yield make
     loaded.clear()
-
-
-@pytest.fixture(scope="session")
-def vllm_server(session_dir: Path, base_model_dir: Path) -> Iterator[LocalVLLMServer]:
-    """One real vLLM server for the whole session, on a free port, data under the session dir."""
-    config = VLLMServerConfig(
-        model_dir=base_model_dir,
-        data_dir=session_dir / "vllm-data",
-        max_lora_rank=16,
-        max_loras=4,
-        max_model_len=8192,
-        kv_cache_gb=2,
-        start_timeout_s=900,
-    )
-    server = LocalVLLMServer(config)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()

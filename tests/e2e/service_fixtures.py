@@ -93,6 +93,31 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
 
+@pytest.fixture(scope="session")
+def vllm_server(session_dir: Path, base_model_dir: Path) -> Iterator[Any]:
+    """One real vLLM server for the whole session, on a free port, data under the session dir.
+    Here (a plugin of the root conftest) rather than in tests/e2e/conftest.py, so tests/e2e and
+    tests/browser share the one server."""
+    from adapters.vllm.config import VLLMServerConfig
+    from adapters.vllm.server import LocalVLLMServer
+
+    config = VLLMServerConfig(
+        model_dir=base_model_dir,
+        data_dir=session_dir / "vllm-data",
+        max_lora_rank=16,
+        max_loras=4,
+        max_model_len=8192,
+        kv_cache_gb=2,
+        start_timeout_s=900,
+    )
+    server = LocalVLLMServer(config)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def live_service(make_settings: Callable[..., Settings], vllm_server: Any) -> Iterator[LiveService]:
     settings = make_settings(
