@@ -1,4 +1,5 @@
-"""The teacher: any OpenAI-compatible endpoint that writes augmentations.
+"""The teacher: any OpenAI-compatible endpoint that writes augmentations, reached through the
+`openai` package's async client.
 
 Requests run concurrently under a bound (a semaphore held only while a request is in flight, not
 while it backs off), retry with exponential backoff on 429, 5xx, timeouts and connection errors,
@@ -15,14 +16,16 @@ back: every prompt is redacted before it is sent, and every answer restored befo
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import time
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
+import openai
+from openai.types import Completion as TextCompletion
+from openai.types.chat import ChatCompletion
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -114,13 +117,7 @@ class Sampling:
             raise ValueError("temperature >= 0, 0 < top_p <= 1 and max_tokens >= 1 required")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "max_tokens": self.max_tokens,
-            "stop": list(self.stop),
-        }
+        return {**asdict(self), "stop": list(self.stop)}
 
 
 @dataclass
@@ -135,8 +132,13 @@ class Completion:
     request_id: str
     attempts: int
     latency_s: float
-    model: str = ""
-    raw_usage: dict[str, Any] = field(default_factory=dict)
+
+
+# What a teacher is sent besides its key; the openai client's other headers are dropped.
+_SENT_HEADERS = {
+    *("host", "user-agent", "accept", "accept-encoding", "connection"),  # httpx's own
+    *("content-type", "content-length"),  # the JSON body's
+}
 
 
 def _api_root(base_url: str) -> str:
@@ -144,43 +146,44 @@ def _api_root(base_url: str) -> str:
     return url + "/v1" if urlsplit(url).path in ("", "/") else url
 
 
-def _retry_after(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+def _http_client(config: TeacherConfig) -> httpx.AsyncClient:
+    """The openai client's connections: httpx, whose URL parser service/egress.py checks with;
+    no redirects, so a teacher cannot send us to an address egress would refuse."""
+
+    async def only_our_headers(request: httpx.Request) -> None:
+        # The openai client adds telemetry and headers from this process's OPENAI_* variables
+        # (OPENAI_CUSTOM_HEADERS can even replace the key): a teacher gets none of them.
+        for name in [n for n in request.headers if n.lower() not in _SENT_HEADERS]:
+            del request.headers[name]
+        if config.api_key:
+            request.headers["Authorization"] = f"Bearer {config.api_key}"
+
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
+        limits=httpx.Limits(max_connections=config.concurrency + 4),
+        event_hooks={"request": [only_our_headers]},
+    )
 
 
 class Teacher:
     """Async client for one OpenAI-compatible teacher, shared by all strategies of a job."""
 
-    def __init__(
-        self,
-        config: TeacherConfig,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        redactor: PiiRedactor | None = None,
-    ) -> None:
+    def __init__(self, config: TeacherConfig, *, redactor: PiiRedactor | None = None) -> None:
         """`redactor`: take personal data out of prompts and put it back into answers."""
         if config.concurrency < 1:
             raise ValueError("teacher concurrency must be at least 1")
         self.config = config
         self.api_root = _api_root(config.base_url)
-        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._http = httpx.AsyncClient(
-            headers=headers,
-            timeout=httpx.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
-            limits=httpx.Limits(
-                max_connections=config.concurrency + 4, max_keepalive_connections=config.concurrency
-            ),
-            transport=transport,
+        # Key and URL always given, so the client never falls back to OPENAI_API_KEY or
+        # OPENAI_BASE_URL; retries are ours (tenacity, below), so the client makes none.
+        self._client = openai.AsyncOpenAI(
+            api_key=config.api_key or "unused",
+            base_url=self.api_root,
+            max_retries=0,
+            http_client=_http_client(config),
         )
         self._slots = asyncio.Semaphore(config.concurrency)
         self.redactor = redactor
-        self.requests = 0
-        self.retries = 0
-        self.failures = 0
 
     async def __aenter__(self) -> Teacher:
         return self
@@ -189,7 +192,7 @@ class Teacher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._client.close()
 
     @property
     def model(self) -> str:
@@ -206,22 +209,14 @@ class Teacher:
         if self.redactor is not None:
             prompt = self.redactor.redact(prompt)
             system = self.redactor.redact(system) if system else system
-        if self.config.mode == "chat":
-            messages: list[dict[str, str]] = []
-            if system:
-                messages.append({"role": "system", "content": system})
-            messages.append({"role": "user", "content": prompt})
-            path, payload = "/chat/completions", {"messages": messages}
-        else:
-            text = f"{system}\n\n{prompt}" if system else prompt
-            path, payload = "/completions", {"prompt": text}
-        payload |= {"model": self.config.model, **sampling.to_dict()}
+        payload: dict[str, Any] = {"model": self.config.model, **sampling.to_dict()}
         if not sampling.stop:
             payload.pop("stop")
-        request_id = hashlib.sha256(
-            json.dumps(payload, sort_keys=True).encode() + str(time.time_ns()).encode()
-        ).hexdigest()[:16]
-        self.requests += 1
+        if self.config.mode == "chat":
+            messages = [{"role": "system", "content": system}] if system else []
+            payload["messages"] = [*messages, {"role": "user", "content": prompt}]
+        else:
+            payload["prompt"] = f"{system}\n\n{prompt}" if system else prompt
         attempts = 0
         started = time.perf_counter()
 
@@ -237,102 +232,97 @@ class Teacher:
             hint = getattr(exc, "retry_after", None)
             return min(max(base, hint or 0.0), self.config.backoff_max_s)
 
-        def before_sleep(state: RetryCallState) -> None:
-            self.retries += 1
-
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(lambda e: isinstance(e, TeacherError) and e.retryable),
                 stop=stop_after_attempt(self.config.max_attempts),
                 wait=wait,
-                before_sleep=before_sleep,
                 reraise=True,
             ):
                 with attempt:
                     attempts += 1
-                    data = await self._post(path, payload)
+                    answer = await self._create(payload)
         except TeacherError as exc:
-            self.failures += 1
             # Retries of a transient fault ran out, or the endpoint refuses every caller (no
             # key, no such path or model): the endpoint is failing, not this one prompt.
             failing = exc.retryable or exc.status_code in (401, 403, 404)
             tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+            path = "/chat/completions" if self.config.mode == "chat" else "/completions"
             raise TeacherError(
                 f"{exc} (POST {self.api_root}{path}, {tries})",
                 status_code=exc.status_code,
                 endpoint_failing=failing,
             ) from exc
-        return self._parse(data, request_id, attempts, time.perf_counter() - started)
+        return self._parse(answer, attempts, time.perf_counter() - started)
 
-    async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        url = self.api_root + path
-        async with self._slots:
-            try:
-                async with asyncio.timeout(self.config.timeout_s):
-                    resp = await self._http.post(url, json=payload)
-            except (TimeoutError, httpx.TimeoutException) as exc:
-                raise TeacherError(
-                    f"teacher gave no answer within {self.config.timeout_s:g} s "
-                    "(DOCADAPT_TEACHER_TIMEOUT_S)",
-                    retryable=True,
-                ) from exc
-            except httpx.TransportError as exc:
-                # Refused, reset, or closed before the whole answer came.
-                raise TeacherError(
-                    f"teacher connection failed: {type(exc).__name__}: {exc}", retryable=True
-                ) from exc
-        if resp.status_code == 429 or resp.status_code >= 500:
-            raise TeacherError(
-                f"teacher answered {resp.status_code}: {resp.text[:300]}",
-                retryable=True,
-                status_code=resp.status_code,
-                retry_after=_retry_after(resp),
-            )
-        if resp.status_code >= 400:
-            raise TeacherError(
-                f"teacher refused the request ({resp.status_code}): {resp.text[:300]}",
-                status_code=resp.status_code,
-            )
+    async def _create(self, payload: dict[str, Any]) -> TextCompletion | ChatCompletion:
+        """One attempt, under a slot and the wall-clock timeout; failures as `TeacherError`."""
         try:
-            data = resp.json()
-        except ValueError as exc:
-            raise TeacherError(f"teacher answered non-JSON: {resp.text[:200]!r}") from exc
-        if not isinstance(data, dict):
-            raise TeacherError(f"teacher answered unexpected JSON: {str(data)[:200]}")
-        return data
+            async with self._slots, asyncio.timeout(self.config.timeout_s):
+                if self.config.mode == "chat":
+                    return await self._client.chat.completions.create(**payload)
+                return await self._client.completions.create(**payload)
+        except (TimeoutError, openai.APITimeoutError) as exc:
+            raise TeacherError(
+                f"teacher gave no answer within {self.config.timeout_s:g} s "
+                "(DOCADAPT_TEACHER_TIMEOUT_S)",
+                retryable=True,
+            ) from exc
+        except openai.APIConnectionError as exc:
+            # Refused, reset, or closed before the whole answer came.
+            cause = exc.__cause__ or exc
+            raise TeacherError(
+                f"teacher connection failed: {type(cause).__name__}: {cause}", retryable=True
+            ) from exc
+        except openai.APIStatusError as exc:
+            status, text = exc.status_code, exc.response.text[:300]
+            if status == 429 or status >= 500:
+                raise TeacherError(
+                    f"teacher answered {status}: {text}",
+                    retryable=True,
+                    status_code=status,
+                    retry_after=_retry_after(exc.response.headers.get("retry-after")),
+                ) from exc
+            raise TeacherError(
+                f"teacher refused the request ({status}): {text}", status_code=status
+            ) from exc
+        except (openai.APIResponseValidationError, ValueError) as exc:
+            body = str(getattr(exc, "doc", exc))  # a JSONDecodeError holds the text
+            raise TeacherError(f"teacher answered non-JSON: {body[:200]!r}") from exc
 
     def _parse(
-        self, data: dict[str, Any], request_id: str, attempts: int, latency: float
+        self, answer: TextCompletion | ChatCompletion, attempts: int, latency: float
     ) -> Completion:
-        choices = data.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise TeacherError(f"teacher answer has no choices: {str(data)[:200]}")
-        texts: list[str] = []
-        reasons: list[str | None] = []
-        for choice in sorted(
-            choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0
-        ):
-            if not isinstance(choice, dict):
-                raise TeacherError(f"teacher answer has a malformed choice: {str(choice)[:200]}")
-            if "message" in choice:
-                text = (choice.get("message") or {}).get("content")
-            else:
-                text = choice.get("text")
-            texts.append(text if isinstance(text, str) else "")
-            reasons.append(choice.get("finish_reason"))
+        chat = self.config.mode == "chat"
+        try:  # the client does not validate answers: any shape may come
+            choices = sorted(answer.choices or [], key=lambda c: c.index or 0)
+            texts = [c.message.content if chat else c.text for c in choices]
+            reasons = [c.finish_reason for c in choices]
+        except (AttributeError, TypeError) as exc:
+            raise TeacherError(
+                f"teacher answer has malformed choices: {str(answer)[:200]}"
+            ) from exc
+        if not texts:
+            raise TeacherError(f"teacher answer has no choices: {str(answer)[:200]}")
+        texts = [t if isinstance(t, str) else "" for t in texts]
         if self.redactor is not None:
             texts = [self.redactor.restore(t) for t in texts]
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        details = usage.get("prompt_tokens_details") or {}
+        usage = answer.usage
+        details = getattr(usage, "prompt_tokens_details", None)
         return Completion(
             texts=texts,
             finish_reasons=reasons,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_prompt_tokens=int((details or {}).get("cached_tokens") or 0),
-            request_id=request_id,
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cached_prompt_tokens=int(getattr(details, "cached_tokens", 0) or 0),
+            request_id=uuid.uuid4().hex[:16],
             attempts=attempts,
             latency_s=latency,
-            model=str(data.get("model") or self.config.model),
-            raw_usage=usage,
         )
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

@@ -144,6 +144,31 @@ def test_unreachable_teacher_fails_units(teacher_server) -> None:
     assert stats.units_failed == 1 and stats.requests_failed == 1 and stats.kept == 0
 
 
+def test_a_teacher_gets_its_own_key_and_nothing_from_openai_variables(
+    teacher_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The openai client would read these; another endpoint's key must not reach this teacher.
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-other")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-other")
+    monkeypatch.setenv("OPENAI_CUSTOM_HEADERS", "Authorization: Bearer sk-env\nX-Secret: s")
+    srv = teacher_server(lambda n, p: (200, {}, completion_body(["ok"])))
+    asyncio.run(_complete(config(srv.url, api_key="k-teacher"), Sampling()))
+    asyncio.run(_complete(config(srv.url), Sampling()))
+    with_key, without = srv.headers
+    assert with_key["authorization"] == "Bearer k-teacher" and "authorization" not in without
+    for sent in (with_key, without):
+        assert not {"x-secret", "openai-organization"} & set(sent), sent
+
+
+def test_a_redirect_is_not_followed(teacher_server) -> None:
+    # egress checked the teacher's URL, not wherever its answer points
+    srv = teacher_server(lambda n, p: (307, {"location": "http://169.254.169.254/v1"}, b""))
+    with pytest.raises(TeacherError, match="refused the request \\(307\\)"):
+        asyncio.run(_complete(config(srv.url)))
+    assert len(srv.payloads) == 1
+
+
 def test_concurrency_bound_holds(teacher_server) -> None:
     srv = teacher_server(lambda n, p: 0.15)
 
