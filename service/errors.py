@@ -40,10 +40,6 @@ class Unauthorized(DocadaptError):
     status_code, code = 401, "unauthorized"
 
 
-class Forbidden(DocadaptError):
-    status_code, code = 403, "forbidden"
-
-
 class NotFound(DocadaptError):
     status_code, code = 404, "not_found"
 

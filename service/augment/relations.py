@@ -490,22 +490,6 @@ def normalize_relation(phrase: str, source: str | None = None) -> str:
     return " ".join(toks)
 
 
-def split_on_relation(statement: str, relation: str) -> tuple[str, str] | None:
-    """Split "A <relation> B" into (A, B), using the statement's own words; None if absent."""
-    words = statement.strip().rstrip(".!?").split()
-    rel = _canon_phrase(relation).split()
-    if not rel:
-        return None
-    norm = [" ".join(tokens(w)) for w in words]
-    n = len(rel)
-    for i in range(1, len(words) - n):
-        if norm[i : i + n] == rel:
-            left, right = " ".join(words[:i]), " ".join(words[i + n :])
-            if tokens(left) and tokens(right):
-                return left, right
-    return None
-
-
 # -- rule extraction --------------------------------------------------------------------------
 
 _COMPARATIVE_SPAN_RE = re.compile(
