@@ -22,7 +22,8 @@ from service.evaluate.evalset import EvalSetError, parse_evalset_jsonl
 from service.evaluate.job import KIND
 from service.evaluate.stats import wilson_interval
 from service.jobs import records
-from service.schemas.evaluations import EvaluationCreate
+from service.schemas.evalsets import EvalSetPublic
+from service.schemas.evaluations import EvaluationCreate, EvaluationPublic, ResultsPage
 
 # Mode names an adapter cannot take (its mode is then called "adapter:<name>").
 BUILTIN_MODES = ("base", "icl", "rag", "adapter", "adapter+rag")
@@ -107,7 +108,7 @@ def list_evalsets(session: Session, workspace_id: str, collection_id: str) -> li
     )
 
 
-def evalset_public(evalset: EvalSet, *, with_items: bool = False) -> dict[str, Any]:
+def evalset_public(evalset: EvalSet, *, with_items: bool = False) -> EvalSetPublic:
     items = evalset.items or []
     out: dict[str, Any] = {
         "id": evalset.id,
@@ -121,7 +122,7 @@ def evalset_public(evalset: EvalSet, *, with_items: bool = False) -> dict[str, A
     }
     if with_items:
         out["items"] = items
-    return out
+    return EvalSetPublic.model_validate(out)
 
 
 # -- creating an evaluation ---------------------------------------------------------------------
@@ -332,39 +333,43 @@ def evaluation_summary(session: Session, evaluation: Evaluation) -> dict[str, An
     }
 
 
-def evaluation_public(session: Session, evaluation: Evaluation) -> dict[str, Any]:
+def evaluation_public(session: Session, evaluation: Evaluation) -> EvaluationPublic:
     job = session.get(Job, evaluation.job_id) if evaluation.job_id else None
     params = evaluation.params or {}
-    return {
-        "id": evaluation.id,
-        "collection_id": evaluation.collection_id,
-        "evalset_id": evaluation.evalset_id,
-        "status": evaluation.status,
-        "modes": params.get("mode_specs", []),
-        "params": {k: v for k, v in params.items() if k != "mode_specs"},
-        "summary": evaluation_summary(session, evaluation),
-        "report_ready": evaluation.report is not None,
-        "job": records.job_public(job) if job else None,
-        "created_at": evaluation.created_at,
-        "finished_at": evaluation.finished_at,
-    }
+    return EvaluationPublic.model_validate(
+        {
+            "id": evaluation.id,
+            "collection_id": evaluation.collection_id,
+            "evalset_id": evaluation.evalset_id,
+            "status": evaluation.status,
+            "modes": params.get("mode_specs", []),
+            "params": {k: v for k, v in params.items() if k != "mode_specs"},
+            "summary": evaluation_summary(session, evaluation),
+            "report_ready": evaluation.report is not None,
+            "job": records.job_public(job) if job else None,
+            "created_at": evaluation.created_at,
+            "finished_at": evaluation.finished_at,
+        }
+    )
 
 
 def list_results(
     session: Session, evaluation: Evaluation, *, mode: str | None, offset: int, limit: int
-) -> dict[str, Any]:
+) -> ResultsPage:
     """One page of per-item results (in the order they were stored) and the total."""
     query = select(EvalResult).where(EvalResult.evaluation_id == evaluation.id)
     if mode is not None:
         query = query.where(EvalResult.mode == mode)
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     rows = session.scalars(query.order_by(EvalResult.id).offset(offset).limit(limit))
-    return {
-        "data": [row.details for row in rows],
-        "total": int(total or 0),
-        "offset": offset,
-        "limit": limit,
-    }
+    return ResultsPage.model_validate(
+        {
+            "data": [row.details for row in rows],
+            "total": int(total or 0),
+            "offset": offset,
+            "limit": limit,
+        }
+    )
 
 
 def finished_report(evaluation: Evaluation) -> dict[str, Any]:

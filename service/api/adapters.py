@@ -24,7 +24,7 @@ from service.errors import (
 )
 from service.examples import select_training_examples
 from service.jobs import records
-from service.schemas.adapters import AdapterCreate
+from service.schemas.adapters import AdapterCreate, AdapterCreated, AdapterPublic, AdaptersPublic
 from service.training import registry
 
 router = APIRouter(tags=["adapters"])
@@ -42,7 +42,7 @@ def create_adapter(
     session: SessionDep,
     runtime: RuntimeDep,
     workspace: CurrentWorkspace,
-) -> dict[str, Any]:
+) -> AdapterCreated:
     """Queue a training job; the adapter is served once it is trained and passes the canary."""
     from adapters.train import TrainConfig
     from service.collections import get_collection, list_documents
@@ -116,7 +116,7 @@ def create_adapter(
     )
     adapter.job_id = job.id
     session.commit()
-    return {**registry.adapter_public(adapter), "job": records.job_public(job)}
+    return AdapterCreated(**dict(registry.adapter_public(adapter)), job=records.job_public(job))
 
 
 MAX_ADAPTER_ARCHIVE_BYTES = 512 * 1024 * 1024
@@ -139,7 +139,7 @@ async def import_adapter(
     session: SessionDep,
     runtime: RuntimeDep,
     workspace: CurrentWorkspace,
-) -> dict[str, Any]:
+) -> AdapterPublic:
     from adapters.peft_validation import safe_extract_archive, validate_peft_adapter
 
     require_serving(runtime)
@@ -190,7 +190,7 @@ async def import_adapter(
         raise Unprocessable(
             f"adapter {adapter.id} failed its check after loading: {adapter.status_reason}",
             code="adapter_check_failed",
-            details={"adapter": public},
+            details={"adapter": public.model_dump(mode="json")},
         )
     return public
 
@@ -198,15 +198,13 @@ async def import_adapter(
 @router.get("/v1/adapters")
 def list_adapters(
     session: SessionDep, workspace: CurrentWorkspace, collection_id: str | None = None
-) -> dict[str, Any]:
+) -> AdaptersPublic:
     rows = registry.list_adapters(session, workspace.id, collection_id)
-    return {"data": [registry.adapter_public(a) for a in rows]}
+    return AdaptersPublic(data=[registry.adapter_public(a) for a in rows])
 
 
 @router.get("/v1/adapters/{adapter_id}")
-def get_adapter(
-    adapter_id: str, session: SessionDep, workspace: CurrentWorkspace
-) -> dict[str, Any]:
+def get_adapter(adapter_id: str, session: SessionDep, workspace: CurrentWorkspace) -> AdapterPublic:
     return registry.adapter_public(registry.get_adapter(session, workspace.id, adapter_id))
 
 

@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from service.api.responses import errors, inline_schema
+from service.api.responses import errors
 from service.augment.job import KIND, augmentation_stats, build_params
 from service.augment.teachers import job_teacher
 from service.collections import get_collection, list_documents
@@ -35,6 +35,8 @@ from service.jobs import records
 from service.schemas.augmentations import (
     EXAMPLE_STRATEGIES,
     AugmentationCreate,
+    AugmentationPublic,
+    AugmentationsPublic,
     ExampleFilter,
     ExamplePublic,
     ExampleReviewCreate,
@@ -47,23 +49,25 @@ from service.schemas.augmentations import (
 router = APIRouter(tags=["augmentations"])
 
 
-def augmentation_public(session: SessionDep, aug: Augmentation) -> dict[str, Any]:
+def augmentation_public(session: SessionDep, aug: Augmentation) -> AugmentationPublic:
     job = session.get(records.Job, aug.job_id) if aug.job_id else None
     stats = aug.stats or {}
     if aug.status in ("queued", "running"):  # live figures while the job runs
         stats = augmentation_stats(session, aug.id, previous=aug.stats)
-    return {
-        "id": aug.id,
-        "collection_id": aug.collection_id,
-        "status": aug.status,
-        "source": aug.source,
-        "params": aug.params,
-        "document_count": len(aug.document_ids or []),
-        "stats": stats,
-        "job": records.job_public(job) if job else None,
-        "created_at": aug.created_at,
-        "finished_at": aug.finished_at,
-    }
+    return AugmentationPublic.model_validate(
+        {
+            "id": aug.id,
+            "collection_id": aug.collection_id,
+            "status": aug.status,
+            "source": aug.source,
+            "params": aug.params,
+            "document_count": len(aug.document_ids or []),
+            "stats": stats,
+            "job": records.job_public(job) if job else None,
+            "created_at": aug.created_at,
+            "finished_at": aug.finished_at,
+        }
+    )
 
 
 def get_augmentation(session: SessionDep, workspace_id: str, augmentation_id: str) -> Augmentation:
@@ -85,7 +89,7 @@ def create_augmentation(
     session: SessionDep,
     runtime: RuntimeDep,
     workspace: CurrentWorkspace,
-) -> dict[str, Any]:
+) -> AugmentationPublic:
     collection = get_collection(session, workspace.id, collection_id)
     docs = list_documents(session, workspace.id, collection.id)
     if not docs:
@@ -128,20 +132,20 @@ def create_augmentation(
 @router.get("/v1/collections/{collection_id}/augmentations")
 def list_augmentations(
     collection_id: str, session: SessionDep, workspace: CurrentWorkspace
-) -> dict[str, Any]:
+) -> AugmentationsPublic:
     get_collection(session, workspace.id, collection_id)
     rows = session.scalars(
         select(Augmentation)
         .where(Augmentation.collection_id == collection_id)
         .order_by(Augmentation.created_at)
     )
-    return {"data": [augmentation_public(session, a) for a in rows]}
+    return AugmentationsPublic(data=[augmentation_public(session, a) for a in rows])
 
 
 @router.get("/v1/augmentations/{augmentation_id}")
 def read_augmentation(
     augmentation_id: str, session: SessionDep, workspace: CurrentWorkspace
-) -> dict[str, Any]:
+) -> AugmentationPublic:
     return augmentation_public(session, get_augmentation(session, workspace.id, augmentation_id))
 
 
@@ -187,10 +191,8 @@ def _example_json(row: AugmentedExample) -> dict[str, Any]:
         200: {
             "description": "format=jsonl (the default): every matching example, one JSON object "
             "a line; format=json: one page with the total and the review counts.",
-            "content": {
-                "application/x-ndjson": {"schema": {"type": "string"}},
-                "application/json": {"schema": inline_schema(ExamplesPublic)},
-            },
+            "model": ExamplesPublic,
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
         }
     },
 )
@@ -348,7 +350,7 @@ async def upload_augmentation(
     session: SessionDep,
     runtime: RuntimeDep,
     workspace: CurrentWorkspace,
-) -> dict[str, Any]:
+) -> AugmentationPublic:
     """Store statements written elsewhere (another teacher, a person, a benchmark's truth) as a
     finished augmentation (source "uploaded") that adapters can train on; whole, or refused
     (422) naming every bad line."""

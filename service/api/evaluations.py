@@ -1,18 +1,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from service import evalsets
 from service import evaluations as svc
-from service.api.responses import binary_body, errors, text_body
+from service.api.responses import binary_body, errors, inline_schema, text_body
 from service.deps import (
     CurrentCaller,
     CurrentWorkspace,
@@ -23,29 +23,21 @@ from service.deps import (
 )
 from service.errors import PayloadTooLarge, ServiceUnavailable, Unprocessable, UnsupportedMediaType
 from service.jobs import records
-from service.schemas.common import json_ready
-from service.schemas.evalsets import EvalSetGenerate
-from service.schemas.evaluations import EvaluationCreate
+from service.schemas.evalsets import (
+    EvalSetGenerate,
+    EvalSetGenerating,
+    EvalSetPublic,
+    EvalSetsPublic,
+)
+from service.schemas.evaluations import (
+    EvaluationCreate,
+    EvaluationPublic,
+    EvaluationsPublic,
+    ResultsPage,
+)
+from service.schemas.report import EvaluationReport
 
 router = APIRouter(tags=["evaluations"])
-
-
-def _inlined_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema with its nested models written in place (no `$defs`)."""
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
-
-    def inline(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return inline(defs[ref.rsplit("/", 1)[-1]])
-            return {k: inline(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [inline(v) for v in node]
-        return node
-
-    return inline(schema)
 
 
 JSONL_TYPES = (
@@ -63,7 +55,7 @@ _EVALSET_BODY = {
         '(application/json) {"name"?, "generate": {...}}: generate one from the documents '
         "(a job; answered 202).",
         "content": {
-            "application/json": {"schema": _inlined_schema(EvalSetGenerate)},
+            "application/json": {"schema": inline_schema(EvalSetGenerate)},
             "application/x-ndjson": {"schema": {"type": "string"}},
             "text/plain": {"schema": {"type": "string"}},
             "multipart/form-data": {
@@ -111,7 +103,11 @@ async def _evalset_upload(request: Request, max_bytes: int) -> tuple[bytes, str 
     openapi_extra=_EVALSET_BODY,
     response_model=None,
     responses={
-        202: {"description": "A generation request: the set (generating) and its job."},
+        201: {"model": EvalSetPublic, "description": "The uploaded set."},
+        202: {
+            "model": EvalSetGenerating,
+            "description": "A generation request: the set (generating) and its job.",
+        },
         **errors(409, 413, 415, 429),
     },
 )
@@ -123,7 +119,7 @@ async def create_evalset(
     workspace: CurrentWorkspace,
     caller: CurrentCaller,
     name: str | None = Query(None, max_length=200, description="Default: the file's name."),
-) -> dict[str, Any] | JSONResponse:
+) -> EvalSetPublic | JSONResponse:
     """Store an eval set whole, or refuse it (422) naming every bad line; nothing partial.
     With a JSON body, generate one from the documents instead: 202, the set ("generating")
     and its job; the set is ready once the job has succeeded."""
@@ -140,8 +136,8 @@ async def create_evalset(
         )
         session.commit()
         job = records.get_job(session, workspace.id, evalset.job_id or "")
-        public = {**svc.evalset_public(evalset), "job": records.job_public(job)}
-        return JSONResponse(json_ready(public), status_code=status.HTTP_202_ACCEPTED)
+        public = EvalSetGenerating(**dict(svc.evalset_public(evalset)), job=records.job_public(job))
+        return JSONResponse(public.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
     data, filename = await _evalset_upload(request, runtime.settings.max_upload_bytes)
     default_name = filename.rsplit("/", 1)[-1] if filename else None
     evalset = await run_in_threadpool(
@@ -154,15 +150,15 @@ async def create_evalset(
 @router.get("/v1/collections/{collection_id}/evalsets")
 def list_evalsets(
     collection_id: str, session: SessionDep, workspace: CurrentWorkspace
-) -> dict[str, Any]:
+) -> EvalSetsPublic:
     rows = svc.list_evalsets(session, workspace.id, collection_id)
-    return {"data": [svc.evalset_public(e) for e in rows]}
+    return EvalSetsPublic(data=[svc.evalset_public(e) for e in rows])
 
 
 @router.get("/v1/evalsets/{evalset_id}")
 def read_evalset(
     evalset_id: str, session: SessionDep, workspace: CurrentWorkspace
-) -> dict[str, Any]:
+) -> EvalSetPublic:
     return svc.evalset_public(svc.get_evalset(session, workspace.id, evalset_id), with_items=True)
 
 
@@ -234,7 +230,7 @@ async def _generate_request(request: Request) -> EvalSetGenerate:
 )
 def create_evaluation(
     body: EvaluationCreate, session: SessionDep, runtime: RuntimeDep, workspace: CurrentWorkspace
-) -> dict[str, Any]:
+) -> EvaluationPublic:
     """Validate, then queue the evaluation job; it shows as `job` and in /v1/jobs/{id}."""
     evaluation = svc.create_evaluation(session, workspace.id, body, runtime.settings)
     if runtime.vllm is None and not runtime.settings.vllm_url:
@@ -248,15 +244,15 @@ def create_evaluation(
 @router.get("/v1/evaluations", responses=errors(404))
 def list_evaluations(
     session: SessionDep, workspace: CurrentWorkspace, collection_id: str | None = None
-) -> dict[str, Any]:
+) -> EvaluationsPublic:
     rows = svc.list_evaluations(session, workspace.id, collection_id)
-    return {"data": [svc.evaluation_public(session, e) for e in rows]}
+    return EvaluationsPublic(data=[svc.evaluation_public(session, e) for e in rows])
 
 
 @router.get("/v1/evaluations/{evaluation_id}")
 def read_evaluation(
     evaluation_id: str, session: SessionDep, workspace: CurrentWorkspace
-) -> dict[str, Any]:
+) -> EvaluationPublic:
     return svc.evaluation_public(session, svc.get_evaluation(session, workspace.id, evaluation_id))
 
 
@@ -268,7 +264,7 @@ def read_results(
     mode: str | None = None,
     offset: int = Query(0, ge=0),
     limit: int = Query(100, ge=1, le=1000),
-) -> dict[str, Any]:
+) -> ResultsPage:
     """Per-item results stored so far (also while the job runs), one page at a time."""
     evaluation = svc.get_evaluation(session, workspace.id, evaluation_id)
     return svc.list_results(session, evaluation, mode=mode, offset=offset, limit=limit)
@@ -280,8 +276,8 @@ def read_results(
     responses={
         200: {
             "description": "The report: JSON, or with format md / html Markdown or an HTML page.",
+            "model": EvaluationReport,
             "content": {
-                "application/json": {"schema": {"type": "object"}},
                 "text/markdown": {"schema": {"type": "string"}},
                 "text/html": {"schema": {"type": "string"}},
             },
@@ -294,11 +290,13 @@ def read_report(
     session: SessionDep,
     workspace: CurrentWorkspace,
     format: Literal["json", "md", "html"] = "json",
-) -> Response | dict[str, Any]:
+) -> Response:
     """The report as JSON, Markdown or a self-contained HTML page; 409 until it succeeded."""
     report = svc.finished_report(svc.get_evaluation(session, workspace.id, evaluation_id))
     if format == "json":
-        return report
+        typed = EvaluationReport.model_validate(report)
+        # As stored: a report of schema /1 lacks the fields /2 added.
+        return JSONResponse(typed.model_dump(mode="json", by_alias=True, exclude_unset=True))
     body, media_type = svc.render_report(report, format)
     return Response(body, media_type=media_type)
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -14,10 +14,14 @@ from service.runtime import Runtime
 router = APIRouter(tags=["health"])
 
 
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
+def healthz() -> Liveness:
     """Liveness: the process answers."""
-    return {"status": "ok"}
+    return Liveness(status="ok")
 
 
 class Readiness(BaseModel):

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from sse_starlette.sse import EventSourceResponse
@@ -12,7 +11,7 @@ from service.api.responses import errors, event_stream
 from service.audit import AuditEntry
 from service.deps import CurrentWorkspace, RuntimeDep, SessionDep, audited
 from service.jobs import records
-from service.schemas.common import json_ready
+from service.schemas.jobs import JobKind, JobPublic, JobsPublic, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -21,17 +20,17 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 def list_jobs(
     session: SessionDep,
     workspace: CurrentWorkspace,
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"] | None = None,
-    kind: Literal["augmentation", "training", "evaluation"] | None = None,
+    status: JobStatus | None = None,
+    kind: JobKind | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> dict[str, Any]:
+) -> JobsPublic:
     """This workspace's jobs, newest first; filter by status and kind."""
     rows = records.list_jobs(session, workspace.id, status=status, kind=kind, limit=limit)
-    return {"data": [records.job_public(job) for job in rows]}
+    return JobsPublic(data=[records.job_public(job) for job in rows])
 
 
 @router.get("/{job_id}")
-def get_job(job_id: str, session: SessionDep, workspace: CurrentWorkspace) -> dict[str, Any]:
+def get_job(job_id: str, session: SessionDep, workspace: CurrentWorkspace) -> JobPublic:
     return records.job_public(records.get_job(session, workspace.id, job_id))
 
 
@@ -41,7 +40,7 @@ def cancel_job(
     session: SessionDep,
     workspace: CurrentWorkspace,
     audit: Annotated[AuditEntry, audited("job.cancel", "job", "job_id")],
-) -> dict[str, Any]:
+) -> JobPublic:
     job = records.request_cancel(session, workspace.id, job_id)
     audit.details = {"kind": job.kind, "subject_id": job.subject_id}
     session.commit()
@@ -74,9 +73,9 @@ async def job_events(
                 version, public = job.version, records.job_public(job)
             if version != last_version:
                 last_version = version
-                yield {"event": "progress", "data": json.dumps(json_ready(public))}
-            if public["status"] in records.TERMINAL:
-                yield {"event": "end", "data": json.dumps(json_ready(public))}
+                yield {"event": "progress", "data": public.model_dump_json()}
+            if public.status in records.TERMINAL:
+                yield {"event": "end", "data": public.model_dump_json()}
                 return
             await asyncio.sleep(0.5)
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from service.api.responses import errors, event_stream, inline_schema
 from service.deps import CurrentWorkspace, QueryBudget, RuntimeDep
 from service.errors import BadRequest, ServiceUnavailable
+from service.schemas.queries import ChatCompletion, Completion, ModelPublic, ModelsPublic
 from service.serving.protocol import ChatCompletionRequest, CompletionRequest
 from service.serving.serving import JSONResult
 
@@ -28,7 +29,7 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _openapi(request_model: type, what: str) -> dict[str, Any]:
+def _openapi(request_model: type, response_model: type, what: str) -> dict[str, Any]:
     """The request body (read by the query layer itself, so a refusal is a 400 naming the field)
     and both answers: JSON, or server-sent chunks with stream=true."""
     return {
@@ -40,13 +41,11 @@ def _openapi(request_model: type, what: str) -> dict[str, Any]:
         },
         "responses": {
             200: {
+                "model": response_model,
                 "description": f"The {what} (OpenAI's format); with stream=true, server-sent "
                 "chunks ending in `data: [DONE]`.",
-                "content": {
-                    "application/json": {"schema": {"type": "object"}},
-                    # One chunk per event, its data a JSON chunk or, last, "[DONE]".
-                    **event_stream("", json_data=False)["content"],
-                },
+                # One chunk per event, its data a JSON chunk or, last, "[DONE]".
+                "content": event_stream("", json_data=False)["content"],
             },
             **errors(400, 404, 429, 503),
         },
@@ -72,7 +71,7 @@ def _service(runtime: RuntimeDep) -> Any:
     "/v1/chat/completions",
     response_model=None,
     dependencies=[QueryBudget],
-    **_openapi(ChatCompletionRequest, "completion"),
+    **_openapi(ChatCompletionRequest, ChatCompletion, "chat completion"),
 )
 async def chat_completions(
     request: Request, runtime: RuntimeDep, workspace: CurrentWorkspace
@@ -84,7 +83,7 @@ async def chat_completions(
     "/v1/completions",
     response_model=None,
     dependencies=[QueryBudget],
-    **_openapi(CompletionRequest, "completion"),
+    **_openapi(CompletionRequest, Completion, "completion"),
 )
 async def completions(
     request: Request, runtime: RuntimeDep, workspace: CurrentWorkspace
@@ -93,20 +92,20 @@ async def completions(
 
 
 @router.get("/v1/models")
-def list_models(runtime: RuntimeDep, workspace: CurrentWorkspace) -> dict[str, Any]:
+def list_models(runtime: RuntimeDep, workspace: CurrentWorkspace) -> ModelsPublic:
     """What `model` may name for this workspace: base, icl:<collection>, ready adapters."""
     from service.collections import list_collections
     from service.training.registry import list_adapters
 
     with runtime.session_factory() as session:
-        models = [{"id": "base", "object": "model", "owned_by": "docadapt"}]
+        models = [ModelPublic(id="base", owned_by="docadapt")]
         models += [
-            {"id": f"icl:{c.id}", "object": "model", "owned_by": workspace.id}
+            ModelPublic(id=f"icl:{c.id}", owned_by=workspace.id)
             for c in list_collections(session, workspace.id)
         ]
         models += [
-            {"id": a.name, "object": "model", "owned_by": workspace.id}
+            ModelPublic(id=a.name, owned_by=workspace.id)
             for a in list_adapters(session, workspace.id)
             if a.status == "ready"
         ]
-    return {"object": "list", "data": models}
+    return ModelsPublic(data=models)

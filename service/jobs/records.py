@@ -7,7 +7,7 @@ row is locked with FOR UPDATE SKIP LOCKED; SQLite has a single writer on one mac
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from service.db.tables import Job, Workspace, utcnow
 from service.errors import Conflict, NotFound, TooManyRequests
 from service.schemas.common import without_paths
+from service.schemas.jobs import JobPublic
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 ACTIVE = ("queued", "running")
@@ -112,11 +113,6 @@ def request_cancel(session: Session, workspace_id: str, job_id: str) -> Job:
     job.version += 1
     session.flush()
     return job
-
-
-def _as_aware(ts: datetime | None) -> datetime | None:
-    # SQLite returns naive datetimes; everything we store is UTC.
-    return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
 
 
 def claim_next(session: Session, owner: str, lease_s: float, kinds: list[str]) -> Job | None:
@@ -234,27 +230,31 @@ def _redacted(value: Any) -> Any:
     return value
 
 
-def job_public(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "subject_id": job.subject_id,
-        "status": job.status,
-        "progress": {
-            "done": job.progress_done,
-            "total": job.progress_total,
-            "fraction": (job.progress_done / job.progress_total) if job.progress_total else None,
-        },
-        "eta_seconds": job.eta_seconds,
-        "message": without_paths(job.message),
-        "metrics": job.metrics,
-        "error": without_paths(job.error),
-        "result": job.result,
-        "attempts": job.attempts,
-        "cancel_requested": job.cancel_requested,
-        "params": _redacted(job.params),
-        "created_at": _as_aware(job.created_at),
-        "started_at": _as_aware(job.started_at),
-        "finished_at": _as_aware(job.finished_at),
-        "updated_at": _as_aware(job.updated_at),
-    }
+def job_public(job: Job) -> JobPublic:
+    return JobPublic.model_validate(
+        {
+            "id": job.id,
+            "kind": job.kind,
+            "subject_id": job.subject_id,
+            "status": job.status,
+            "progress": {
+                "done": job.progress_done,
+                "total": job.progress_total,
+                "fraction": (job.progress_done / job.progress_total)
+                if job.progress_total
+                else None,
+            },
+            "eta_seconds": job.eta_seconds,
+            "message": without_paths(job.message),
+            "metrics": job.metrics,
+            "error": without_paths(job.error),
+            "result": job.result,
+            "attempts": job.attempts,
+            "cancel_requested": job.cancel_requested,
+            "params": _redacted(job.params),
+            "created_at": job.created_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+            "updated_at": job.updated_at,
+        }
+    )

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from service.schemas.common import PublicModel
+from service.schemas.common import PublicModel, Timestamp
 
 
 class AuditEventPublic(PublicModel):
     id: int
-    at: datetime = Field(description="When the action ended (RFC 3339, UTC).")
+    at: Timestamp = Field(description="When the action ended (RFC 3339, UTC).")
     actor: Literal["admin", "api_key", "cli"] = Field(
         description="admin: the admin key; api_key: a workspace's key (key_id); cli: "
         "`docadapt admin` on the service's machine."

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service.augment.types import StrategyName
-from service.schemas.common import PublicModel
+from service.schemas.common import PublicModel, Timestamp
+from service.schemas.jobs import JobPublic
 
 Strategy = Literal["local", "decomposed", "global", "linked", "qa"]
 
@@ -164,10 +164,10 @@ class ExamplePublic(PublicModel):
     score: float | None
     flagged: bool
     review: ReviewState
-    reviewed_at: datetime | None
+    reviewed_at: Timestamp | None
     review_note: str | None
     provenance: dict[str, Any]
-    created_at: datetime | None
+    created_at: Timestamp | None
 
 
 class ExamplesPublic(BaseModel):
@@ -181,3 +181,27 @@ class ExamplesPublic(BaseModel):
 class ExamplesReviewPublic(BaseModel):
     updated: int
     counts: ReviewCounts
+
+
+class AugmentationPublic(BaseModel):
+    id: str
+    collection_id: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    source: Literal["teacher", "uploaded"] = Field(
+        description="teacher: written by the service; uploaded: examples sent as JSONL."
+    )
+    params: dict[str, Any] = Field(
+        description="The request it was made with (strategies, filters, limits), secrets left out."
+    )
+    document_count: int = Field(description="Documents of the collection it was made from.")
+    stats: dict[str, Any] = Field(
+        description="Figures per stage and strategy (candidates, kept, dropped and why, teacher "
+        "tokens, redactions); live while the job runs."
+    )
+    job: JobPublic | None = Field(description="The job that makes it; none for an upload.")
+    created_at: Timestamp
+    finished_at: Timestamp | None
+
+
+class AugmentationsPublic(BaseModel):
+    data: list[AugmentationPublic]

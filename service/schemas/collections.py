@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 
-from service.schemas.common import PublicModel
+from service.schemas.common import PublicModel, Timestamp
 
 
 class CollectionCreate(BaseModel):
@@ -16,7 +14,7 @@ class CollectionPublic(PublicModel):
     id: str
     name: str
     description: str
-    created_at: datetime
+    created_at: Timestamp
     document_count: int = 0
     token_count: int = 0
     sentence_count: int = 0
@@ -43,7 +41,7 @@ class DocumentPublic(PublicModel):
     passage_count: int
     sentence_count: int
     token_count: int
-    created_at: datetime
+    created_at: Timestamp
     duplicate: bool = Field(
         default=False, description="True when identical content was already in the collection."
     )

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import to_jsonable_python
 
 
@@ -33,6 +33,15 @@ class ErrorResponse(BaseModel):
 def utc(ts: datetime) -> datetime:
     """`ts` in UTC with its zone: the database gives naive UTC on SQLite (it stores no zone)."""
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def is_none(value: Any) -> bool:
+    """`exclude_if` for optional fields a response leaves out rather than writing null."""
+    return value is None
+
+
+# Every timestamp a response holds: UTC with its zone, whatever the database gave back.
+Timestamp = Annotated[datetime, AfterValidator(utc)]
 
 
 def json_ready(value: Any) -> Any:

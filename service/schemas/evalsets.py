@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from service.schemas.common import Timestamp, is_none
+from service.schemas.jobs import JobPublic
 
 Category = Literal["forward", "reversed", "cross-document"]
 
@@ -50,3 +53,63 @@ class EvalSetGenerate(BaseModel):
 
     name: str | None = Field(default=None, max_length=200)
     generate: EvalSetGenerateParams = Field(default_factory=EvalSetGenerateParams)
+
+
+class EvalSetItemPublic(BaseModel):
+    """One item as stored: what the upload accepts and the download gives back."""
+
+    id: str
+    question: str
+    answer: str
+    choices: list[str] | None = Field(default=None, exclude_if=is_none)
+    category: str | None = Field(default=None, exclude_if=is_none)
+
+
+class HoldoutPublic(BaseModel):
+    share: float | None = Field(description="Share of the items' sentences held out.")
+    seed: int | None
+    sentence_count: int = Field(description="Sentences training leaves out.")
+    held_out_items: int | None = Field(description="Items that rest on a held-out sentence.")
+    sentences: list[Any] | None = Field(
+        default=None,
+        exclude_if=is_none,
+        description="The held-out sentences (GET of one set only).",
+    )
+
+
+class EvalSetPublic(BaseModel):
+    id: str
+    collection_id: str
+    name: str
+    item_count: int
+    multiple_choice_count: int
+    categories: list[str]
+    created_at: Timestamp
+    source: Literal["uploaded", "generated"]
+    status: Literal["ready", "generating", "failed", "cancelled"]
+    job_id: str | None = Field(description="The generation job; none for an upload.")
+    generation: dict[str, Any] | None = Field(
+        default=None,
+        exclude_if=is_none,
+        description="A generated set's request and its counts by category.",
+    )
+    holdout: HoldoutPublic | None
+    provenance: list[dict[str, Any]] | None = Field(
+        default=None,
+        exclude_if=is_none,
+        description="A generated set's items' sources (the sentences each rests on); GET of "
+        "one set only.",
+    )
+    items: list[EvalSetItemPublic] | None = Field(
+        default=None, exclude_if=is_none, description="The items (GET of one set only)."
+    )
+
+
+class EvalSetGenerating(EvalSetPublic):
+    """A generation request: the set (generating) and its job."""
+
+    job: JobPublic
+
+
+class EvalSetsPublic(BaseModel):
+    data: list[EvalSetPublic]

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from service.evaluate.scoring import ItemResult
+from service.schemas.common import Timestamp, is_none
+from service.schemas.jobs import JobPublic
 
 EvalMode = Literal["base", "icl", "rag", "adapter", "adapter+rag"]
 
@@ -96,3 +100,52 @@ class EvaluationCreate(BaseModel):
     @classmethod
     def _unique_adapters(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
+
+
+class ModeSpec(BaseModel):
+    """One scored mode: its name in results and the report, its kind, and its adapter."""
+
+    name: str
+    kind: EvalMode
+    adapter_id: str | None = Field(default=None, exclude_if=is_none)
+
+
+class ModeAccuracy(BaseModel):
+    correct: int
+    n: int
+    accuracy: float | None
+    ci_low: float | None = Field(description="95% Wilson interval, lower end.")
+    ci_high: float | None
+
+
+class EvaluationSummary(BaseModel):
+    source: Literal["report", "results so far"]
+    n_items: int | None
+    modes: dict[str, ModeAccuracy] = Field(description="Primary accuracy per mode.")
+
+
+class EvaluationPublic(BaseModel):
+    id: str
+    collection_id: str
+    evalset_id: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    modes: list[ModeSpec]
+    params: dict[str, Any] = Field(description="The request's other settings (prices, ...).")
+    summary: EvaluationSummary
+    report_ready: bool
+    job: JobPublic | None
+    created_at: Timestamp
+    finished_at: Timestamp | None
+
+
+class EvaluationsPublic(BaseModel):
+    data: list[EvaluationPublic]
+
+
+class ResultsPage(BaseModel):
+    """One page of per-item results, in the order they were stored."""
+
+    data: list[ItemResult]
+    total: int
+    offset: int
+    limit: int

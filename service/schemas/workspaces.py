@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 
-from service.schemas.common import PublicModel
+from service.schemas.common import PublicModel, Timestamp
 
 
 class WorkspaceCreate(BaseModel):
@@ -14,7 +12,7 @@ class WorkspaceCreate(BaseModel):
 class WorkspacePublic(PublicModel):
     id: str
     name: str
-    created_at: datetime
+    created_at: Timestamp
 
 
 class WorkspaceCreated(BaseModel):

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.tables import Adapter, new_id, utcnow
 from service.errors import Conflict, NotFound
+from service.schemas.adapters import AdapterPublic
 from service.schemas.common import without_paths
 from service.storage import LocalStorage
 
@@ -260,30 +261,32 @@ def _iso(ts: Any) -> str | None:
     return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def adapter_public(adapter: Adapter) -> dict[str, Any]:
-    return {
-        "id": adapter.id,
-        "name": adapter.name,
-        "model": adapter.name,
-        "status": adapter.status,
-        "status_reason": without_paths(adapter.status_reason),
-        "source": adapter.source,
-        "collection_id": adapter.collection_id,
-        "augmentation_id": adapter.augmentation_id,
-        "review": review_public(adapter.example_selection),
-        "job_id": adapter.job_id,
-        "base_model": base_model_label(adapter.base_model),
-        "base_model_hash": adapter.base_model_hash,
-        "dataset_hash": adapter.dataset_hash,
-        "document_versions": adapter.document_versions,
-        "hyperparameters": adapter.hyperparameters,
-        "metrics": adapter.metrics,
-        "rank": adapter.rank,
-        "artifact_sha256": adapter.artifact_sha256,
-        "created_at": adapter.created_at,
-        "updated_at": adapter.updated_at,
-        "ready_at": adapter.ready_at,
-    }
+def adapter_public(adapter: Adapter) -> AdapterPublic:
+    return AdapterPublic.model_validate(
+        {
+            "id": adapter.id,
+            "name": adapter.name,
+            "model": adapter.name,
+            "status": adapter.status,
+            "status_reason": without_paths(adapter.status_reason),
+            "source": adapter.source,
+            "collection_id": adapter.collection_id,
+            "augmentation_id": adapter.augmentation_id,
+            "review": review_public(adapter.example_selection),
+            "job_id": adapter.job_id,
+            "base_model": base_model_label(adapter.base_model),
+            "base_model_hash": adapter.base_model_hash,
+            "dataset_hash": adapter.dataset_hash,
+            "document_versions": adapter.document_versions,
+            "hyperparameters": adapter.hyperparameters,
+            "metrics": adapter.metrics,
+            "rank": adapter.rank,
+            "artifact_sha256": adapter.artifact_sha256,
+            "created_at": adapter.created_at,
+            "updated_at": adapter.updated_at,
+            "ready_at": adapter.ready_at,
+        }
+    )
 
 
 def review_public(selection: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -174,3 +174,22 @@ def test_a_missing_key_is_401_with_the_scheme(client: TestClient) -> None:
     assert r.json()["error"]["message"].startswith("missing Authorization header")
     other = new_workspace(client, "other")
     assert client.get("/v1/collections", headers=other).status_code == 200
+
+
+def test_every_json_answer_has_a_response_model(client: TestClient) -> None:
+    """No route answers an untyped object: each JSON 2xx body is a named model's schema."""
+    schema = client.get("/openapi.json").json()
+    components = schema["components"]["schemas"]
+    untyped = []
+    for method, path, op in _operations(schema):
+        for status, response in op["responses"].items():
+            body = response.get("content", {}).get("application/json")
+            if not status.startswith("2") or body is None:
+                continue
+            ref = body["schema"].get("$ref", "")
+            name = ref.removeprefix("#/components/schemas/")
+            if not name or "properties" not in components.get(name, {}):
+                untyped.append((method, path, status))
+    assert untyped == []
+    report = schema["paths"]["/v1/evaluations/{evaluation_id}/report"]["get"]["responses"]["200"]
+    assert report["content"]["application/json"]["schema"]["$ref"].endswith("EvaluationReport")

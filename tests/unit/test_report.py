@@ -256,3 +256,24 @@ def test_the_knowledge_check_of_each_adapter_is_in_the_tables_and_the_summary() 
     # A report stored before the check existed still renders.
     old = {k: v for k, v in rep.items() if k != "knowledge"}
     assert "## Knowledge check" in render_markdown(old)
+
+
+def test_the_typed_report_model_holds_every_field_of_new_and_stored_reports() -> None:
+    """GET .../report answers through service.schemas.report.EvaluationReport: it must carry a
+    report of today's schema, and one stored under /1, field for field."""
+    from pathlib import Path
+
+    from service.schemas.report import EvaluationReport
+
+    new = build_report(
+        results(),
+        prices=PRICES,
+        adapters=ADAPTERS,
+        latency=PROBES,
+        knowledge={"augmented-ft": {"probes": 40, "adapter": 0.95, "base": 0.475}},
+    )
+    old = json.loads((Path(__file__).parent / "data" / "evaluation-report-v1.json").read_text())
+    for stored in (json.loads(json.dumps(new)), old):
+        typed = EvaluationReport.model_validate(stored)
+        assert typed.model_dump(mode="json", by_alias=True, exclude_unset=True) == stored
+    assert EvaluationReport.model_validate(new).recommendation is not None
