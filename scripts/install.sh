@@ -12,6 +12,27 @@ venv=${DOCADAPT_VENV:-.venv}
 python=${PYTHON:-python3}
 torch_index=${DOCADAPT_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}
 
+# The dashboard's browser test (tests/browser) drives Debian's Chromium through its matching
+# chromedriver; checked before the stamp so a machine without them gets them on any run.
+if ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
+  apt=()
+  if [ "$(id -u)" = 0 ]; then
+    apt=(apt-get)
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    apt=(sudo apt-get)
+  fi
+  if [ ${#apt[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+    echo "docadapt: installing chromium and chromium-driver (Debian packages) for the browser tests"
+    export DEBIAN_FRONTEND=noninteractive
+    "${apt[@]}" install -y -qq chromium chromium-driver >/dev/null ||
+      { "${apt[@]}" update -qq && "${apt[@]}" install -y -qq chromium chromium-driver >/dev/null; } ||
+      echo "docadapt: WARNING: could not install chromium; tests/browser will fail until it is"
+  else
+    echo "docadapt: the browser tests (tests/browser) need Chromium and its driver; as root run:"
+    echo "  apt-get install -y chromium chromium-driver"
+  fi
+fi
+
 stamp="$venv/.docadapt-install-$target"
 inputs=$(cat pyproject.toml scripts/install.sh scripts/requirements-nlp.txt | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs" ]; then

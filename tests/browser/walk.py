@@ -54,7 +54,14 @@ def click_button(driver: WebDriver, text: str, scope_css: str = "main") -> None:
 
 
 def go(driver: WebDriver, base: str, hash_path: str) -> None:
-    driver.get(f"{base}/#{hash_path}")
+    """To a page of the app, as its links do (a hash change, no page load)."""
+    if driver.current_url.startswith(base):
+        driver.execute_script("location.hash = arguments[0]", hash_path)
+    else:
+        driver.get(f"{base}/#{hash_path}")
+    wait(driver).until(
+        lambda d: d.execute_script("return location.hash") == f"#{hash_path}", "the hash"
+    )
     wait_for(driver, "#page-title")
 
 

@@ -3,6 +3,7 @@
 
 import { api, schemaProperties, watchJob } from "./api.js";
 import {
+  cancelButton,
   errorBox,
   field,
   flash,
@@ -10,6 +11,7 @@ import {
   fmtNum,
   fmtPct,
   fmtSeconds,
+  fill,
   h,
   jobProgress,
   lineChart,
@@ -150,6 +152,7 @@ export async function adaptersPage() {
 export async function adapterPage(id) {
   let adapter = await api(`/v1/adapters/${id}`);
   const progress = jobProgress();
+  progress.cancel = (jobId) => cancelButton(jobId, api);
   const chart = lineChart("Loss per step: training, and held-out where measured", "step", "loss");
   chart.id = "loss-chart";
   const knowledge = h("section", { id: "knowledge", "aria-labelledby": "kn-h" });
@@ -246,7 +249,7 @@ export async function adapterPage(id) {
 
 function renderKnowledge(section, m) {
   const k = m.knowledge;
-  section.replaceChildren(
+  fill(section, 
     h("h2", { id: "kn-h" }, "Knowledge check"),
     !k
       ? h("p", { class: "empty" }, "Not yet: the check runs once the adapter is trained and loaded.")
@@ -281,7 +284,7 @@ function renderKnowledge(section, m) {
 function renderLineage(section, a) {
   const docs = Object.entries(a.document_versions || {});
   const r = a.review;
-  section.replaceChildren(
+  fill(section, 
     h("h2", { id: "li-h" }, "Lineage"),
     h(
       "dl",

@@ -3,12 +3,14 @@
 
 import { api, schemaProperties, watchJob } from "./api.js";
 import {
+  cancelButton,
   checkbox,
   errorBox,
   field,
   flash,
   fmtDate,
   fmtSeconds,
+  fill,
   h,
   jobProgress,
   page,
@@ -121,6 +123,7 @@ export async function augmentationForm(collectionId) {
 export async function augmentationPage(id) {
   let aug = await api(`/v1/augmentations/${id}`);
   const progress = jobProgress();
+  progress.cancel = (jobId) => cancelButton(jobId, api);
   const statsBox = h("div", { id: "augmentation-stats" });
   const head = h("p", { class: "muted", id: "augmentation-head" });
   const examples = h("section", { "aria-labelledby": "ex-h", id: "examples" });
@@ -135,25 +138,6 @@ export async function augmentationPage(id) {
     h("p", {}, h("a", { href: `#/collections/${aug.collection_id}` }, "← Back to the collection")),
     head,
     progress,
-    aug.job && ["queued", "running"].includes(aug.job.status)
-      ? h(
-          "button",
-          {
-            type: "button",
-            class: "small",
-            id: "cancel-job",
-            onclick: async () => {
-              try {
-                await api(`/v1/jobs/${aug.job.id}/cancel`, { method: "POST" });
-                flash("Cancel requested.");
-              } catch (err) {
-                flash(err.message, "error");
-              }
-            },
-          },
-          "Cancel",
-        )
-      : null,
     h("h2", {}, "Yield per stage"),
     statsBox,
     examples,
@@ -169,7 +153,6 @@ export async function augmentationPage(id) {
       aug.job.id,
       async (job, name) => {
         progress.update(job);
-        if (name === "end") document.getElementById("cancel-job")?.remove();
         const now = Date.now();
         if (name === "end" || now - lastRefresh > 3000) {
           lastRefresh = now;
@@ -193,7 +176,7 @@ function renderStats(box, aug) {
     Object.entries(o || {})
       .map(([k, v]) => `${k} ${v}`)
       .join(", ");
-  box.replaceChildren(
+  fill(box, 
     h(
       "p",
       {},
@@ -331,7 +314,7 @@ async function examplesReview(section, aug) {
       ),
     );
   };
-  section.replaceChildren(
+  fill(section, 
     h("h2", { id: "ex-h" }, "Examples and review"),
     counts,
     h(

@@ -7,8 +7,10 @@ import {
   field,
   flash,
   fmtDate,
+  fill,
   h,
   page,
+  plural,
   statusBadge,
   table,
 } from "./ui.js";
@@ -208,7 +210,7 @@ function uploader(collectionId, refresh) {
           });
           const d = data[0];
           lines[i].className = "ok";
-          lines[i].textContent = `${f.name}: ${d.duplicate ? "already in the collection (duplicate)" : "stored"} — ${d.sentence_count} sentences, ${d.passage_count} passages, ${d.token_count} tokens (${d.media_type})`;
+          lines[i].textContent = `${f.name}: ${d.duplicate ? "already in the collection (duplicate)" : "stored"} — ${plural(d.sentence_count, "sentence")}, ${plural(d.passage_count, "passage")}, ${plural(d.token_count, "token")} (${d.media_type})`;
         } catch (err) {
           lines[i].className = "error";
           lines[i].textContent = `${f.name}: refused — ${err.message} (${err.status} ${err.code})`;
@@ -242,7 +244,7 @@ function uploader(collectionId, refresh) {
 
 async function augmentationsSection(section, collectionId) {
   const { data } = await api(`/v1/collections/${collectionId}/augmentations`);
-  section.replaceChildren(
+  fill(section, 
     h("h2", { id: "aug-h" }, "Augmentations"),
     data.length
       ? table(
@@ -273,7 +275,7 @@ async function adaptersSection(section, collectionId) {
     api(`/v1/collections/${collectionId}/augmentations`),
   ]);
   const mine = data.filter((a) => a.collection_id === collectionId);
-  section.replaceChildren(
+  fill(section, 
     h("h2", { id: "ad-h" }, "Adapters"),
     mine.length
       ? table(

@@ -4,6 +4,7 @@
 
 import { api, schemaProperties, watchJob } from "./api.js";
 import {
+  cancelButton,
   checkbox,
   errorBox,
   field,
@@ -11,6 +12,7 @@ import {
   fmtDate,
   fmtPct,
   fmtUsd,
+  fill,
   h,
   jobProgress,
   page,
@@ -39,7 +41,7 @@ export async function evaluationSection(section, col) {
     schemaProperties("EvaluationCreate"),
   ]);
   const refresh = () => evaluationSection(section, col);
-  section.replaceChildren(
+  fill(section, 
     h("h2", { id: "ev-h" }, "Evaluations"),
     sets.data.length
       ? table(
@@ -246,6 +248,7 @@ export async function evaluationsPage() {
 export async function evaluationPage(id) {
   let ev = await api(`/v1/evaluations/${id}`);
   const progress = jobProgress();
+  progress.cancel = (jobId) => cancelButton(jobId, api);
   const report = h("div", { id: "report" });
   const head = h("p", { id: "evaluation-head" });
   const showHead = () =>
@@ -298,7 +301,7 @@ async function renderReport(box, ev) {
     window.open(url, "_blank", "noopener");
     setTimeout(() => URL.revokeObjectURL(url), 60000);
   };
-  box.replaceChildren(
+  fill(box, 
     h("h2", {}, "Which mode to use"),
     h("ul", { id: "recommendation" }, (rec.lines || []).map((l) => h("li", {}, l))),
     table("Accuracy first, then cost", ["Mode", "Kind", "Accuracy", "Against the best", "Per query", "Per correct answer", "One-time"], recRows, { id: "recommendation-table" }),

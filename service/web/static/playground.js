@@ -2,7 +2,7 @@
 // bare base model, side by side, streamed; each answer with its prompt tokens, latency and cost.
 
 import { api, apiKey } from "./api.js";
-import { checkbox, errorBox, field, fmtSeconds, fmtUsd, h, page } from "./ui.js";
+import { checkbox, errorBox, field, fmtUsd, h, page } from "./ui.js";
 
 function prices() {
   try {
@@ -185,7 +185,7 @@ async function ask(body, question, maxTokens, card) {
   const rows = [
     ["Prompt tokens", usage ? usage.prompt_tokens : "—"],
     ["Completion tokens", usage ? usage.completion_tokens : "—"],
-    ["Latency", fmtSeconds(latency) === "0 s" ? `${latency.toFixed(2)} s` : `${latency.toFixed(2)} s`],
+    ["Latency", `${latency.toFixed(2)} s`],
     ["First token after", first ? `${((first - started) / 1000).toFixed(2)} s` : "—"],
     ["Cost", fmtUsd(cost)],
   ];

@@ -37,11 +37,19 @@ export function s(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** Replace an element's children, leaving out the null/false of conditional parts. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
 /** Replace the main area with a page: its title (focused, for screen readers) and content. */
 export function page(title, ...content) {
   const main = document.getElementById("main");
   document.title = `${title} · docadapt`;
-  main.replaceChildren(h("h1", { id: "page-title", tabindex: "-1" }, title), ...content);
+  const parts = content.filter((x) => x !== null && x !== undefined && x !== false);
+  main.replaceChildren(h("h1", { id: "page-title", tabindex: "-1" }, title), ...parts);
   return main;
 }
 
@@ -96,6 +104,11 @@ export function statusBadge(status) {
   return h("span", { class: `badge status-${status}` }, status);
 }
 
+/** "1 sentence", "3 sentences". */
+export function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
 export function fmtSeconds(s) {
   if (s === null || s === undefined) return "—";
   s = Math.round(s);
@@ -123,6 +136,27 @@ export function fmtUsd(x) {
   return x === 0 ? "$0" : x < 0.01 ? `$${x.toExponential(2)}` : `$${x.toFixed(4)}`;
 }
 
+/** A button that asks the job to stop (POST /v1/jobs/{id}/cancel); jobProgress hides it once
+ * the job has ended. */
+export function cancelButton(jobId, api) {
+  return h(
+    "button",
+    {
+      type: "button",
+      class: "small cancel-job",
+      onclick: async () => {
+        try {
+          await api(`/v1/jobs/${jobId}/cancel`, { method: "POST" });
+          flash("Cancel requested: the job stops at its next step.");
+        } catch (err) {
+          flash(`${err.message} (${err.status} ${err.code})`, "error");
+        }
+      },
+    },
+    "Cancel job",
+  );
+}
+
 /** A job's progress: a <progress> bar, done/total, ETA and its message, updated in place. */
 export function jobProgress() {
   const bar = h("progress", { max: 1, value: 0, "aria-label": "Job progress" });
@@ -143,6 +177,9 @@ export function jobProgress() {
     if (job.error) parts.push(`error: ${job.error}`);
     text.textContent = parts.join(" · ");
     box.dataset.status = job.status;
+    const ended = ["succeeded", "failed", "cancelled"].includes(job.status);
+    if (ended) box.querySelector(".cancel-job")?.remove();
+    else if (box.cancel && !box.querySelector(".cancel-job")) box.append(box.cancel(job.id));
   };
   return box;
 }
