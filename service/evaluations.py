@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from service.collections import collection_passage_refs, get_collection
 from service.config import Settings
-from service.costs.model import AdapterCostInputs, Prices
 from service.db.tables import Adapter, EvalResult, EvalSet, Evaluation, Job
 from service.errors import MAX_DETAIL_ITEMS, Conflict, NotFound, Unprocessable
 from service.evalsets import generated_fields, require_ready
@@ -22,6 +21,7 @@ from service.evaluate.evalset import EvalSetError, parse_evalset_jsonl
 from service.evaluate.job import KIND
 from service.evaluate.stats import wilson_interval
 from service.jobs import records
+from service.report.costs import AdapterCostInputs, Prices
 from service.schemas.evalsets import EvalSetPublic
 from service.schemas.evaluations import EvaluationCreate, EvaluationPublic, ResultsPage
 
@@ -385,7 +385,9 @@ def finished_report(evaluation: Evaluation) -> dict[str, Any]:
 
 def render_report(report: dict[str, Any], fmt: str) -> tuple[bytes, str]:
     """The report as `fmt` (json, md or html) and its media type. HTML embeds the plot."""
-    from service.costs.report import render_cost_curve_png, render_html, render_markdown
+    from service.report.html import render_html
+    from service.report.markdown import render_markdown
+    from service.report.plot import render_cost_curve_png
 
     if fmt == "json":
         body = json.dumps(report, indent=2, ensure_ascii=False, default=str).encode()
@@ -399,6 +401,6 @@ def render_report(report: dict[str, Any], fmt: str) -> tuple[bytes, str]:
 
 
 def cost_curve_png(report: dict[str, Any]) -> bytes:
-    from service.costs.report import render_cost_curve_png
+    from service.report.plot import render_cost_curve_png
 
     return render_cost_curve_png(report)

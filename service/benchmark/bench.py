@@ -73,10 +73,10 @@ import httpx
 
 from service.benchmark.datasets import DATASET_NAMES, BenchmarkDataset, generate_suite
 from service.benchmark.truth import REVERSAL, AugmentedStatement, TruthJudge, TruthReport
-from service.costs.report import recommendation_markdown
 from service.evaluate.scoring import ItemResult
 from service.evaluate.stats import paired_test, wilson_interval
 from service.jobs.watch import TERMINAL, RichReporter
+from service.report.markdown import recommendation_markdown
 
 log = logging.getLogger("docadapt.bench")
 

@@ -23,8 +23,6 @@ from sqlalchemy.exc import IntegrityError
 
 from service.collections import collection_passage_refs
 from service.context import PassageRef, build_icl_context, icl_system_prompt, retrieve
-from service.costs.model import AdapterCostInputs, Prices
-from service.costs.report import build_report
 from service.db.tables import (
     Adapter,
     Augmentation,
@@ -38,6 +36,8 @@ from service.errors import ServiceUnavailable, Unprocessable
 from service.evaluate.evalset import EvalItem
 from service.evaluate.scoring import CONTEXT_SEPARATOR, ItemResult, LatencyProbe, Mode, Scorer
 from service.jobs.context import JobContext
+from service.report.build import build_report
+from service.report.costs import AdapterCostInputs, Prices
 
 log = logging.getLogger("docadapt.evaluate")
 

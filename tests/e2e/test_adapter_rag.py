@@ -16,7 +16,7 @@ import matplotlib.image
 import pytest
 from openai import NotFoundError, OpenAI
 
-from service.costs.report import PNG_SIGNATURE
+from service.report.plot import PNG_SIGNATURE
 from tests.e2e.service_fixtures import LiveService
 from tests.e2e.test_evaluation_api import check_quality
 from tests.e2e.test_query_api import import_adapter

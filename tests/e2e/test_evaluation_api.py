@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 
 from adapters.selfcheck import make_random_adapter
 from service.cli import app as cli_app
-from service.costs.report import PNG_SIGNATURE, SECTIONS
+from service.report.plot import PNG_SIGNATURE
+from service.report.tables import SECTIONS
 from tests.e2e.service_fixtures import LiveService
 
 pytestmark = pytest.mark.e2e

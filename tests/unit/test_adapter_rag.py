@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 
 from service.context import PassageRef, icl_system_prompt
-from service.costs.model import AdapterCostInputs, Prices
-from service.costs.report import build_report, render_cost_curve_png, render_markdown
 from service.evaluate.evalset import EvalItem
 from service.evaluate.job import rag_context
 from service.evaluate.scoring import ItemResult, LatencyProbe, Mode, ModeKind, Scorer
 from service.evaluate.stats import compute_stats
+from service.report.build import build_report
+from service.report.costs import AdapterCostInputs, Prices
+from service.report.markdown import render_markdown
+from service.report.plot import render_cost_curve_png
 from service.serving.errors import CollectionNotFound, ModelNotFound, RequestRejected
 from service.serving.protocol import (
     DEFAULT_RETRIEVAL_TOP_K,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.config import Settings
-from service.costs.model import (
+from service.report.costs import (
     AdapterCostInputs,
     Prices,
     QueryProfile,

@@ -10,16 +10,13 @@ import matplotlib.image
 import pytest
 from PIL import Image
 
-from service.costs.model import AdapterCostInputs, Prices, break_even_queries
-from service.costs.report import (
-    PNG_SIGNATURE,
-    SECTIONS,
-    build_report,
-    render_cost_curve_png,
-    render_html,
-    render_markdown,
-)
 from service.evaluate.scoring import ItemResult, LatencyProbe, ModeKind
+from service.report.build import build_report
+from service.report.costs import AdapterCostInputs, Prices, break_even_queries
+from service.report.html import render_html
+from service.report.markdown import render_markdown
+from service.report.plot import PNG_SIGNATURE, render_cost_curve_png
+from service.report.tables import SECTIONS
 
 PRICES = Prices()
 

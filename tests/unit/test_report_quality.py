@@ -10,17 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from service.costs.model import AdapterCostInputs, Prices
-from service.costs.report import (
-    PNG_SIGNATURE,
-    SECTIONS,
-    _summary_lines,
-    build_report,
-    render_cost_curve_png,
-    render_html,
-    render_markdown,
-)
 from service.evaluate.scoring import ItemResult, ModeKind
+from service.report.build import build_report
+from service.report.costs import AdapterCostInputs, Prices
+from service.report.html import render_html
+from service.report.markdown import render_markdown
+from service.report.plot import PNG_SIGNATURE, render_cost_curve_png
+from service.report.summary import summary_lines as _summary_lines
+from service.report.tables import SECTIONS
 
 FIXTURES = Path(__file__).with_name("data")
 N = 60

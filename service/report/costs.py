@@ -18,7 +18,7 @@ All money is USD. Token prices are per million tokens; compute prices per hour.
   the adapter is no more expensive from n* = ceil((one_time - reference_one_time) / (r - a))
   queries on (0 when that is negative), and never when a > r, or a = r with the larger one-time
   cost. Whether the adapter answers as well as the reference is the report's question, not this
-  module's (service/costs/report.py withholds the verdict where it does not).
+  module's (service/report/build.py withholds the verdict where it does not).
 - Cost per correct answer = cost per query / accuracy: what one right answer costs when the wrong
   ones are paid for too (one-time costs excluded; none at 0% accuracy).
 """

@@ -1,1 +1,0 @@
-"""Costs: the cost model, break-even and report rendering (no FastAPI, no database)."""
