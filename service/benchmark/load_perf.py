@@ -29,10 +29,11 @@ from typing import Any
 import httpx
 import numpy as np
 
-from service.benchmark.bench import BenchError, ServiceAPI, run_workspace_key
+from service.benchmark.live_service import BenchError, run_workspace_key
 from service.benchmark.perf_cli import perf_parser
 from service.benchmark.query_perf import make_random_lora
 from service.benchmark.ready_perf import upload_files
+from service.client import ServiceClient, ServiceError, async_client
 
 QUESTIONS = (
     "Which team owns the dashboard?",
@@ -65,7 +66,9 @@ def latency_summary(seconds: list[float]) -> dict[str, float | int]:
     }
 
 
-def setup(api: ServiceAPI, model_dir: Path, adapters: int, documents: int) -> tuple[str, list[str]]:
+def setup(
+    api: ServiceClient, model_dir: Path, adapters: int, documents: int
+) -> tuple[str, list[str]]:
     """The collection and the imported adapters' names."""
     nonce = uuid.uuid4().hex[:6]
     collection = api.post("/v1/collections", json={"name": f"perf-load-{nonce}"})["id"]
@@ -124,10 +127,8 @@ async def burst(
         generated += int(response.json().get("usage", {}).get("completion_tokens") or 0)
         latencies.setdefault(kind, []).append(elapsed)
 
-    headers = {"Authorization": f"Bearer {api_key}"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=url, headers=headers, timeout=timeout_s, limits=limits
+    async with async_client(
+        url, api_key, timeout_s=timeout_s, max_connections=concurrency
     ) as client:
         started = time.perf_counter()
         await asyncio.gather(*(one(client, i) for i in range(queries)))
@@ -187,16 +188,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.adapters < 1 or args.queries < 1 or args.concurrency < 1:
         parser.error("--adapters, --queries and --concurrency must be at least 1")
     from adapters.base_model import materialize_base_model
-    from service.config import Settings
+    from service.core.config import Settings
 
     settings = Settings()
     model_dir = args.model_dir or materialize_base_model(
         settings.data_dir, settings.base_model_path
     )
-    with httpx.Client(base_url=args.url, timeout=600) as client:
+    with ServiceClient.connect(args.url, timeout_s=600) as admin:
         try:
-            api_key = args.api_key or run_workspace_key(client, args.admin_key, "perf-load")
-            api = ServiceAPI(client, api_key)
+            api_key = args.api_key or run_workspace_key(admin, args.admin_key, "perf-load")
+            api = ServiceClient(admin.http, api_key)
             print(f"importing {args.adapters} random adapters ...", file=sys.stderr)
             collection, names = setup(api, model_dir, args.adapters, args.documents)
             models = [*names, f"icl:{collection}"]
@@ -214,9 +215,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             if not args.keep:
                 for name in names:
-                    api.call("DELETE", f"/v1/adapters/{name}", expect_json=False)
-                api.call("DELETE", f"/v1/collections/{collection}", expect_json=False)
-        except BenchError as exc:
+                    api.delete(f"/v1/adapters/{name}")
+                api.delete(f"/v1/collections/{collection}")
+        except (BenchError, ServiceError) as exc:
             print(f"docadapt perf load: {exc}", file=sys.stderr)
             return 1
     print(format_report(result))

@@ -21,12 +21,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from service.benchmark.bench import BenchError, ServiceAPI, job_seconds, run_workspace_key
+from service.benchmark.live_service import BenchError, job_seconds, run_workspace_key
 from service.benchmark.perf_cli import perf_parser
 from service.benchmark.train_perf import synthetic_documents
-from service.jobs.watch import JobRequestError, watch_job
+from service.client import ServiceClient, ServiceError
+from service.jobs.watch import watch_job
 
 
 def upload_files(devset: str | None, documents: int) -> list[tuple[str, tuple[str, bytes, str]]]:
@@ -44,7 +43,7 @@ def upload_files(devset: str | None, documents: int) -> list[tuple[str, tuple[st
 
 
 def run_ready_benchmark(
-    api: ServiceAPI,
+    api: ServiceClient,
     *,
     documents: int = 20,
     devset: str | None = None,
@@ -66,7 +65,7 @@ def run_ready_benchmark(
         started = time.monotonic()
         request = {"strategies": list(strategies)} if strategies else {}
         augmentation = api.post(f"/v1/collections/{collection}/augmentations", json=request)
-        job = _follow(api, augmentation["job"]["id"])
+        job = watch_job(api, augmentation["job"]["id"])
         if job["status"] != "succeeded":
             raise BenchError(f"augmentation {job['status']}: {job.get('error')}")
         record = api.get(f"/v1/augmentations/{augmentation['id']}")
@@ -83,7 +82,7 @@ def run_ready_benchmark(
             asked = time.monotonic()
             adapter = api.post(f"/v1/collections/{collection}/adapters", json=body)
             adapters.append(adapter["id"])
-            job = _follow(api, adapter["job"]["id"])
+            job = watch_job(api, adapter["job"]["id"])
             adapter = api.get(f"/v1/adapters/{adapter['id']}")
             if adapter["status"] != "ready":
                 raise BenchError(
@@ -110,16 +109,9 @@ def run_ready_benchmark(
     finally:
         if not keep:
             for adapter_id in adapters:
-                api.call("DELETE", f"/v1/adapters/{adapter_id}", expect_json=False)
-            api.call("DELETE", f"/v1/collections/{collection}", expect_json=False)
+                api.delete(f"/v1/adapters/{adapter_id}")
+            api.delete(f"/v1/collections/{collection}")
     return figures
-
-
-def _follow(api: ServiceAPI, job_id: str) -> dict[str, Any]:
-    try:
-        return watch_job(api.client, job_id, api.headers, console=None)
-    except JobRequestError as exc:
-        raise BenchError(str(exc)) from exc
 
 
 def format_report(figures: dict[str, Any]) -> str:
@@ -172,18 +164,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the collection and adapters")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    with httpx.Client(base_url=args.url, timeout=300) as client:
+    with ServiceClient.connect(args.url, timeout_s=300) as admin:
         try:
-            api_key = args.api_key or run_workspace_key(client, args.admin_key, "perf-ready")
+            api_key = args.api_key or run_workspace_key(admin, args.admin_key, "perf-ready")
             figures = run_ready_benchmark(
-                ServiceAPI(client, api_key),
+                ServiceClient(admin.http, api_key),
                 documents=args.documents,
                 devset=args.devset,
                 strategies=tuple(s.strip() for s in args.strategies.split(",") if s.strip())
                 or None,
                 keep=args.keep,
             )
-        except BenchError as exc:
+        except (BenchError, ServiceError) as exc:
             print(f"docadapt perf ready: {exc}", file=sys.stderr)
             return 1
     print(format_report(figures))

@@ -1,5 +1,5 @@
-"""Jobs seen from a terminal: a rich progress bar per job, and `docadapt jobs watch | list |
-cancel` against a running service's REST API (any host; only the URL and an API key needed)."""
+"""Jobs seen from a terminal: a rich progress bar per job (or plain lines into a pipe), as
+`docadapt jobs watch`, `docadapt bench` and `docadapt perf ready` show them."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import sys
 import time
 from typing import Any
 
-import httpx
-
-TERMINAL = ("succeeded", "failed", "cancelled")
+from service.client import TERMINAL, ServiceClient
 
 
 class RichReporter:
@@ -146,78 +144,26 @@ def job_summary(job: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
-class JobRequestError(Exception):
-    """The service refused a request about a job (the message is the service's)."""
-
-
-def _call(http: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
-    """The JSON body of a successful request; JobRequestError with the service's message, or
-    saying the service cannot be reached, otherwise."""
-    return _request(http, method, path, **kwargs).json()
-
-
-def fetch(
-    http: httpx.Client, path: str, headers: dict[str, str], params: dict[str, str] | None = None
-) -> bytes:
-    """The raw body of a successful GET (a report); JobRequestError as `_call` otherwise."""
-    return _request(http, "GET", path, headers=headers, params=params).content
-
-
-def _request(http: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    try:
-        response = http.request(method, path, **kwargs)
-    except httpx.TransportError as exc:
-        raise JobRequestError(
-            f"cannot reach the service at {http.base_url} ({exc}); is `docadapt serve` "
-            "running there? (--url)"
-        ) from exc
-    if response.is_success:
-        return response
-    try:
-        message = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = response.text[:200]
-    raise JobRequestError(f"HTTP {response.status_code}: {message}")
-
-
 def watch_job(
-    http: httpx.Client,
+    api: ServiceClient,
     job_id: str,
-    headers: dict[str, str],
     *,
     poll_s: float = 1.0,
     timeout_s: float | None = None,
     console: Any = None,
 ) -> dict[str, Any]:
-    """Show `job_id`'s progress until it ends (or `timeout_s` passes: JobRequestError): a
+    """Show `job_id`'s progress until it ends (or `timeout_s` passes: TimeoutError): a
     progress bar on a terminal (or on `console`), plain lines on a pipe or file. Returns the
     final job."""
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     reporter: RichReporter | PlainReporter
     if console is not None or sys.stdout.isatty():
         reporter = RichReporter(console)
     else:
         reporter = PlainReporter()
     with reporter:
-        while True:
-            job = _call(http, "GET", f"/v1/jobs/{job_id}", headers=headers)
-            reporter.job(job_id, f"{job['kind']} {job_id[-8:]}", job)
-            if job["status"] in TERMINAL:
-                return dict(job)
-            if deadline is not None and time.monotonic() > deadline:
-                raise JobRequestError(f"job {job_id} still {job['status']} after {timeout_s} s")
-            time.sleep(poll_s)
-
-
-def list_jobs(
-    http: httpx.Client,
-    headers: dict[str, str],
-    status: str | None = None,
-    kind: str | None = None,
-) -> list[dict[str, Any]]:
-    params = {k: v for k, v in {"status": status, "kind": kind}.items() if v}
-    return list(_call(http, "GET", "/v1/jobs", headers=headers, params=params)["data"])
-
-
-def cancel_job(http: httpx.Client, job_id: str, headers: dict[str, str]) -> dict[str, Any]:
-    return dict(_call(http, "POST", f"/v1/jobs/{job_id}/cancel", headers=headers))
+        return api.follow_job(
+            job_id,
+            lambda job: reporter.job(job_id, f"{job['kind']} {job_id[-8:]}", job),
+            poll_s=poll_s,
+            timeout_s=timeout_s,
+        )

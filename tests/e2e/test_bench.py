@@ -11,15 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from service.benchmark.bench import (
-    COLUMNS,
-    BenchOptions,
-    cell,
-    format_cell,
-    in_row,
-    run_bench,
-    table_rows,
-)
+from service.benchmark.bench.formatting import format_cell
+from service.benchmark.bench.options import COLUMNS, BenchOptions
+from service.benchmark.bench.run import run_bench
+from service.benchmark.bench.tables import cell, in_row, table_rows
 from service.benchmark.datasets import generate_suite
 from tests.conftest import ADMIN_KEY
 from tests.e2e.service_fixtures import LiveService

@@ -14,7 +14,8 @@ import pytest
 from rich.console import Console
 
 from adapters.vllm.client import VLLMClient
-from service.jobs.watch import cancel_job, watch_job
+from service.client import ServiceClient
+from service.jobs.watch import watch_job
 from service.training.registry import folder_sha256
 from tests.e2e.service_fixtures import LiveService
 
@@ -87,7 +88,10 @@ def test_train_resume_after_kill_and_serve(
     # Followed as `docadapt jobs watch` shows it: a progress bar to the last step.
     screen = io.StringIO()
     job = watch_job(
-        svc.client, job_id, auth, timeout_s=900, console=Console(file=screen, width=160)
+        ServiceClient(svc.client, headers=auth),
+        job_id,
+        timeout_s=900,
+        console=Console(file=screen, width=160),
     )
     assert job["status"] == "succeeded", (job, second.log()[-3000:])
     assert f"{TINY['max_steps']}/{TINY['max_steps']}" in screen.getvalue(), screen.getvalue()
@@ -179,9 +183,10 @@ def test_cancel_and_invalid_hyperparameters(live_service: LiveService, start_wor
     adapter, job_id = r.json(), r.json()["job"]["id"]
     start_worker()
     svc.wait_job(auth, job_id, until=lambda j: j["progress"]["done"] >= 1)
-    assert cancel_job(svc.client, job_id, auth)["id"] == job_id  # as `docadapt jobs cancel`
+    api = ServiceClient(svc.client, headers=auth)
+    assert api.cancel_job(job_id)["id"] == job_id  # as `docadapt jobs cancel`
     screen = io.StringIO()
-    job = watch_job(svc.client, job_id, auth, timeout_s=180, console=Console(file=screen))
+    job = watch_job(api, job_id, timeout_s=180, console=Console(file=screen))
     assert job["status"] == "cancelled"
     assert "cancelled" in screen.getvalue(), screen.getvalue()
     adapter = svc.client.get(f"/v1/adapters/{adapter['id']}", headers=auth).json()

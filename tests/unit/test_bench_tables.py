@@ -11,19 +11,16 @@ from typing import Any
 
 import pytest
 
-from service.benchmark.bench import (
-    OVERALL,
-    PRESETS,
-    BenchOptions,
+from service.benchmark.bench.formatting import format_cell, format_paired
+from service.benchmark.bench.markdown import markdown
+from service.benchmark.bench.options import OVERALL, PRESETS, BenchOptions
+from service.benchmark.bench.outputs import plot_png
+from service.benchmark.bench.tables import (
     accuracy_table,
     chance_levels,
-    format_cell,
-    format_paired,
     in_row,
-    markdown,
     paired_summary,
     paired_tests,
-    plot_png,
     report_check,
     table_rows,
 )

@@ -1,0 +1,5 @@
+"""`python -m service.cli`: the `docadapt` command."""
+
+from service.cli import app
+
+app()
