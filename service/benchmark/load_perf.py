@@ -31,7 +31,7 @@ import numpy as np
 
 from service.benchmark.live_service import BenchError, run_workspace_key
 from service.benchmark.perf_cli import perf_parser
-from service.benchmark.query_perf import make_random_lora
+from service.benchmark.random_lora import make_random_lora
 from service.benchmark.ready_perf import upload_files
 from service.client import ServiceClient, ServiceError, async_client
 

@@ -36,7 +36,8 @@ import numpy as np
 
 from adapters.vllm.client import VLLMClient
 from service.benchmark.perf_cli import perf_parser
-from service.context import PassageRef
+from service.benchmark.random_lora import make_random_lora
+from service.serving.icl_context import PassageRef
 from service.serving.serving import JSONResult, QueryService, UsageRecord
 
 LATENCY_RATIO_TARGET = 0.2  # adapter p50 / cold ICL p50
@@ -192,36 +193,6 @@ def synthetic_collection(
 # ---- adapters -----------------------------------------------------------------------------
 
 
-def make_random_lora(
-    model_dir: Path,
-    out_dir: Path,
-    *,
-    r: int = 8,
-    seed: int = 0,
-    target_modules: Sequence[str] = ("q_proj", "v_proj"),
-) -> Path:
-    """Save a peft LoRA adapter for the model in `model_dir` with random, non-zero weights.
-
-    Both LoRA matrices keep their random initialisation (peft's `init_lora_weights=False`), so the
-    adapter changes the model's output. Returns `out_dir`.
-    """
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    config = LoraConfig(
-        r=r,
-        lora_alpha=2 * r,
-        target_modules=list(target_modules),
-        init_lora_weights=False,
-        task_type="CAUSAL_LM",
-    )
-    get_peft_model(model, config).save_pretrained(out_dir)
-    return out_dir
-
-
 # ---- the benchmark ------------------------------------------------------------------------
 
 
@@ -304,7 +275,6 @@ async def _run(
             for i in range(collections)
         }
         records: list[UsageRecord] = []
-        context_sizes: list[int] = []
         service = QueryService(
             client,
             tokenizer,
@@ -315,66 +285,14 @@ async def _run(
             icl_budget_tokens=max_model_len,  # the whole collection goes in: this measures ICL
             base_model=base_model,
         )
-
-        async def ask(model: str, question: str) -> UsageRecord:
-            result = await service.chat(
-                "perf",
-                {
-                    "model": model,
-                    "messages": [{"role": "user", "content": question}],
-                    "max_tokens": max_tokens,
-                    "min_tokens": max_tokens,
-                    "temperature": 0,
-                },
-            )
-            assert isinstance(result, JSONResult)
-            info = result.body["docadapt"]
-            if info["mode"] == "icl":
-                if info["context_truncated"]:
-                    raise RuntimeError("a collection did not fit the context; lower context_tokens")
-                context_sizes.append(info["context_tokens"])
-            return records[-1]
-
-        first_ids = list(corpora)
-        warm_id = first_ids[0]
-        facts = corpora[warm_id][1]
-        questions = [facts[(i * 7) % len(facts)].question() for i in range(queries + 1)]
-
-        log("warming up (base and adapter, not timed)")
-        await ask("base", "Say hello.")
-        await ask(ADAPTER_ALIAS, "Say hello.")
-
-        stats = {m: ModeStats(m) for m in ("adapter", "icl_cold", "icl_warm")}
-
-        def keep(mode: str, rec: UsageRecord, label: str) -> None:
-            s = stats[mode]
-            s.latencies_s.append(rec.latency_s)
-            s.prompt_tokens.append(rec.prompt_tokens)
-            s.completion_tokens.append(rec.completion_tokens)
-            log(
-                f"  {label:<16} prompt {rec.prompt_tokens:>5} tokens, "
-                f"completion {rec.completion_tokens:>3}, {rec.latency_s:6.2f} s"
-            )
-
-        # Interleaved rounds, so a change in the machine's load during the run hits every mode.
-        for i in range(max(queries, collections)):
-            if i < queries:
-                rec = await ask(ADAPTER_ALIAS, questions[i])
-                keep("adapter", rec, f"adapter {i + 1}/{queries}")
-            if i < collections:
-                cid = first_ids[i]
-                rec = await ask(f"icl:{cid}", corpora[cid][1][0].question())
-                keep("icl_cold", rec, f"icl cold {i + 1}/{collections}")
-            if i < queries:  # collection 0 had its cold query in round 0
-                rec = await ask(f"icl:{warm_id}", questions[i + 1])
-                keep("icl_warm", rec, f"icl warm {i + 1}/{queries}")
-
-        await service.aclose()
+        asker = _Asker(service, max_tokens, records)
+        stats = await _timed_rounds(asker, corpora, queries=queries, log=log)
+        await asker.service.aclose()
         return QueryBenchmarkResult(
             vllm_url=vllm_url,
             adapter=adapter,
             adapter_made_here=made_adapter,
-            context_tokens=int(np.mean(context_sizes)),
+            context_tokens=int(np.mean(asker.context_sizes)),
             max_tokens=max_tokens,
             adapter_stats=stats["adapter"],
             icl_cold=stats["icl_cold"],
@@ -389,6 +307,83 @@ async def _run(
         if tmp is not None:
             tmp.cleanup()
         await client.aclose()
+
+
+class _Asker:
+    """Chat queries through the service's own query layer, each generating exactly `max_tokens`
+    at temperature 0; returns each query's usage record and keeps the ICL context sizes."""
+
+    def __init__(self, service: QueryService, max_tokens: int, records: list[UsageRecord]) -> None:
+        self.service = service
+        self.max_tokens = max_tokens
+        self.records = records  # the service appends each query's record here
+        self.context_sizes: list[int] = []
+
+    async def ask(self, model: str, question: str) -> UsageRecord:
+        result = await self.service.chat(
+            "perf",
+            {
+                "model": model,
+                "messages": [{"role": "user", "content": question}],
+                "max_tokens": self.max_tokens,
+                "min_tokens": self.max_tokens,
+                "temperature": 0,
+            },
+        )
+        assert isinstance(result, JSONResult)
+        info = result.body["docadapt"]
+        if info["mode"] == "icl":
+            if info["context_truncated"]:
+                raise RuntimeError("a collection did not fit the context; lower context_tokens")
+            self.context_sizes.append(info["context_tokens"])
+        return self.records[-1]
+
+
+async def _timed_rounds(
+    asker: _Asker,
+    corpora: dict[str, tuple[list[PassageRef], list[Fact]]],
+    *,
+    queries: int,
+    log: Callable[[str], None],
+) -> dict[str, ModeStats]:
+    """After an untimed warm-up, `queries` adapter queries, one cold ICL query per collection
+    and `queries` warm ones on the first collection, in interleaved rounds."""
+    ask = asker.ask
+    collections = len(corpora)
+    first_ids = list(corpora)
+    warm_id = first_ids[0]
+    facts = corpora[warm_id][1]
+    questions = [facts[(i * 7) % len(facts)].question() for i in range(queries + 1)]
+
+    log("warming up (base and adapter, not timed)")
+    await ask("base", "Say hello.")
+    await ask(ADAPTER_ALIAS, "Say hello.")
+
+    stats = {m: ModeStats(m) for m in ("adapter", "icl_cold", "icl_warm")}
+
+    def keep(mode: str, rec: UsageRecord, label: str) -> None:
+        s = stats[mode]
+        s.latencies_s.append(rec.latency_s)
+        s.prompt_tokens.append(rec.prompt_tokens)
+        s.completion_tokens.append(rec.completion_tokens)
+        log(
+            f"  {label:<16} prompt {rec.prompt_tokens:>5} tokens, "
+            f"completion {rec.completion_tokens:>3}, {rec.latency_s:6.2f} s"
+        )
+
+    # Interleaved rounds, so a change in the machine's load during the run hits every mode.
+    for i in range(max(queries, collections)):
+        if i < queries:
+            rec = await ask(ADAPTER_ALIAS, questions[i])
+            keep("adapter", rec, f"adapter {i + 1}/{queries}")
+        if i < collections:
+            cid = first_ids[i]
+            rec = await ask(f"icl:{cid}", corpora[cid][1][0].question())
+            keep("icl_cold", rec, f"icl cold {i + 1}/{collections}")
+        if i < queries:  # collection 0 had its cold query in round 0
+            rec = await ask(f"icl:{warm_id}", questions[i + 1])
+            keep("icl_warm", rec, f"icl warm {i + 1}/{queries}")
+    return stats
 
 
 async def served_model_info(client: VLLMClient, base_model: str) -> dict[str, Any]:

@@ -151,7 +151,13 @@ def run_train_benchmark(
         "packing_efficiency": figures["packing_efficiency"] >= TARGET_PACKING_EFFICIENCY,
         "peak_rss": figures["peak_rss_gb"] * 1024**3 < TARGET_PEAK_RSS_BYTES,
     }
-    print(
+    print(format_report(figures))
+    return figures
+
+
+def format_report(figures: dict[str, Any]) -> str:
+    """The figures of `run_train_benchmark` against their targets, as printed after the run."""
+    return (
         f"trained tokens/s: {figures['tokens_per_second']} "
         f"(target >= {TARGET_TOKENS_PER_SECOND:.0f}; {figures['precision']}, "
         f"{figures['torch_threads']} threads)\n"
@@ -171,7 +177,6 @@ def run_train_benchmark(
         f"({figures['target_needs_gflops'] / figures['matmul_gflops']:.1f}x this machine's); "
         f"native bf16: {figures['native_bf16']}"
     )
-    return figures
 
 
 def matmul_ceiling(
@@ -230,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = args.model_dir
     if model_dir is None:
         from adapters.base_model import materialize_base_model
-        from service.config import Settings
+        from service.core.config import Settings
 
         settings = Settings()
         model_dir = materialize_base_model(settings.data_dir, settings.base_model_path)

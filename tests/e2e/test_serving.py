@@ -19,9 +19,9 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from adapters.vllm.client import VLLMClient
 from adapters.vllm.server import LocalVLLMServer
-from service.benchmark.query_perf import make_random_lora
-from service.context import PassageRef
+from service.benchmark.random_lora import make_random_lora
 from service.serving.errors import EngineUnavailable, ModelNotFound, RequestRejected
+from service.serving.icl_context import PassageRef
 from service.serving.serving import JSONResult, QueryService, StreamResult, UsageRecord
 
 pytestmark = pytest.mark.e2e
