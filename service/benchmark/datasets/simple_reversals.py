@@ -231,6 +231,32 @@ def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
     """The dataset for ``size`` and ``seed``, its entity names drawn from ``words``."""
     config = SIZES[size]
     rng = random.Random(f"{NAME}:{size}:{seed}")
+    facts = _facts(config, rng, words)
+    documents, docs_of_fact = _documents(config, rng, facts)
+    items: list[TestItem] = []
+    forward_items: list[TestItem] = []
+    inferences: list[Inference] = []
+    contradictions: list[str] = []
+    for index, fact in enumerate(facts):
+        tested = _fact_items(index, fact, rng, docs_of_fact[index], config.rephrasings)
+        items.append(tested.reversal)
+        forward_items.append(tested.forward)
+        inferences.extend(tested.inferences)
+        contradictions.extend(tested.contradictions)
+    return BenchmarkDataset(
+        name=NAME,
+        size=size,
+        seed=seed,
+        documents=documents,
+        test_items=forward_items + items,
+        true_inferences=inferences,
+        contradictions=contradictions,
+        world={"facts": facts},
+    )
+
+
+def _facts(config: Config, rng: random.Random, words: Iterator[str]) -> list[dict[str, str]]:
+    """The comparisons: two new names, a dimension, and which way the documents state it."""
     dims = [DIMENSIONS[i % len(DIMENSIONS)] for i in range(config.facts)]
     rng.shuffle(dims)
     stated = ["higher"] * ((config.facts + 1) // 2) + ["lower"] * (config.facts // 2)
@@ -245,13 +271,21 @@ def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
                 "stated": direction,
             }
         )
+    return facts
 
-    def forward(fact: dict[str, str]) -> str:
-        dim = _BY_ADJECTIVE[fact["dimension"]]
-        if fact["stated"] == "higher":
-            return _statement(fact["higher"], dim, "higher", fact["lower"])
-        return _statement(fact["lower"], dim, "lower", fact["higher"])
 
+def _forward(fact: dict[str, str]) -> str:
+    """The fact as the documents state it."""
+    dim = _BY_ADJECTIVE[fact["dimension"]]
+    if fact["stated"] == "higher":
+        return _statement(fact["higher"], dim, "higher", fact["lower"])
+    return _statement(fact["lower"], dim, "lower", fact["higher"])
+
+
+def _documents(
+    config: Config, rng: random.Random, facts: list[dict[str, str]]
+) -> tuple[list[BenchDocument], dict[int, list[str]]]:
+    """The training documents, and the ids of the documents that state each fact."""
     # Round r puts every fact once into documents of `facts_per_doc` distinct facts.
     groups: list[list[int]] = []
     for _ in range(config.mentions):
@@ -273,7 +307,7 @@ def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
         contexts = [c for _ in range(0, len(group), len(pool)) for c in pool]
         contexts = rng.sample(contexts, len(group))
         for index, context in zip(group, contexts, strict=True):
-            text = forward(facts[index]).rstrip(".")
+            text = _forward(facts[index]).rstrip(".")
             lines.append(context.format(f=text[:1].lower() + text[1:], F=text))
             docs_of_fact[index].append(doc_id)
         if config.compact:
@@ -286,75 +320,67 @@ def generate(size: str, seed: int, words: Iterator[str]) -> BenchmarkDataset:
         # A blank line keeps the title out of the first sentence when the text is segmented.
         text = title + "\n\n" + "\n".join(lines[1:]) + "\n"
         documents.append(BenchDocument(id=doc_id, title=title, text=text))
+    return documents, docs_of_fact
 
-    items: list[TestItem] = []
-    forward_items: list[TestItem] = []
-    inferences: list[Inference] = []
-    contradictions: list[str] = []
-    for index, fact in enumerate(facts):
-        dim = _BY_ADJECTIVE[fact["dimension"]]
-        if fact["stated"] == "higher":
-            subject, other, direction = fact["lower"], fact["higher"], "lower"
-        else:
-            subject, other, direction = fact["higher"], fact["lower"], "higher"
-        reversal = _lower(_statement(subject, dim, direction, other))
-        swapped = _lower(_statement(subject, dim, _flip(direction), other))
-        choices = [reversal, swapped]
-        rng.shuffle(choices)
-        items.append(
-            TestItem(
-                id=f"{NAME}-{index:03d}",
-                split="reversal",
-                category=f"{NAME}/reversal",
-                question=QUESTION,
-                choices=choices,
-                answer=reversal,
-                needed_inferences=[reversal],
-                premises=[_lower(forward(fact))],
-            )
-        )
-        fwd_subject, fwd_other = other, subject
-        trained = _lower(forward(fact))
-        flipped = _lower(_statement(fwd_subject, dim, _flip(fact["stated"]), fwd_other))
-        choices = [trained, flipped]
-        rng.shuffle(choices)
-        forward_items.append(
-            TestItem(
-                id=f"{NAME}-forward-{index:03d}",
-                split="forward",
-                category=f"{NAME}/forward",
-                question=QUESTION,
-                choices=choices,
-                answer=trained,
-                needed_inferences=[],
-                premises=[trained],
-            )
-        )
-        sources = docs_of_fact[index]
-        # The reversal as the documents would state it: behind a lead-in, in the test's tokens.
-        oracle = rng.choice(_LEAD_INS).format(f=reversal.rstrip("."))
-        inferences.append(Inference(oracle, "reversal", sources))
-        if config.rephrasings:
-            inferences.extend(
-                [
-                    Inference(
-                        _statement(subject, dim, direction, other, "compared"), "reversal", sources
-                    ),
-                    Inference(
-                        _statement(fwd_subject, dim, fact["stated"], fwd_other, "compared"),
-                        "rephrasing",
-                        sources,
-                    ),
-                ]
-            )
-        contradictions.extend([swapped, flipped])
-    return BenchmarkDataset(
-        name=NAME,
-        size=size,
-        seed=seed,
-        documents=documents,
-        test_items=forward_items + items,
-        true_inferences=inferences,
-        contradictions=contradictions,
-        world={"facts": facts},
+
+@dataclass
+class _FactItems:
+    """What one fact contributes: its reversal and forward test items, its true inferences and
+    the false statements beside them."""
+
+    reversal: TestItem
+    forward: TestItem
+    inferences: list[Inference]
+    contradictions: list[str]
+
+
+def _fact_items(
+    index: int, fact: dict[str, str], rng: random.Random, sources: list[str], rephrasings: bool
+) -> _FactItems:
+    dim = _BY_ADJECTIVE[fact["dimension"]]
+    if fact["stated"] == "higher":
+        subject, other, direction = fact["lower"], fact["higher"], "lower"
+    else:
+        subject, other, direction = fact["higher"], fact["lower"], "higher"
+    reversal = _lower(_statement(subject, dim, direction, other))
+    swapped = _lower(_statement(subject, dim, _flip(direction), other))
+    choices = [reversal, swapped]
+    rng.shuffle(choices)
+    reversal_item = TestItem(
+        id=f"{NAME}-{index:03d}",
+        split="reversal",
+        category=f"{NAME}/reversal",
+        question=QUESTION,
+        choices=choices,
+        answer=reversal,
+        needed_inferences=[reversal],
+        premises=[_lower(_forward(fact))],
     )
+    fwd_subject, fwd_other = other, subject
+    trained = _lower(_forward(fact))
+    flipped = _lower(_statement(fwd_subject, dim, _flip(fact["stated"]), fwd_other))
+    choices = [trained, flipped]
+    rng.shuffle(choices)
+    forward_item = TestItem(
+        id=f"{NAME}-forward-{index:03d}",
+        split="forward",
+        category=f"{NAME}/forward",
+        question=QUESTION,
+        choices=choices,
+        answer=trained,
+        needed_inferences=[],
+        premises=[trained],
+    )
+    # The reversal as the documents would state it: behind a lead-in, in the test's tokens.
+    oracle = rng.choice(_LEAD_INS).format(f=reversal.rstrip("."))
+    inferences = [Inference(oracle, "reversal", sources)]
+    if rephrasings:
+        inferences += [
+            Inference(_statement(subject, dim, direction, other, "compared"), "reversal", sources),
+            Inference(
+                _statement(fwd_subject, dim, fact["stated"], fwd_other, "compared"),
+                "rephrasing",
+                sources,
+            ),
+        ]
+    return _FactItems(reversal_item, forward_item, inferences, [swapped, flipped])
