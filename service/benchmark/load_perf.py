@@ -30,7 +30,7 @@ import httpx
 import numpy as np
 
 from service.benchmark.live_service import BenchError, run_workspace_key
-from service.benchmark.perf_cli import perf_parser
+from service.benchmark.perf_cli import add_service_options, perf_parser
 from service.benchmark.random_lora import make_random_lora
 from service.benchmark.ready_perf import upload_files
 from service.client import ServiceClient, ServiceError, async_client
@@ -170,11 +170,7 @@ def format_report(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = perf_parser("load", __doc__)
-    parser.add_argument("--url", default="http://127.0.0.1:8000", help="the running service")
-    parser.add_argument("--api-key", help="a workspace API key: run in its workspace")
-    parser.add_argument(
-        "--admin-key", help="create a workspace for the run (default: the local service's)"
-    )
+    add_service_options(parser)
     parser.add_argument("--model-dir", type=Path, help="base model folder (default: the service's)")
     parser.add_argument("--adapters", type=int, default=5, help="random adapters to import")
     parser.add_argument("--queries", type=int, default=50, help="chat queries in the burst")

@@ -8,6 +8,9 @@ service and a workspace key; `--vllm-url` / `--vllm-api-key` a vLLM server; `--t
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+from typing import Any
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -34,3 +37,21 @@ def perf_parser(name: str, doc: str | None) -> argparse.ArgumentParser:
         description=(doc or "").strip(),
         formatter_class=_Formatter,
     )
+
+
+def add_service_options(parser: argparse.ArgumentParser) -> None:
+    """`--url`, `--api-key` and `--admin-key`: the docadapt service a command drives, and the
+    workspace it runs in (a new one, made with the admin key, unless a key is given)."""
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="the running service")
+    parser.add_argument("--api-key", help="a workspace API key: run in its workspace")
+    parser.add_argument(
+        "--admin-key", help="create a workspace for the run (default: the local service's)"
+    )
+
+
+def print_figures(figures: dict[str, Any], json_path: Path | None) -> None:
+    """The figures as indented JSON on stdout, and in `json_path` too when given."""
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if json_path:
+        json_path.write_text(text + "\n")

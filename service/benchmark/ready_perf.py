@@ -14,7 +14,6 @@ bars while it runs; the collection and adapters are deleted at the end unless --
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import uuid
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from service.benchmark.live_service import BenchError, job_seconds, run_workspace_key
-from service.benchmark.perf_cli import perf_parser
+from service.benchmark.perf_cli import add_service_options, perf_parser, print_figures
 from service.benchmark.train_perf import synthetic_documents
 from service.client import ServiceClient, ServiceError
 from service.jobs.watch import watch_job
@@ -143,11 +142,7 @@ def _pct(value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = perf_parser("ready", __doc__)
-    parser.add_argument("--url", default="http://127.0.0.1:8000", help="the running service")
-    parser.add_argument("--api-key", help="a workspace API key: run in its workspace")
-    parser.add_argument(
-        "--admin-key", help="create a workspace for the run (default: the local service's)"
-    )
+    add_service_options(parser)
     parser.add_argument(
         "--documents", type=int, default=20, help="synthetic documents (without --devset)"
     )
@@ -179,9 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"docadapt perf ready: {exc}", file=sys.stderr)
             return 1
     print(format_report(figures))
-    print(json.dumps(figures, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    print_figures(figures, args.json)
     return 0
 
 

@@ -19,7 +19,6 @@ Targets (issue 5, 2-core CPU): >= 330 tokens/s, packing >= 95%, peak RSS < 6 GB.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import resource
@@ -34,7 +33,7 @@ import torch
 from adapters.train import TrainConfig, TrainProgress, train
 from adapters.train.precision import cpu_has_native_bf16
 from adapters.training_data import DocumentSentences, build_examples
-from service.benchmark.perf_cli import perf_parser
+from service.benchmark.perf_cli import perf_parser, print_figures
 from service.benchmark.roofline import (
     attention_dims,
     linear_shapes,
@@ -247,9 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup_steps=args.warmup_steps,
         precision=args.precision,
     )
-    print(json.dumps(figures, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    print_figures(figures, args.json)
     return 0
 
 
