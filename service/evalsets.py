@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from service.collections import document_passages, get_collection, list_documents
+from service.collections.records import document_passages, get_collection, list_documents
+from service.core.errors import Conflict, Unprocessable
 from service.db.tables import Adapter, AugmentedExample, Document, EvalSet, Job
-from service.errors import Conflict, Unprocessable
 from service.evaluate.generate import SourceSentence
 from service.jobs import records
 from service.schemas.evalsets import EvalSetGenerate
@@ -242,7 +242,7 @@ def apply_holdout(
     `excluded_held_out`); None stays None (plain fine-tuning)."""
     if selection is None:
         return None
-    from service.examples import ids_sha256
+    from service.augment.examples import ids_sha256
 
     held = {s["key"] for s in holdout["sentence_keys"]}
     held_documents = {key.split(":", 1)[0] for key in held}

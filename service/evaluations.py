@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from service.collections import collection_passage_refs, get_collection
-from service.config import Settings
+from service.collections.records import collection_passage_refs, get_collection
+from service.core.config import Settings
+from service.core.errors import MAX_DETAIL_ITEMS, Conflict, NotFound, Unprocessable
+from service.core.owned import get_owned
 from service.db.tables import Adapter, EvalResult, EvalSet, Evaluation, Job
-from service.errors import MAX_DETAIL_ITEMS, Conflict, NotFound, Unprocessable
 from service.evalsets import generated_fields, require_ready
 from service.evaluate.evalset import EvalSetError, parse_evalset_jsonl
 from service.evaluate.job import KIND
@@ -91,10 +92,7 @@ def _evalset_refusal(exc: EvalSetError) -> str:
 
 
 def get_evalset(session: Session, workspace_id: str, evalset_id: str) -> EvalSet:
-    evalset = session.get(EvalSet, evalset_id)
-    if evalset is None or evalset.workspace_id != workspace_id:
-        raise NotFound(f"eval set {evalset_id} not found")
-    return evalset
+    return get_owned(session, EvalSet, evalset_id, workspace_id, "eval set")
 
 
 def list_evalsets(session: Session, workspace_id: str, collection_id: str) -> list[EvalSet]:
@@ -267,10 +265,7 @@ def _adapter_rag_specs(
 
 
 def get_evaluation(session: Session, workspace_id: str, evaluation_id: str) -> Evaluation:
-    evaluation = session.get(Evaluation, evaluation_id)
-    if evaluation is None or evaluation.workspace_id != workspace_id:
-        raise NotFound(f"evaluation {evaluation_id} not found")
-    return evaluation
+    return get_owned(session, Evaluation, evaluation_id, workspace_id, "evaluation")
 
 
 def list_evaluations(

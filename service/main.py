@@ -18,8 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from service.config import Settings
-from service.errors import (
+from service.core.config import Settings
+from service.core.errors import (
     DISK_FULL_MESSAGE,
     MAX_DETAIL_ITEMS,
     DocadaptError,
@@ -28,9 +28,9 @@ from service.errors import (
     capped_message,
     validation_problems,
 )
-from service.runtime import Runtime, stop_worker_pool
-from service.schemas.common import json_ready
-from service.storage import disk_full
+from service.core.runtime import Runtime, stop_worker_pool
+from service.core.schemas import json_ready
+from service.core.storage import disk_full
 
 log = logging.getLogger("docadapt")
 
@@ -61,12 +61,12 @@ def create_app(
     """The app. With `wait_until_ready` (in-process use, tests) the lifespan returns once
     everything started; without it (`docadapt serve`) the app answers at once: /healthz 200,
     /readyz 503 with the start-up phase, /v1 503 `starting`, while the start runs behind it
-    (service.startup); a failed start logs why and calls `on_start_failure`."""
+    (service.core.startup); a failed start logs why and calls `on_start_failure`."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from service.model_services import stop_model_services
-        from service.startup import Startup, start_service
+        from service.core.model_services import stop_model_services
+        from service.core.startup import Startup, start_service
 
         resolved = settings or Settings()
         startup = Startup(resolved.data_dir)
@@ -126,8 +126,8 @@ def create_app(
         lifespan=lifespan,
     )
     _install_error_handlers(app)
-    from service.api import health
-    from service.startup import StartingGate
+    from service.core import health
+    from service.core.startup import StartingGate
     from service.web import router as web
 
     app.include_router(health.router)
@@ -140,7 +140,7 @@ def create_app(
 
 
 def _install_openapi(app: FastAPI) -> None:
-    from service.api.responses import complete_openapi
+    from service.core.openapi import complete_openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -158,19 +158,17 @@ def _install_openapi(app: FastAPI) -> None:
 
 
 def _router_modules() -> list[Any]:
-    """Every router's module but health's (which is there from the start)."""
-    from service.api import (
-        adapters,
-        audit,
-        augmentations,
-        collections,
-        evaluations,
-        jobs,
-        queries,
-        workspaces,
-    )
+    """Every stage's router module but health's (which is there from the start)."""
+    from service.api import evaluations
+    from service.audit import router as audit
+    from service.augment import router as augment
+    from service.collections import router as collections
+    from service.jobs import router as jobs
+    from service.serving import router as serving
+    from service.training import router as training
+    from service.workspaces import router as workspaces
 
-    return [workspaces, collections, jobs, augmentations, adapters, queries, evaluations, audit]
+    return [workspaces, collections, jobs, augment, training, serving, evaluations, audit]
 
 
 def _include_routers(app: FastAPI, modules: list[Any]) -> None:

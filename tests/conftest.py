@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from service.config import Settings
+from service.core.config import Settings
 
 ADMIN_KEY = "test-admin-key-0123456789abcdefghij"
 # Read at import: the autouse _isolated_environment fixture removes DOCADAPT_* before fixtures run.

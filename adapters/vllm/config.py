@@ -76,7 +76,7 @@ class VLLMServerConfig:
 
     @classmethod
     def from_settings(cls, settings: Any, model_dir: Path, **overrides: Any) -> VLLMServerConfig:
-        """Build from `service.config.Settings` (its `vllm_*` fields and `data_dir`)."""
+        """Build from `service.core.config.Settings` (its `vllm_*` fields and `data_dir`)."""
         values: dict[str, Any] = {
             "model_dir": model_dir,
             "data_dir": settings.data_dir,

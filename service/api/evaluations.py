@@ -12,8 +12,7 @@ from starlette.datastructures import UploadFile
 
 from service import evalsets
 from service import evaluations as svc
-from service.api.responses import binary_body, errors, inline_schema, text_body
-from service.deps import (
+from service.core.deps import (
     CurrentCaller,
     CurrentWorkspace,
     JobBudget,
@@ -21,7 +20,13 @@ from service.deps import (
     SessionDep,
     spend_job_budget,
 )
-from service.errors import PayloadTooLarge, ServiceUnavailable, Unprocessable, UnsupportedMediaType
+from service.core.errors import (
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from service.core.openapi import binary_body, errors, inline_schema, text_body
 from service.jobs import records
 from service.schemas.evalsets import (
     EvalSetGenerate,

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Collection, Sequence
 
-from service.augment import decomposed, global_, linked, local, qa
+from service.augment.filters.verify import verify
 from service.augment.params import STRATEGIES, AugmentParams
+from service.augment.strategies import decomposed, global_, linked, local, qa
 from service.augment.teacher import Teacher
 from service.augment.types import OnUnitDone, StrategyName, StrategyResult, Unit, UnitResult
-from service.augment.verify import verify
 
 _RUNNERS = {
     "local": local.run,

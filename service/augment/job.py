@@ -21,7 +21,9 @@ from service.augment.redact import PiiRedactor, redaction_policy
 from service.augment.teacher import Teacher
 from service.augment.teachers import teacher_config
 from service.augment.types import Unit, UnitResult, YieldStats
-from service.collections import document_passages
+from service.collections.records import document_passages
+from service.core.errors import ServiceUnavailable
+from service.core.security import resolve_secret_key
 from service.db.tables import (
     Augmentation,
     AugmentationUnit,
@@ -29,9 +31,7 @@ from service.db.tables import (
     Document,
     utcnow,
 )
-from service.errors import ServiceUnavailable
 from service.jobs.context import JobContext
-from service.security import resolve_secret_key
 
 KIND = "augmentation"
 log = logging.getLogger("docadapt.augment")

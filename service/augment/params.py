@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.augment.postprocess import FilterConfig
+from service.augment.filters.postprocess import FilterConfig
 from service.augment.prompts import TEMPLATE_VARIABLES, validate_template
 
 STRATEGIES = ("local", "decomposed", "global", "linked", "qa")

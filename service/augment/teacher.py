@@ -78,7 +78,7 @@ class TeacherConfig:
     def from_settings(
         cls, settings: Any, *, default_base_url: str | None = None, **overrides: Any
     ) -> TeacherConfig:
-        """Build from `service.config.Settings` (teacher_* fields); `default_base_url` is the
+        """Build from `service.core.config.Settings` (teacher_* fields); `default_base_url` is the
         local vLLM's URL, used when no teacher URL is configured. `overrides` (a request's own
         teacher) win over settings."""
         key = getattr(settings, "teacher_api_key", None)
@@ -147,7 +147,7 @@ def _api_root(base_url: str) -> str:
 
 
 def _http_client(config: TeacherConfig) -> httpx.AsyncClient:
-    """The openai client's connections: httpx, whose URL parser service/egress.py checks with;
+    """The openai client's connections: httpx, whose URL parser service/core/egress.py checks with;
     no redirects, so a teacher cannot send us to an address egress would refuse."""
 
     async def only_our_headers(request: httpx.Request) -> None:

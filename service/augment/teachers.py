@@ -2,8 +2,8 @@
 
 A request may leave the teacher to the operator (the default teacher: DOCADAPT_TEACHER_BASE_URL,
 else this deployment's own vLLM), pick one of the operator's named teachers (`name`), or name a
-URL that the operator's allow-list admits (`base_url`, checked by service.egress). A key sent
-with the request is stored only encrypted (service.security.seal); a named teacher's key stays
+URL that the operator's allow-list admits (`base_url`, checked by service.core.egress). A key sent
+with the request is stored only encrypted (service.core.security.seal); a named teacher's key stays
 in the settings and never enters the database.
 
 `job_teacher` turns a request into the job's `teacher` parameters (422 when not allowed);
@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from service.augment.teacher import TeacherConfig
-from service.config import Settings
-from service.egress import EgressRefused, check_url, parse_base_url
-from service.errors import Unprocessable
-from service.security import SecretUnreadable, seal, unseal
+from service.core.config import Settings
+from service.core.egress import EgressRefused, check_url, parse_base_url
+from service.core.errors import Unprocessable
+from service.core.security import SecretUnreadable, seal, unseal
 
 
 class TeacherNotAllowed(Unprocessable):

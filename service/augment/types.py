@@ -49,8 +49,8 @@ class Example:
     request_ids: list[str]
     context_document_ids: list[str] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)  # strategy-specific (e.g. the triple)
-    # Verification (service/augment/verify.py): estimated probability that the statement is true
-    # and grammatical, and whether it is doubtful enough to need a person's approval.
+    # Verification (service/augment/filters/verify.py): estimated probability that the statement is
+    # true and grammatical, and whether it is doubtful enough to need a person's approval.
     score: float | None = None
     flagged: bool = False
 

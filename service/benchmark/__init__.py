@@ -1,0 +1,1 @@
+"""The `docadapt bench` and `docadapt perf` commands: benchmarks that print figures and ratios."""

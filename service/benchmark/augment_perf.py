@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from service.augment.engine import run_strategy
-from service.augment.global_ import render_prompt
 from service.augment.params import AugmentParams
 from service.augment.prompts import builtin_template
+from service.augment.strategies.global_ import render_prompt
 from service.augment.teacher import Sampling, Teacher, TeacherConfig
 from service.augment.types import Unit
 from service.benchmark.perf_cli import perf_parser

@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from service.augment.engine import run_strategy
+from service.augment.filters.verify import estimated_precision
 from service.augment.params import AugmentParams
 from service.augment.teacher import Teacher, TeacherConfig
 from service.augment.types import Example, Unit
-from service.augment.verify import estimated_precision
 from service.benchmark.devset import DevSet, load_devset
 from service.benchmark.devset.score import ALL_STRATEGIES, DevsetScore, render_markdown, score
 from service.benchmark.perf_cli import perf_parser
-from service.ingest.pipeline import ingest_file
-from service.ingest.segment import segment
+from service.collections.ingest.pipeline import ingest_file
+from service.collections.ingest.segment import segment
 
 RULE_STRATEGIES = ("decomposed", "linked")
 TEACHER_STRATEGIES = ("local", "global")
@@ -114,7 +114,7 @@ def prose_quality(
 
 def synthetic_quality(strategies: list[str], size: str = "small") -> dict[str, Any]:
     """Precision and recall of the rule strategies on the generated datasets."""
-    from service.augment.postprocess import split_sentences
+    from service.augment.filters.postprocess import split_sentences
     from service.benchmark.datasets import generate_suite
     from service.benchmark.truth import AugmentedStatement, score_augmentations
 

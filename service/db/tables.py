@@ -77,7 +77,8 @@ class Document(Timestamped, Base):
     )
     filename: Mapped[str] = mapped_column(String(255))
     media_type: Mapped[str] = mapped_column(String(120))
-    # How a text or Markdown file's bytes were read (service/ingest/decode.py); None otherwise.
+    # How a text or Markdown file's bytes were read (service/collections/ingest/decode.py); None
+    # otherwise.
     text_encoding: Mapped[str | None] = mapped_column(String(40), nullable=True)
     size_bytes: Mapped[int] = mapped_column(Integer)
     content_sha256: Mapped[str] = mapped_column(String(64))
@@ -227,8 +228,9 @@ class Adapter(Timestamped, Base):
     base_model_hash: Mapped[str] = mapped_column(String(80))
     dataset_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     document_versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # Which augmented examples it trains on, resolved when it was requested (service/examples.py):
-    # the review filter, the exact example ids and the counts; None for plain fine-tuning.
+    # Which augmented examples it trains on, resolved when it was requested
+    # (service/augment/examples.py): the review filter, the exact example ids and the counts; None
+    # for plain fine-tuning.
     example_selection: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -336,7 +338,7 @@ class AuditEvent(Base):
 
 # SQLite stores timestamps without their zone and gives them back naive; every timestamp here is
 # UTC, so rows come back from either database with tzinfo=UTC and every response writes one
-# format (service.schemas.common.json_ready).
+# format (service.core.schemas.json_ready).
 @event.listens_for(Base, "load", propagate=True)
 def _utc_on_load(target: Base, _context: Any) -> None:
     _with_utc(target, None)

@@ -311,7 +311,7 @@ def _readings(sentence: SourceSentence, names: frozenset[str]) -> list[tuple[str
 
 def _cross_inferences(sentences: Sequence[SourceSentence], names: frozenset[str]) -> list:  # type: ignore[type-arg]
     """linked.py's one-step inferences over the collection (premises keyed by sentence)."""
-    from service.augment.linked import (
+    from service.augment.strategies.linked import (
         _statements,
         _with_resolved_pronoun,
         infer,

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from service.core.errors import Unprocessable
 from service.db.tables import Document, EvalSet
-from service.errors import Unprocessable
 from service.evalsets import KIND, collection_sentences
 from service.evaluate.generate import generate_evalset
 from service.jobs.context import JobContext

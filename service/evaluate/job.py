@@ -3,9 +3,9 @@ retrieval) through the worker's vLLM, each result stored as it comes (the unique
 mode, item) row makes a repeat impossible, and a resumed job skips what is stored), then latency
 probes and the report.
 
-The icl mode follows the query API's `icl:` policy (service.context): all of the collection's
-documents in the prompt when they fit the budget (one shared, cacheable prefix), else for each
-question the BM25-most-relevant passages that fit. The budget is the query API's:
+The icl mode follows the query API's `icl:` policy (service.serving.icl_context): all of the
+collection's documents in the prompt when they fit the budget (one shared, cacheable prefix), else
+for each question the BM25-most-relevant passages that fit. The budget is the query API's:
 min(icl_budget_tokens, max_model_len - the rest of the prompt - the answer's room - slack).
 rag puts the question's top passages by the same BM25 ranking in the same template; adapter+rag
 sends exactly rag's prompts to an adapter instead of the base model."""
@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from service.collections import collection_passage_refs
-from service.context import PassageRef, build_icl_context, icl_system_prompt, retrieve
+from service.collections.records import collection_passage_refs
+from service.core.errors import ServiceUnavailable, Unprocessable
 from service.db.tables import (
     Adapter,
     Augmentation,
@@ -32,18 +32,23 @@ from service.db.tables import (
     Evaluation,
     utcnow,
 )
-from service.errors import ServiceUnavailable, Unprocessable
 from service.evaluate.evalset import EvalItem
 from service.evaluate.scoring import CONTEXT_SEPARATOR, ItemResult, LatencyProbe, Mode, Scorer
 from service.jobs.context import JobContext
 from service.report.build import build_report
 from service.report.costs import AdapterCostInputs, Prices
+from service.serving.icl_context import (
+    PassageRef,
+    build_icl_context,
+    fit_budget,
+    icl_system_prompt,
+    retrieve,
+)
 
 log = logging.getLogger("docadapt.evaluate")
 
 KIND = "evaluation"
 # Tokens kept free besides the answer, as the query API does (token-boundary effects).
-CONTEXT_SLACK_TOKENS = 16
 
 
 # -- contexts -----------------------------------------------------------------------------------
@@ -98,7 +103,7 @@ def context_budget(
             {"role": "user", "content": item.question},
         ]
         fixed, reserve = counts.chat(messages), max_tokens
-    return min(budget_tokens, max_model_len - fixed - reserve - CONTEXT_SLACK_TOKENS)
+    return fit_budget(budget_tokens, max_model_len, fixed, reserve)
 
 
 @dataclass(frozen=True)

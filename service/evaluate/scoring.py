@@ -38,8 +38,8 @@ from pydantic import BaseModel
 
 from adapters.training_data import encode_continuation, encode_prompt
 from adapters.vllm.client import VLLMClient, VLLMRequestError
-from service.context import icl_system_prompt
 from service.evaluate.evalset import EvalItem
+from service.serving.icl_context import icl_system_prompt
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -69,9 +69,9 @@ class Mode:
     """How to ask the model: which served model, and what context (if any) precedes a question.
 
     `context` is the document text put in the prompt (wrapped in
-    `service.context.icl_system_prompt`, the query API's template): one string for every item
-    (icl: the collection's documents, a shared and therefore cacheable prefix), a function of the
-    item (rag and adapter+rag: its top passages; icl when the documents had to be cut per
+    `service.serving.icl_context.icl_system_prompt`, the query API's template): one string for every
+    item (icl: the collection's documents, a shared and therefore cacheable prefix), a function of
+    the item (rag and adapter+rag: its top passages; icl when the documents had to be cut per
     question), or None (base, adapter).
     """
 

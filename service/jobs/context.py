@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.config import Settings
+from service.core.config import Settings
+from service.core.storage import LocalStorage
 from service.db.tables import Job, utcnow
-from service.storage import LocalStorage
 
 
 class JobCancelled(Exception):

@@ -13,10 +13,11 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from service.core.errors import Conflict, TooManyRequests
+from service.core.owned import get_owned
+from service.core.schemas import without_paths
 from service.db.tables import Job, Workspace, utcnow
-from service.errors import Conflict, NotFound, TooManyRequests
-from service.schemas.common import without_paths
-from service.schemas.jobs import JobPublic
+from service.jobs.schemas import JobPublic
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
 ACTIVE = ("queued", "running")
@@ -77,10 +78,7 @@ def _check_room(session: Session, workspace_id: str, max_active: int) -> None:
 
 
 def get_job(session: Session, workspace_id: str, job_id: str) -> Job:
-    job = session.get(Job, job_id)
-    if job is None or job.workspace_id != workspace_id:
-        raise NotFound(f"job {job_id} not found")
-    return job
+    return get_owned(session, Job, job_id, workspace_id, "job")
 
 
 def list_jobs(

@@ -16,13 +16,13 @@ import uuid
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.config import Settings
+from service.core.config import Settings
+from service.core.errors import DocadaptError
+from service.core.storage import LocalStorage, disk_full, private_dir
 from service.db.session import make_engine, make_session_factory, migrate
-from service.errors import DocadaptError
 from service.jobs import records
 from service.jobs.context import JobCancelled, JobContext, WorkerStopping
 from service.jobs.executors import Executor, load_executors
-from service.storage import LocalStorage, disk_full, private_dir
 
 log = logging.getLogger("docadapt.worker")
 

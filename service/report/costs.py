@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from service.config import Settings
+    from service.core.config import Settings
 
 Hardware = Literal["cpu", "accelerator"]
 _MILLION = 1_000_000

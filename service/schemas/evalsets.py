@@ -4,8 +4,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from service.schemas.common import Timestamp, is_none
-from service.schemas.jobs import JobPublic
+from service.core.schemas import Timestamp, is_none
+from service.jobs.schemas import JobPublic
 
 Category = Literal["forward", "reversed", "cross-document"]
 

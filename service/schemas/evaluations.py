@@ -4,9 +4,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from service.core.schemas import Timestamp, is_none
 from service.evaluate.scoring import ItemResult
-from service.schemas.common import Timestamp, is_none
-from service.schemas.jobs import JobPublic
+from service.jobs.schemas import JobPublic
 
 EvalMode = Literal["base", "icl", "rag", "adapter", "adapter+rag"]
 

@@ -67,7 +67,7 @@ class BreakEven(BaseModel):
     assumption: str
     adapter_per_query_usd: float
     saving_per_query_usd: float
-    one_time_usd: float
+    one_time_usd: float | None = Field(description="None: the adapter has no cost records.")
     n_queries: int | None
     status: str
     adapter_kind: str | None = None

@@ -1,0 +1,1 @@
+"""Serving: the OpenAI-compatible query API over vLLM (adapters, icl:, rag, base)."""

@@ -1,9 +1,9 @@
-"""Errors of the query layer. Each is a `service.errors.DocadaptError`, so the API renders it as
-{"error": {"code", "message"}} with its status; `param` names the offending request field."""
+"""Errors of the query layer. Each is a `service.core.errors.DocadaptError`, so the API renders it
+as {"error": {"code", "message"}} with its status; `param` names the offending request field."""
 
 from __future__ import annotations
 
-from service.errors import BadRequest, NotFound, ServiceUnavailable
+from service.core.errors import BadRequest, NotFound, ServiceUnavailable
 
 
 class RequestRejected(BadRequest):

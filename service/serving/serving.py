@@ -9,7 +9,7 @@ back to what the caller asked, and hands a `UsageRecord` to `record_usage`.
 
 The API layer turns the results into HTTP: `JSONResult` -> JSON response, `StreamResult` -> an
 event stream (`text/event-stream`), both with `headers`; every error raised is a
-`service.errors.DocadaptError` (`RequestRejected` 400, `ModelNotFound` and `CollectionNotFound`
+`service.core.errors.DocadaptError` (`RequestRejected` 400, `ModelNotFound` and `CollectionNotFound`
 404, `EngineRejected` 400, `EngineUnavailable` 503).
 """
 
@@ -28,13 +28,6 @@ from typing import Any, Literal, TypeVar
 import httpx
 
 from adapters.vllm.client import VLLMClient, VLLMRequestError, VLLMUnavailable
-from service.context import (
-    ContextResult,
-    PassageRef,
-    build_icl_context,
-    icl_system_prompt,
-    retrieve,
-)
 from service.serving.errors import (
     CollectionNotFound,
     EngineRejected,
@@ -43,6 +36,14 @@ from service.serving.errors import (
 )
 from service.serving.guard import GuardLimits, RequestRejected, check_prompt_length, check_request
 from service.serving.guard import engine_fields as guarded_fields
+from service.serving.icl_context import (
+    ContextResult,
+    PassageRef,
+    build_icl_context,
+    fit_budget,
+    icl_system_prompt,
+    retrieve,
+)
 from service.serving.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -57,8 +58,6 @@ ICL_PREFIX = "icl:"
 BASE_MODEL = "base"
 # Separates the ICL prefix from the user's prompt on /v1/completions.
 COMPLETION_CONTEXT_SEPARATOR = "\n\n"
-# Tokens kept free besides the answer, for token-boundary effects of joining context and prompt.
-_CONTEXT_SLACK_TOKENS = 16
 
 Mode = Literal["base", "adapter", "icl", "rag", "adapter+rag"]
 _T = TypeVar("_T")
@@ -325,8 +324,7 @@ class QueryService:
         passage that fits (icl), or the query's top_k passages by BM25 (retrieval), in the
         evaluation's rag order (document order, cut to the same budget)."""
         reserve = completion_limit if completion_limit is not None else self.icl_answer_reserve
-        room = self.max_model_len - fixed_tokens - reserve - _CONTEXT_SLACK_TOKENS
-        budget = min(self.icl_budget_tokens, room)
+        budget = fit_budget(self.icl_budget_tokens, self.max_model_len, fixed_tokens, reserve)
         passages = target.passages
         if target.top_k is not None:
             passages = retrieve(passages, query, target.top_k)

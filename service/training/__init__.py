@@ -1,1 +1,1 @@
-"""Fine-tuning jobs: build a collection's training set, run the one recipe, register the adapter."""
+"""Training: the adapter request (router), its job (the one recipe), and the adapter registry."""

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from adapters.knowledge import KnowledgeProbe
 from adapters.train import TrainConfig, TrainingCancelled, TrainProgress, train
 from adapters.training_data import DocumentSentences, build_examples, chat_prompt
+from service.core.errors import Unprocessable
 from service.db.tables import Adapter, AugmentedExample, Document
-from service.errors import Unprocessable
 from service.evaluate.probes import knowledge_probes, question_probes
 from service.jobs.context import JobCancelled, JobContext, WorkerStopping
 from service.training import registry

@@ -22,11 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.core.errors import Conflict, NotFound
+from service.core.schemas import without_paths
+from service.core.storage import LocalStorage
 from service.db.tables import Adapter, new_id, utcnow
-from service.errors import Conflict, NotFound
-from service.schemas.adapters import AdapterPublic
-from service.schemas.common import without_paths
-from service.storage import LocalStorage
+from service.training.schemas import AdapterPublic
 
 log = logging.getLogger("docadapt.registry")
 
@@ -41,13 +41,13 @@ def served_name_for(adapter_id: str) -> str:
 
 def check_name_free(session: Session, workspace_id: str, name: str) -> None:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name):
-        from service.errors import Unprocessable
+        from service.core.errors import Unprocessable
 
         raise Unprocessable(
             f"adapter name {name!r} is invalid: use 1-100 letters, digits, '.', '_' or '-'"
         )
     if name == "base" or name.startswith("icl:"):
-        from service.errors import Unprocessable
+        from service.core.errors import Unprocessable
 
         raise Unprocessable(f"adapter name {name!r} is reserved")
     taken = session.scalar(
@@ -87,7 +87,7 @@ def get_adapter(session: Session, workspace_id: str, adapter_id: str) -> Adapter
             )
         )
     if adapter is None:
-        from service.suggest import adapter_hint
+        from service.core.suggest import adapter_hint
 
         hint = adapter_hint(session, workspace_id, adapter_id)
         raise NotFound(f"adapter {adapter_id} not found (give its id or its name).{hint}")

@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-from service.errors import NotFound
+from service.core.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from service.config import Settings
+from service.core.config import Settings
 from service.main import create_app
 
 

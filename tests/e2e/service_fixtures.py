@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.config import Settings
+from service.core.config import Settings
 from service.main import create_app
 from tests.conftest import ADMIN_KEY
 

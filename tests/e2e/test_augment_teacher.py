@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service.augment.engine import run_strategy
-from service.augment.postprocess import split_sentences
+from service.augment.filters.postprocess import split_sentences
 from service.augment.prompts import builtin_template
 from service.augment.teacher import Teacher, TeacherConfig
 from service.augment.types import StrategyResult, Unit, UnitResult

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.config import Settings
+from service.core.config import Settings
 from service.jobs.worker import Worker
 from service.main import create_app
 from tests.fixtures.scripted_teacher import Reply, ScriptedServer, completion_body

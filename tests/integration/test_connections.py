@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from service.deps import current_caller
+from service.core.deps import current_caller
 
 
 def test_authentication_gives_its_connection_back_and_keeps_the_workspace(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.config import Settings
+from service.core.config import Settings
 from service.evaluate.evalset import parse_evalset_jsonl
 from service.jobs.worker import Worker
 from service.main import create_app

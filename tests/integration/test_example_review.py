@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from service.config import Settings
+from service.augment.examples import ids_sha256
+from service.core.config import Settings
 from service.db.tables import Adapter, Augmentation, AugmentedExample
-from service.examples import ids_sha256
 from service.main import create_app
 from service.training.job import augmented_texts
 from tests.integration.conftest import new_workspace

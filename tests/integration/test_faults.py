@@ -23,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from service.config import Settings
+from service.core.config import Settings
 from service.main import create_app
 from tests.fixtures.scripted_teacher import completion_body
 from tests.integration.conftest import new_workspace

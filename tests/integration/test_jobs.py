@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from service.config import Settings
+from service.core.config import Settings
 from service.main import create_app
 from tests.integration.conftest import new_workspace
 

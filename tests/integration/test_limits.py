@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from service.config import Settings
+from service.core.config import Settings
 from service.db.tables import Job
 from service.main import create_app
 from tests.integration.conftest import new_workspace

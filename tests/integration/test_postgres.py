@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
-from service.config import Settings
+from service.core.config import Settings
 from service.db.session import make_engine, make_session_factory, migrate
 from service.db.tables import Job, Workspace
 from service.jobs import records

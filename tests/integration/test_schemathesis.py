@@ -23,7 +23,7 @@ import httpx
 import pytest
 import uvicorn
 
-from service.config import Settings
+from service.core.config import Settings
 from service.main import create_app
 from tests.conftest import ADMIN_KEY
 

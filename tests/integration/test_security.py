@@ -20,10 +20,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from service.config import Settings
+from service.core.config import Settings
+from service.core.security import resolve_secret_key, unseal
 from service.jobs.worker import Worker
 from service.main import create_app
-from service.security import resolve_secret_key, unseal
 from tests.conftest import ADMIN_KEY
 from tests.integration.conftest import new_workspace
 

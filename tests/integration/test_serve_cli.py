@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy import create_engine, update
 from sqlalchemy.orm import Session
 
+from service.core.startup import PHASES
 from service.db.tables import Job
-from service.startup import PHASES
 from tests.conftest import ADMIN_KEY
 
 CLI = [sys.executable, "-m", "service.cli"]

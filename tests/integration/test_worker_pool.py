@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from service.config import Settings
+from service.core.config import Settings
 from service.db.tables import Job, utcnow
 from service.jobs.worker import owner_prefix
 from service.main import create_app

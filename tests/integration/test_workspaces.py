@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from service.config import Settings
+from service.core.config import Settings
 from service.main import create_app
 from tests.conftest import ADMIN_KEY
 from tests.integration.conftest import new_workspace

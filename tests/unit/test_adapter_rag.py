@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from service.context import PassageRef, icl_system_prompt
 from service.evaluate.evalset import EvalItem
 from service.evaluate.job import rag_context
 from service.evaluate.scoring import ItemResult, LatencyProbe, Mode, ModeKind, Scorer
@@ -22,6 +21,7 @@ from service.report.costs import AdapterCostInputs, Prices
 from service.report.markdown import render_markdown
 from service.report.plot import render_cost_curve_png
 from service.serving.errors import CollectionNotFound, ModelNotFound, RequestRejected
+from service.serving.icl_context import PassageRef, icl_system_prompt
 from service.serving.protocol import (
     DEFAULT_RETRIEVAL_TOP_K,
     parse_chat_request,

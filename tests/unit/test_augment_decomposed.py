@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from service.augment.decomposed import compose, ground_triple, parse_triple
-from service.augment.gate import contradiction
+from service.augment.filters.gate import contradiction
 from service.augment.relations import invert_relation, normalize_relation, rule_triple
+from service.augment.strategies.decomposed import compose, ground_triple, parse_triple
 
 RECORDED = json.loads((Path(__file__).parents[1] / "fixtures" / "teacher_outputs.json").read_text())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.augment.gate import contradiction
+from service.augment.filters.gate import contradiction
 
 KREB = "Kreb are more dangerous than quom."
 MORV = "Morv are dimmer than jolp."

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from service.augment.postprocess import (
+from service.augment.filters.postprocess import (
     Deduplicator,
     FilterConfig,
     filter_statements,

@@ -11,9 +11,9 @@ import pytest
 
 from adapters.training_data import IGNORE_INDEX, build_examples, chat_prompt, encode_example
 from service.augment.engine import run_strategy
+from service.augment.filters.verify import FLAG_BELOW
 from service.augment.params import AugmentParams
 from service.augment.types import Unit
-from service.augment.verify import FLAG_BELOW
 
 DOCUMENTS = {
     "teams": [

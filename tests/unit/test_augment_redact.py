@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.augment.postprocess import Deduplicator, FilterConfig, filter_statements
+from service.augment.filters.postprocess import Deduplicator, FilterConfig, filter_statements
 from service.augment.prompts import TEMPLATE_VARIABLES, resolve_template
 from service.augment.redact import PiiRedactor, redaction_policy
 from service.augment.types import YieldStats

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from service.augment.engine import run_strategy
-from service.augment.global_ import plan_contexts
 from service.augment.params import AugmentParams, estimate_tokens
+from service.augment.strategies.global_ import plan_contexts
 from service.augment.teacher import Teacher
 from service.augment.types import Unit, UnitResult
 from tests.fixtures.scripted_teacher import (

@@ -8,10 +8,10 @@ import asyncio
 import pytest
 
 from service.augment.engine import run_strategy
+from service.augment.filters.verify import FLAG_BELOW
 from service.augment.params import AugmentParams
 from service.augment.structure import collection_names, rewrites
 from service.augment.types import Unit
-from service.augment.verify import FLAG_BELOW
 from service.benchmark.quality_perf import synthetic_quality
 
 NAMES = collection_names(["We ask Finance, Tidemark, Harbor and Ledger about laptops."])
@@ -167,8 +167,8 @@ def test_synthetic_targets_hold() -> None:
 
 
 def test_free_form_statements_are_flagged_for_review() -> None:
+    from service.augment.filters.verify import verify
     from service.augment.types import Example
-    from service.augment.verify import verify
 
     ex = Example(
         text="Corvane Freight shares offices with Lisbon.",

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from service.context import (
+from service.serving.icl_context import (
     PassageRef,
     build_icl_context,
     icl_system_prompt,

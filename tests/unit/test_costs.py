@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.config import Settings
+from service.core.config import Settings
 from service.report.costs import (
     AdapterCostInputs,
     Prices,

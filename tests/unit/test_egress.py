@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.egress import EgressRefused, check_url, parse_base_url
+from service.core.egress import EgressRefused, check_url, parse_base_url
 
 
 def resolver(table: dict[str, list[str]]):  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from service.errors import MAX_DETAIL_ITEMS, validation_problems
+from service.core.errors import MAX_DETAIL_ITEMS, validation_problems
 from service.main import error_response
 
 
@@ -46,7 +46,7 @@ def test_a_401_says_which_scheme_to_use() -> None:
 def test_validation_problems_name_fields_not_pydantic_types() -> None:
     from pydantic import ValidationError
 
-    from service.schemas.augmentations import AugmentationCreate
+    from service.augment.schemas import AugmentationCreate
 
     def problems(body: dict) -> list[str]:  # type: ignore[type-arg]
         try:
@@ -70,7 +70,7 @@ def test_validation_problems_name_fields_not_pydantic_types() -> None:
 
 
 def test_server_paths_in_messages_keep_only_their_last_part() -> None:
-    from service.schemas.common import without_paths
+    from service.core.schemas import without_paths
 
     assert without_paths("Loading lora /srv/data/files/workspaces/ws_1/adapters/ad_2 failed") == (
         "Loading lora .../ad_2 failed"

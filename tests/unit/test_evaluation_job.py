@@ -7,18 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from service.context import PassageRef, icl_system_prompt
 from service.db.session import make_engine, make_session_factory, migrate
 from service.db.tables import Adapter, Augmentation, Collection, Workspace
 from service.evaluate.evalset import EvalItem
 from service.evaluate.job import (
-    CONTEXT_SLACK_TOKENS,
     TokenCounts,
     adapter_cost_record,
     context_budget,
     icl_context,
     rag_context,
 )
+from service.serving.icl_context import CONTEXT_SLACK_TOKENS, PassageRef, icl_system_prompt
 
 
 def words(text: str) -> int:

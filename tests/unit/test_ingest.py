@@ -7,7 +7,7 @@ import tracemalloc
 
 import pytest
 
-from service.ingest import (
+from service.collections.ingest import (
     APPLICATION_PDF,
     DOCX,
     TEXT_HTML,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.ingest import IngestError, ingest_file
-from service.ingest.decode import TextDecodeError, decode
+from service.collections.ingest import IngestError, ingest_file
+from service.collections.ingest.decode import TextDecodeError, decode
 
 SENTENCE = "Café Zürich serves crème brûlée."
 

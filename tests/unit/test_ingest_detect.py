@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from service.ingest import (
+from service.collections.ingest import (
     APPLICATION_PDF,
     DOCX,
     TEXT_HTML,

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from service.ingest import Passage, normalize_text, segment, split_sentences
-from service.ingest.extract import reflow_pdf_lines
+from service.collections.ingest import Passage, normalize_text, segment, split_sentences
+from service.collections.ingest.extract import reflow_pdf_lines
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,12 @@
-"""Token buckets per API key (service.limits), on a clock the test moves."""
+"""Token buckets per API key (service.core.limits), on a clock the test moves."""
 
 from __future__ import annotations
 
 import pytest
 
-from service.config import Settings
-from service.errors import TooManyRequests
-from service.limits import Budget, RateLimiter
+from service.core.config import Settings
+from service.core.errors import TooManyRequests
+from service.core.limits import Budget, RateLimiter
 
 
 class Clock:

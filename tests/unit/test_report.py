@@ -270,7 +270,12 @@ def test_the_typed_report_model_holds_every_field_of_new_and_stored_reports() ->
         knowledge={"augmented-ft": {"probes": 40, "adapter": 0.95, "base": 0.475}},
     )
     old = json.loads((Path(__file__).parent / "data" / "evaluation-report-v1.json").read_text())
-    for stored in (json.loads(json.dumps(new)), old):
+    # Adapters without cost records (one or all): their one-time cost and break-even are None.
+    some = build_report(
+        results(), prices=PRICES, adapters={"augmented-ft": ADAPTERS["augmented-ft"]}
+    )
+    none = build_report(results(), prices=PRICES)
+    for stored in (*(json.loads(json.dumps(r)) for r in (new, some, none)), old):
         typed = EvaluationReport.model_validate(stored)
         assert typed.model_dump(mode="json", by_alias=True, exclude_unset=True) == stored
     assert EvaluationReport.model_validate(new).recommendation is not None

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from service.augment.eta import UnitClock
+from service.core.quiet_logs import AccessProbeFilter, HttpxPollFilter
+from service.core.startup import PHASES, Startup
 from service.jobs.watch import eta_text, plain_line
-from service.quiet_logs import AccessProbeFilter, HttpxPollFilter
-from service.startup import PHASES, Startup
 
 
 def test_a_first_start_says_its_estimate_is_unknown_and_the_next_uses_its_timings(

@@ -38,7 +38,7 @@ def test_command_enables_lora_and_prefix_caching_with_cpu_safe_targets(tmp_path:
 
 
 def test_block_size_small_on_cpu_configurable_and_known_to_scoring(tmp_path: Path) -> None:
-    from service.config import Settings
+    from service.core.config import Settings
 
     def block_arg(config: VLLMServerConfig) -> str | None:
         cmd = config.command(port=8123)

@@ -1,0 +1,1 @@
+"""What a generated statement passes before it is kept: tidying, the contradiction gate, scoring."""

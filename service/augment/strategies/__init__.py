@@ -1,0 +1,1 @@
+"""The augmentation strategies: local, decomposed, global, linked and qa (one module each)."""

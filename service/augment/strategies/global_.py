@@ -1,0 +1,238 @@
+"""Global strategy: each document as a target, read against the rest of the collection.
+
+The prompt holds the shared corpus first, in one fixed order (sorted by document id), and the
+target last, so that vLLM's prefix cache reuses the corpus across targets; the first target is
+sent alone to fill that cache before the rest go out concurrently. When the corpus does not fit
+the token budget, each target gets the documents most relevant to it (BM25), and a coverage pass
+makes sure every document serves as context for some target.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+
+from service.augment.filters.postprocess import (
+    Deduplicator,
+    filter_statements,
+    split_sentences,
+    split_statements,
+)
+from service.augment.params import AugmentParams
+from service.augment.prompts import PromptTemplate, resolve_template
+from service.augment.runner import count_completion, run_units
+from service.augment.teacher import Sampling, Teacher
+from service.augment.types import Example, OnUnitDone, StrategyResult, Unit, UnitResult, YieldStats
+
+
+@dataclass(frozen=True)
+class ContextPlan:
+    """What each target's prompt holds: context document ids in corpus order, and whether the
+    whole corpus fit (then every prompt shares one prefix)."""
+
+    contexts: dict[str, list[str]]
+    whole_corpus: bool
+    truncated: frozenset[str]  # documents cut to fit the budget on their own
+
+
+def _doc_dict(unit: Unit, text: str | None = None) -> dict[str, str | None]:
+    return {"id": unit.id, "title": unit.title, "text": unit.text if text is None else text}
+
+
+def _relevance(docs: Sequence[Unit]) -> list[list[float]]:
+    """scores[t][d]: BM25 relevance of document d to target t's text (bm25s)."""
+    import bm25s  # imported here: only the over-budget path needs it
+
+    corpus = [f"{d.title or ''} {d.text}" for d in docs]
+    retriever = bm25s.BM25()
+    retriever.index(
+        bm25s.tokenize(corpus, stopwords="en", show_progress=False), show_progress=False
+    )
+    scores: list[list[float]] = []
+    for text in corpus:
+        query = bm25s.tokenize([text], stopwords="en", show_progress=False)
+        ids = query.ids[0] if query.ids else []
+        vocab = {i: w for w, i in query.vocab.items()}
+        words = [vocab[i] for i in ids]
+        scores.append(
+            [float(s) for s in retriever.get_scores(words)] if words else [0.0] * len(docs)
+        )
+    return scores
+
+
+def plan_contexts(
+    docs: Sequence[Unit], budget: int, count_tokens: Callable[[str], int], overhead: int
+) -> ContextPlan:
+    """Choose each target's context documents within `budget` tokens (prompt overhead and the
+    target included). Deterministic: same documents, same plan."""
+    sizes = {d.id: count_tokens(d.text) + 12 for d in docs}  # ~12 tokens of "Document n (title)"
+    room = budget - overhead
+    truncated = frozenset(d.id for d in docs if sizes[d.id] > room // 2)
+    for d in truncated:
+        sizes[d] = room // 2  # a document alone may take half the room; it is cut to that
+    if sum(sizes.values()) + max(sizes.values(), default=0) <= room:
+        ids = [d.id for d in docs]
+        return ContextPlan({d.id: ids for d in docs}, True, truncated)
+    scores = _relevance(docs)
+    order = {d.id: i for i, d in enumerate(docs)}
+    contexts: dict[str, list[str]] = {}
+    for t, target in enumerate(docs):
+        free = room - sizes[target.id]
+        chosen: list[str] = []
+        ranked = sorted((i for i in range(len(docs)) if i != t), key=lambda i: (-scores[t][i], i))
+        for i in ranked:
+            if sizes[docs[i].id] <= free:
+                chosen.append(docs[i].id)
+                free -= sizes[docs[i].id]
+        contexts[target.id] = chosen
+    # Coverage: a document nobody chose goes to the target it is most relevant to, evicting
+    # that target's least relevant documents that other targets also use.
+    uses = Counter(i for chosen in contexts.values() for i in chosen)
+    index = {d.id: i for i, d in enumerate(docs)}
+    for d in docs:
+        if uses[d.id] or len(docs) < 2:
+            continue
+        for t in sorted(
+            (i for i in range(len(docs)) if docs[i].id != d.id),
+            key=lambda i: (-scores[i][index[d.id]], i),
+        ):
+            chosen = contexts[docs[t].id]
+            free = room - sizes[docs[t].id] - sum(sizes[c] for c in chosen)
+            evictable = sorted(
+                (c for c in chosen if uses[c] > 1), key=lambda c: (scores[t][index[c]], -index[c])
+            )
+            evict: list[str] = []
+            while free < sizes[d.id] and evictable:
+                c = evictable.pop(0)
+                evict.append(c)
+                free += sizes[c]
+            if free >= sizes[d.id]:
+                for c in evict:
+                    chosen.remove(c)
+                    uses[c] -= 1
+                chosen.append(d.id)
+                uses[d.id] += 1
+                break
+    for tid, chosen in contexts.items():
+        chosen.sort(key=order.__getitem__)  # corpus order, so similar plans share a prefix
+        contexts[tid] = chosen
+    return ContextPlan(contexts, False, truncated)
+
+
+def _cut(text: str, tokens_allowed: int, count_tokens: Callable[[str], int]) -> str:
+    if count_tokens(text) <= tokens_allowed:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:  # longest prefix that fits
+        mid = (lo + hi + 1) // 2
+        if count_tokens(text[:mid]) <= tokens_allowed:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo].rsplit(" ", 1)[0] + " ..."
+
+
+def render_prompt(
+    template: PromptTemplate,
+    docs_by_id: dict[str, Unit],
+    context_ids: list[str],
+    target: Unit,
+    texts: dict[str, str],
+) -> str:
+    """The prompt for one target: the context documents in corpus order, then the target."""
+    documents = [_doc_dict(docs_by_id[i], texts[i]) for i in context_ids]
+    return template.render(documents=documents, target=_doc_dict(target, texts[target.id]))
+
+
+async def run(
+    units: Sequence[Unit],
+    teacher: Teacher,
+    params: AugmentParams,
+    on_unit_done: OnUnitDone | None = None,
+    skip_unit_ids: Collection[str] = (),
+) -> StrategyResult:
+    """One prompt per target document (units are whole documents); see `run_strategy`."""
+    template = resolve_template("global", params.templates.get("global"))
+    sampling = Sampling(
+        n=params.outputs_per_unit,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        max_tokens=params.global_max_tokens,
+        stop=template.stop,
+    )
+    docs = sorted(units, key=lambda u: u.id)  # the fixed corpus order the prefix cache needs
+    docs_by_id = {d.id: d for d in docs}
+    count = params.count_tokens
+    overhead = count(template.render(documents=[], target={"id": "", "title": "", "text": ""}))
+    budget = params.context_budget_tokens
+    plan = plan_contexts(docs, budget, count, overhead)
+    room = budget - overhead
+    texts = {
+        d.id: _cut(d.text, room // 2, count) if d.id in plan.truncated else d.text for d in docs
+    }
+    dedup = Deduplicator(params.global_filters.near_duplicate_threshold)
+
+    async def process(target: Unit, stats: YieldStats) -> UnitResult:
+        context_ids = plan.contexts[target.id]
+        prompt = render_prompt(template, docs_by_id, context_ids, target, texts)
+        completion = await teacher.complete(prompt, sampling)
+        count_completion(stats, completion)
+        statements: list[str] = []
+        for text, finish in zip(completion.texts, completion.finish_reasons, strict=True):
+            parts = split_statements(
+                text,
+                split_sentences_too=params.global_filters.split_sentences,
+                cut_markers=template.stop,
+                truncated=finish == "length",
+            )
+            if not parts:
+                stats.no_statement("empty_output")
+            statements.extend(parts)
+        in_prompt = [texts[target.id], *(texts[i] for i in context_ids if i != target.id)]
+        source_sentences = [s for t in in_prompt for s in split_sentences(t)]
+        kept = filter_statements(
+            statements,
+            # the whole target too: a copy of the document is no inference (sentence by
+            # sentence it resembles none of them closely enough to count as a copy)
+            sources=[*source_sentences, texts[target.id]],
+            config=params.global_filters,
+            dedup=dedup,
+            stats=stats,
+            gate=params.gate,
+            foreign_names=template.example_names,
+        )
+        others = [i for i in context_ids if i != target.id]
+        examples = [
+            Example(
+                text=text,
+                strategy="global",
+                document_id=target.document_id,
+                unit_ids=[target.id],
+                source_text=target.text,
+                **template.provenance(),
+                teacher_model=teacher.model,
+                sampling=sampling.to_dict(),
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                request_ids=[completion.request_id],
+                context_document_ids=others,
+                detail={
+                    "whole_corpus": plan.whole_corpus,
+                    "cached_prompt_tokens": completion.cached_prompt_tokens,
+                },
+            )
+            for text in kept
+        ]
+        return UnitResult(target.id, target.document_id, examples, stats)
+
+    return await run_units(
+        "global",
+        docs,
+        process,
+        concurrency=params.unit_concurrency or teacher.config.concurrency,
+        on_unit_done=on_unit_done,
+        skip_unit_ids=skip_unit_ids,
+        keep_examples=params.keep_examples,
+        first_alone=True,
+    )

@@ -1,0 +1,84 @@
+"""Local strategy: for each unit alone, a few-shot prompt for rephrasings and direct inferences
+(reversals included); several sampled outputs per unit, split, filtered and gated."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from service.augment.filters.postprocess import Deduplicator, filter_statements, split_statements
+from service.augment.params import AugmentParams
+from service.augment.prompts import resolve_template
+from service.augment.runner import count_completion, run_units
+from service.augment.teacher import Sampling, Teacher
+from service.augment.types import Example, OnUnitDone, StrategyResult, Unit, UnitResult, YieldStats
+
+
+async def run(
+    units: Sequence[Unit],
+    teacher: Teacher,
+    params: AugmentParams,
+    on_unit_done: OnUnitDone | None = None,
+    skip_unit_ids: Collection[str] = (),
+) -> StrategyResult:
+    """Augment each unit (sentence or passage) on its own; see `run_strategy`."""
+    template = resolve_template("local", params.templates.get("local"))
+    sampling = Sampling(
+        n=params.outputs_per_unit,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        max_tokens=params.max_tokens,
+        stop=template.stop,
+    )
+    dedup = Deduplicator(params.filters.near_duplicate_threshold)
+
+    async def process(unit: Unit, stats: YieldStats) -> UnitResult:
+        prompt = template.render(unit=unit.text, document_title=unit.title or "")
+        completion = await teacher.complete(prompt, sampling)
+        count_completion(stats, completion)
+        statements: list[str] = []
+        for text, finish in zip(completion.texts, completion.finish_reasons, strict=True):
+            parts = split_statements(
+                text,
+                split_sentences_too=params.filters.split_sentences,
+                cut_markers=template.stop,
+                truncated=finish == "length",
+            )
+            if not parts:
+                stats.no_statement("empty_output")
+            statements.extend(parts)
+        kept = filter_statements(
+            statements,
+            sources=[unit.text],
+            config=params.filters,
+            dedup=dedup,
+            stats=stats,
+            gate=params.gate,
+            foreign_names=template.example_names,
+        )
+        examples = [
+            Example(
+                text=text,
+                strategy="local",
+                document_id=unit.document_id,
+                unit_ids=[unit.id],
+                source_text=unit.text,
+                **template.provenance(),
+                teacher_model=teacher.model,
+                sampling=sampling.to_dict(),
+                prompt_tokens=completion.prompt_tokens,
+                completion_tokens=completion.completion_tokens,
+                request_ids=[completion.request_id],
+            )
+            for text in kept
+        ]
+        return UnitResult(unit.id, unit.document_id, examples, stats)
+
+    return await run_units(
+        "local",
+        units,
+        process,
+        concurrency=params.unit_concurrency or 2 * teacher.config.concurrency,
+        on_unit_done=on_unit_done,
+        skip_unit_ids=skip_unit_ids,
+        keep_examples=params.keep_examples,
+    )

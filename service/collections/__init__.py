@@ -1,0 +1,1 @@
+"""Upload and ingest: collections, their documents, and the passages and sentences cut from them."""
