@@ -159,16 +159,16 @@ def _install_openapi(app: FastAPI) -> None:
 
 def _router_modules() -> list[Any]:
     """Every stage's router module but health's (which is there from the start)."""
-    from service.api import evaluations
     from service.audit import router as audit
     from service.augment import router as augment
     from service.collections import router as collections
+    from service.evaluate import router as evaluate
     from service.jobs import router as jobs
     from service.serving import router as serving
     from service.training import router as training
     from service.workspaces import router as workspaces
 
-    return [workspaces, collections, jobs, augment, training, serving, evaluations, audit]
+    return [workspaces, collections, jobs, augment, training, serving, evaluate, audit]
 
 
 def _include_routers(app: FastAPI, modules: list[Any]) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
 from service.augment.filters.postprocess import FilterConfig
 from service.augment.prompts import TEMPLATE_VARIABLES, validate_template
+from service.augment.types import StrategyName
 
-STRATEGIES = ("local", "decomposed", "global", "linked", "qa")
+STRATEGIES: tuple[str, ...] = get_args(StrategyName)
 
 
 def estimate_tokens(text: str) -> int:

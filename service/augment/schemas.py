@@ -8,7 +8,7 @@ from service.augment.types import StrategyName
 from service.core.schemas import PublicModel, Timestamp
 from service.jobs.schemas import JobPublic
 
-Strategy = Literal["local", "decomposed", "global", "linked", "qa"]
+Strategy = StrategyName
 
 
 class TeacherOverride(BaseModel):
@@ -82,7 +82,7 @@ class AugmentationCreate(BaseModel):
         if value == "both":
             return ["local", "global"]
         if value == "all":
-            return ["local", "decomposed", "global", "linked", "qa"]
+            return list(get_args(StrategyName))
         if not value:
             raise ValueError("name at least one strategy")
         return list(dict.fromkeys(value))

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+# The one list of strategy names: request schema, parameters and engine all read it.
 StrategyName = Literal["local", "decomposed", "global", "linked", "qa"]
 
 

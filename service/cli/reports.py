@@ -52,7 +52,7 @@ def _local_report(settings: Any, evaluation_id: str, format: str) -> bytes:
     from service.core.errors import DocadaptError
     from service.db.session import make_engine, make_session_factory, migrate
     from service.db.tables import Evaluation
-    from service.evaluations import finished_report, render_report
+    from service.evaluate.records import finished_report, render_report
 
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)

@@ -256,7 +256,7 @@ class EvalSet(Timestamped, Base):
     # generating | ready | failed | cancelled; an uploaded set is ready at once
     status: Mapped[str] = mapped_column(String(20), default="ready", server_default="ready")
     job_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
-    # A generated set's request, counts and each item's sources (service/evalsets.py).
+    # A generated set's request, counts and each item's sources (service/evaluate/evalsets.py).
     generation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # The sentences a generated set holds out of training: share, seed and each sentence's key,
     # hash and text; an adapter requested with this set's id trains without them.

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from service.core.errors import Unprocessable
 from service.db.tables import Document, EvalSet
-from service.evalsets import KIND, collection_sentences
+from service.evaluate.evalsets import KIND, collection_sentences
 from service.evaluate.generate import generate_evalset
 from service.jobs.context import JobContext
 

@@ -111,7 +111,7 @@ def load_training_set(session, adapter: Adapter, tokenizer: Any):  # type: ignor
 def trained_sentences(session, adapter: Adapter, document_id: str) -> list[str]:  # type: ignore[no-untyped-def]
     """A document's sentences in reading order, less those an eval set holds out of the
     adapter's training (`holdout_evalset_id`)."""
-    from service.evalsets import collection_sentences, held_out_sentence
+    from service.evaluate.evalsets import collection_sentences, held_out_sentence
 
     held_out = held_out_sentence(adapter)
     return [s.text for s in collection_sentences(session, [document_id]) if not held_out(s)]

@@ -79,7 +79,7 @@ def create_adapter(
         selection = None
     holdout = None
     if body.holdout_evalset_id:
-        from service.evalsets import apply_holdout, resolve_holdout
+        from service.evaluate.evalsets import apply_holdout, resolve_holdout
 
         holdout = resolve_holdout(session, workspace.id, collection.id, body.holdout_evalset_id)
         selection = apply_holdout(session, selection, holdout)

@@ -256,11 +256,11 @@ def test_the_knowledge_check_of_each_adapter_is_in_the_tables_and_the_summary() 
 
 
 def test_the_typed_report_model_holds_every_field_of_new_and_stored_reports() -> None:
-    """GET .../report answers through service.schemas.report.EvaluationReport: it must carry a
+    """GET .../report answers through service.report.schemas.EvaluationReport: it must carry a
     report of today's schema, and one stored under /1, field for field."""
     from pathlib import Path
 
-    from service.schemas.report import EvaluationReport
+    from service.report.schemas import EvaluationReport
 
     new = build_report(
         results(),

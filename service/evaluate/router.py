@@ -10,8 +10,6 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from service import evalsets
-from service import evaluations as svc
 from service.core.deps import (
     CurrentCaller,
     CurrentWorkspace,
@@ -27,20 +25,22 @@ from service.core.errors import (
     UnsupportedMediaType,
 )
 from service.core.openapi import binary_body, errors, inline_schema, text_body
-from service.jobs import records
-from service.schemas.evalsets import (
+from service.evaluate import evalsets
+from service.evaluate import records as svc
+from service.evaluate.evalset_schemas import (
     EvalSetGenerate,
     EvalSetGenerating,
     EvalSetPublic,
     EvalSetsPublic,
 )
-from service.schemas.evaluations import (
+from service.evaluate.schemas import (
     EvaluationCreate,
     EvaluationPublic,
     EvaluationsPublic,
     ResultsPage,
 )
-from service.schemas.report import EvaluationReport
+from service.jobs import records
+from service.report.schemas import EvaluationReport
 
 router = APIRouter(tags=["evaluations"])
 

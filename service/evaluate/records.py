@@ -17,14 +17,14 @@ from service.core.config import Settings
 from service.core.errors import MAX_DETAIL_ITEMS, Conflict, NotFound, Unprocessable
 from service.core.owned import get_owned
 from service.db.tables import Adapter, EvalResult, EvalSet, Evaluation, Job
-from service.evalsets import generated_fields, require_ready
 from service.evaluate.evalset import EvalSetError, parse_evalset_jsonl
+from service.evaluate.evalset_schemas import EvalSetPublic
+from service.evaluate.evalsets import generated_fields, require_ready
 from service.evaluate.job import KIND
+from service.evaluate.schemas import EvaluationCreate, EvaluationPublic, ResultsPage
 from service.evaluate.stats import wilson_interval
 from service.jobs import records
 from service.report.costs import AdapterCostInputs, Prices
-from service.schemas.evalsets import EvalSetPublic
-from service.schemas.evaluations import EvaluationCreate, EvaluationPublic, ResultsPage
 
 # Mode names an adapter cannot take (its mode is then called "adapter:<name>").
 BUILTIN_MODES = ("base", "icl", "rag", "adapter", "adapter+rag")

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session, object_session
 from service.collections.records import document_passages, get_collection, list_documents
 from service.core.errors import Conflict, Unprocessable
 from service.db.tables import Adapter, AugmentedExample, Document, EvalSet, Job
+from service.evaluate.evalset_schemas import EvalSetGenerate
 from service.evaluate.generate import SourceSentence
 from service.jobs import records
-from service.schemas.evalsets import EvalSetGenerate
 
 KIND = "evalset_generation"
 
@@ -178,7 +178,7 @@ def resolve_holdout(
 
     404: the eval set is not in this workspace. 409: it is not ready. 422: it belongs to another
     collection or holds nothing out."""
-    from service.evaluations import get_evalset
+    from service.evaluate.records import get_evalset
 
     evalset = get_evalset(session, workspace_id, evalset_id)
     if evalset.collection_id != collection_id:

@@ -1,1 +1,0 @@
-"""HTTP routers; each translates HTTP to service calls and nothing more."""
