@@ -98,7 +98,10 @@ def wait_text(driver: WebDriver, css: str, text: str, *, timeout: float = 30) ->
 
 
 def screenshot(driver: WebDriver, shots: Path | None, name: str) -> None:
-    """The page at laptop and phone width, whole length, into shots/<name>-{laptop,phone}.png."""
+    """The page at laptop and phone width, whole length, into shots/<name>-{laptop,phone}.png;
+    first, every form control on it must have a label (checked with or without `shots`)."""
+    unlabelled = unlabelled_controls(driver)
+    assert not unlabelled, f"{name}: controls without a label: {unlabelled}"
     if shots is None:
         return
     shots.mkdir(parents=True, exist_ok=True)
@@ -126,6 +129,18 @@ def save_small_png(png: bytes, path: Path) -> None:
 
     image = Image.open(io.BytesIO(png)).convert("RGB")
     image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
+def unlabelled_controls(driver: WebDriver) -> list[str]:
+    """Form controls a screen reader cannot name: no <label>, aria-label or aria-labelledby."""
+    return driver.execute_script(
+        """
+        return [...document.querySelectorAll("input, select, textarea")]
+          .filter((el) => el.type !== "hidden" && !el.labels?.length
+                  && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby"))
+          .map((el) => el.outerHTML.slice(0, 120));
+        """
+    )
 
 
 def console_errors(driver: WebDriver) -> list[str]:

@@ -30,6 +30,7 @@ const HYPERPARAMETERS = [
   ["rank", "LoRA rank", { min: 1, step: 1, placeholder: "16" }, "Width of the low-rank update; at most the server's max LoRA rank. Empty: 16."],
   ["batch_size", "Batch size", { min: 1, step: 1, placeholder: "2" }, "Rows (packed sequences) per micro-batch. Empty: 2."],
   ["max_seq_length", "Max sequence length", { min: 8, step: 1, placeholder: "128" }, "Tokens per row. Empty: 128."],
+  ["eval_every", "Evaluate every (steps)", { min: 0, step: 1 }, "Optimizer steps between evaluations (held-out loss and the knowledge check); 0: only at the start and the end. Empty: about ten times a run."],
 ];
 
 export function trainForm(collectionId, augmentations) {
