@@ -2,7 +2,7 @@
 
 The free-form global prompt asks a teacher to connect a document to the corpus in one go; a
 135M teacher gets 6% of that right. This strategy does the steps itself, on the parse
-(`structure.py`):
+(`structure/`):
 1. facts: every sentence is read into categorical facts with its sentence id ("All internal
    tools are maintained by the Platform team": class "internal tool", predicate "are maintained
    by the Platform team"; "Tidemark is an internal tool": Tidemark is a member of that class;
@@ -27,15 +27,6 @@ from service.augment.filters.postprocess import Deduplicator, filter_statements,
 from service.augment.params import AugmentParams
 from service.augment.runner import run_units
 from service.augment.structure import (
-    _MODALS,
-    _drop_glued_heading,
-    _inflect,
-    _is_proper_start,
-    _lower_first,
-    _plural,
-    _span_text,
-    _subject_of,
-    _subtree,
     collection_names,
     made_by_rule,
     parse,
@@ -45,6 +36,17 @@ from service.augment.structure import (
     rewrites,
     to_passive,
 )
+from service.augment.structure.clause import _subject_of
+from service.augment.structure.nlp import _inflect
+from service.augment.structure.phrases import (
+    _drop_glued_heading,
+    _is_proper_start,
+    _lower_first,
+    _plural,
+    _span_text,
+    _subtree,
+)
+from service.augment.structure.words import _MODALS
 from service.augment.teacher import Teacher
 from service.augment.types import Example, OnUnitDone, StrategyResult, Unit, UnitResult, YieldStats
 
@@ -124,7 +126,6 @@ def read_facts(unit_id: str, document_id: str, sentence: str, doc, names) -> lis
         return []  # framing before the subject ("If ...,") conditions the whole statement
     base = {"unit_id": unit_id, "document_id": document_id, "sentence": sentence}
     det = subject[0].lower_ if subject[0].dep_ in {"det", "predet"} else ""
-    out: list[Fact] = []
     quantifier = _UNIVERSAL.get(det, "")
     # A plural without a determiner is a class: "Contractors are external staff", and
     # "Zarp are a type of glon" (the verb says plural where the tagger may not).
@@ -133,52 +134,8 @@ def read_facts(unit_id: str, document_id: str, sentence: str, doc, names) -> lis
         or (root.lower_ in {"are", "were"} and len(subject) == 1)
     )
     if (quantifier or bare_plural) and _plain_class(subj, subject):
-        quantifier = quantifier or "all"
-        predicate = _predicate(doc, subject)
-        if predicate is None:
-            return []
-        if quantifier == "no" and any(t.dep_ == "neg" for t in doc):
-            return []
-        words = _span_text([t for t in subject if t.dep_ not in {"det", "predet"}])
-        object_key = ""
-        # "are yomp" (attr), or a bare word the tagger took for an adjective ("are glon")
-        attr = next((c for c in root.children if c.dep_ == "attr"), None) or next(
-            (c for c in root.children if c.dep_ == "acomp" and not list(c.children)), None
-        )
-        if (
-            root.lemma_ == "be"
-            and attr is not None
-            and not any(c.dep_ == "neg" for c in root.children)
-        ):
-            attr_tokens = _subtree(attr)
-            opening = [t.lower_ for t in attr_tokens[:3]]
-            if opening[1:3] in (["type", "of"], ["kind", "of"]) and opening[0] in {"a", "an"}:
-                attr_tokens = attr_tokens[3:]  # "are a type of glon": the class is glon
-                attr = next((t for t in attr_tokens if t.dep_ == "pobj"), None)
-            if (
-                attr is not None
-                and attr_tokens
-                and _plain_class(attr, attr_tokens)
-                and attr_tokens[-1].i == len(doc) - 2
-            ):
-                object_key = _class_key(attr_tokens)
-                predicate = f"are {_span_text(attr_tokens)}"
-        if subj.tag_ == "NN" and quantifier in {"all", "no"} and not _plural(subj, subject):
-            predicate = _agree(predicate, plural=True)  # "Every employee must" -> plural form
-            if predicate is None:
-                return []
-        out.append(
-            Fact(
-                "class",
-                **base,
-                subject=words,
-                subject_key=_class_key(subject),
-                predicate=predicate,
-                quantifier=quantifier,
-                object_key=object_key,
-            )
-        )
-        return out
+        fact = _class_fact(base, doc, root, subj, subject, quantifier or "all")
+        return [fact] if fact is not None else []
     named = subj.pos_ == "PROPN" or _is_proper_start(subject[0], names) or det == "the"
     if not named or _plural(subj, subject) or subject[0].i != 0:
         return []
@@ -187,56 +144,121 @@ def read_facts(unit_id: str, document_id: str, sentence: str, doc, names) -> lis
     attr = next((c for c in root.children if c.dep_ == "attr"), None)
     negated = any(c.dep_ == "neg" for c in root.children)
     if root.lemma_ == "be" and root.tag_ == "VBZ" and attr is not None and not negated:
-        # "Harbor is an internal tool for deploying ...", "Beacon is an internal tool and runs
-        # in ...": a member of the class its head words name.
-        attr_det = next((c for c in attr.children if c.dep_ == "det"), None)
-        if attr_det is not None and attr_det.lower_ in {"a", "an"}:
-            head_tokens = [t for t in _subtree(attr) if t.i <= attr.i]
-            out.append(
-                Fact(
-                    "member",
-                    **base,
-                    subject=subject_text,
-                    subject_key=_entity_key(subject_text),
-                    predicate="",
-                    object_key=_class_key(head_tokens),
-                    person=person,
-                )
-            )
-        return out
+        fact = _member_fact(base, attr, subject_text, person)
+    else:
+        fact = _relation_fact(base, doc, subject, subject_text, person, names)
+    return [fact] if fact is not None else []
+
+
+def _class_fact(base: dict, doc, root, subj, subject: Sequence, quantifier: str) -> Fact | None:  # type: ignore[no-untyped-def,type-arg]
+    """ "All/No/Some <class> <predicate>" as a class fact; None when its parse is uncertain."""
+    predicate = _predicate(doc, subject)
+    if predicate is None:
+        return None
+    if quantifier == "no" and any(t.dep_ == "neg" for t in doc):
+        return None
+    words = _span_text([t for t in subject if t.dep_ not in {"det", "predet"}])
+    object_key = ""
+    attr_tokens = _class_attribute(doc, root)
+    if attr_tokens is not None:
+        object_key = _class_key(attr_tokens)
+        predicate = f"are {_span_text(attr_tokens)}"
+    if subj.tag_ == "NN" and quantifier in {"all", "no"} and not _plural(subj, subject):
+        predicate = _agree(predicate, plural=True)  # "Every employee must" -> plural form
+        if predicate is None:
+            return None
+    return Fact(
+        "class",
+        **base,
+        subject=words,
+        subject_key=_class_key(subject),
+        predicate=predicate,
+        quantifier=quantifier,
+        object_key=object_key,
+    )
+
+
+def _class_attribute(doc, root) -> list | None:  # type: ignore[no-untyped-def,type-arg]
+    """The class a class is said to be in ("are yomp", "are a type of glon"), as tokens; None
+    when the predicate is not "are <class>" ending the sentence."""
+    # "are yomp" (attr), or a bare word the tagger took for an adjective ("are glon")
+    attr = next((c for c in root.children if c.dep_ == "attr"), None) or next(
+        (c for c in root.children if c.dep_ == "acomp" and not list(c.children)), None
+    )
+    if root.lemma_ != "be" or attr is None or any(c.dep_ == "neg" for c in root.children):
+        return None
+    attr_tokens = _subtree(attr)
+    opening = [t.lower_ for t in attr_tokens[:3]]
+    if opening[1:3] in (["type", "of"], ["kind", "of"]) and opening[0] in {"a", "an"}:
+        attr_tokens = attr_tokens[3:]  # "are a type of glon": the class is glon
+        attr = next((t for t in attr_tokens if t.dep_ == "pobj"), None)
+    if (
+        attr is not None
+        and attr_tokens
+        and _plain_class(attr, attr_tokens)
+        and attr_tokens[-1].i == len(doc) - 2
+    ):
+        return attr_tokens
+    return None
+
+
+def _member_fact(base: dict, attr, subject_text: str, person: bool) -> Fact | None:  # type: ignore[no-untyped-def,type-arg]
+    """ "Harbor is an internal tool for deploying ...", "Beacon is an internal tool and runs in
+    ...": a member of the class its head words name (None without "a"/"an")."""
+    attr_det = next((c for c in attr.children if c.dep_ == "det"), None)
+    if attr_det is None or attr_det.lower_ not in {"a", "an"}:
+        return None
+    head_tokens = [t for t in _subtree(attr) if t.i <= attr.i]
+    return Fact(
+        "member",
+        **base,
+        subject=subject_text,
+        subject_key=_entity_key(subject_text),
+        predicate="",
+        object_key=_class_key(head_tokens),
+        person=person,
+    )
+
+
+def _relation_fact(  # type: ignore[no-untyped-def]
+    base: dict,  # type: ignore[type-arg]
+    doc,
+    subject: Sequence,  # type: ignore[type-arg]
+    subject_text: str,
+    person: bool,
+    names,
+) -> Fact | None:
+    """A named subject's relation, read off its active or passive clause; its object is kept
+    when it is named and ends the sentence, so the fact can start a chain."""
     clause = read_clause(doc, names)
-    if isinstance(clause, str):
-        return out
-    if clause.kind in {"active", "passive"} and not clause.front:
-        obj_phrase = clause.obj if clause.kind == "active" else clause.obj[1:]
-        obj_head = clause.obj_head if clause.kind == "active" else clause.obj[-1]
-        obj_named = obj_head.pos_ == "PROPN" or (
-            obj_phrase and obj_phrase[0].lower_ == "the" and obj_head.pos_ in {"NOUN", "PROPN"}
-        )
-        predicate = _predicate(doc, subject)
-        if not predicate:
-            return out
-        # A named object ending the sentence can start a chain ("... leads the Platform team").
-        ends_named = obj_named and obj_phrase[-1].i == len(doc) - 2 and not clause.back
-        passive_of = ""
-        if ends_named and clause.kind == "active":
-            made = to_passive(clause)
-            tail = f" by {subject_text}."
-            if not isinstance(made, str) and made.text.endswith(tail):
-                passive_of = made.text[: -len(tail)] + " by"
-        out.append(
-            Fact(
-                "relation",
-                **base,
-                subject=subject_text,
-                subject_key=_entity_key(subject_text),
-                predicate=predicate,
-                object=_span_text(obj_phrase) if ends_named else "",
-                person=person,
-                passive_of=passive_of,
-            )
-        )
-    return out
+    if isinstance(clause, str) or clause.kind not in {"active", "passive"} or clause.front:
+        return None
+    obj_phrase = clause.obj if clause.kind == "active" else clause.obj[1:]
+    obj_head = clause.obj_head if clause.kind == "active" else clause.obj[-1]
+    obj_named = obj_head.pos_ == "PROPN" or (
+        obj_phrase and obj_phrase[0].lower_ == "the" and obj_head.pos_ in {"NOUN", "PROPN"}
+    )
+    predicate = _predicate(doc, subject)
+    if not predicate:
+        return None
+    # A named object ending the sentence can start a chain ("... leads the Platform team").
+    ends_named = obj_named and obj_phrase[-1].i == len(doc) - 2 and not clause.back
+    passive_of = ""
+    if ends_named and clause.kind == "active":
+        made = to_passive(clause)
+        tail = f" by {subject_text}."
+        if not isinstance(made, str) and made.text.endswith(tail):
+            passive_of = made.text[: -len(tail)] + " by"
+    return Fact(
+        "relation",
+        **base,
+        subject=subject_text,
+        subject_key=_entity_key(subject_text),
+        predicate=predicate,
+        object=_span_text(obj_phrase) if ends_named else "",
+        person=person,
+        passive_of=passive_of,
+    )
 
 
 # -- agreement --------------------------------------------------------------------------------
