@@ -24,171 +24,48 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-import re
-import string
 import time
-import unicodedata
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from statistics import median
 from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import BaseModel
 
 from adapters.training_data import encode_continuation, encode_prompt
 from adapters.vllm.client import VLLMClient, VLLMRequestError
+from service.evaluate.answers import contains_answer, exact_match, normalize_answer
 from service.evaluate.evalset import EvalItem
+from service.evaluate.modes import CONTEXT_SEPARATOR, ContextSource, Mode, ModeKind
+from service.evaluate.results import (
+    GEN_METRICS,
+    MC_METRICS,
+    METRIC_LABELS,
+    METRICS,
+    ChoiceScore,
+    ItemKind,
+    ItemResult,
+    LatencyProbe,
+    ResultCallback,
+)
 from service.serving.icl_context import icl_system_prompt
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-ModeKind = Literal["base", "icl", "rag", "adapter", "adapter+rag"]
-ItemKind = Literal["multiple_choice", "generation"]
-
-# Metric names; the first of each kind is the primary one (`ItemResult.correct`).
-MC_METRICS = ("mc_sum", "mc_norm")
-GEN_METRICS = ("exact", "contains")
-METRICS = MC_METRICS + GEN_METRICS
-METRIC_LABELS = {
-    "correct": "primary (mc_sum / exact)",
-    "mc_sum": "multiple choice, summed log-likelihood",
-    "mc_norm": "multiple choice, per-token log-likelihood",
-    "exact": "generation, normalized exact match",
-    "contains": "generation, answer contained",
-}
-# Between the (context) prompt and the question, as the query API's `icl:` completions do.
-CONTEXT_SEPARATOR = "\n\n"
-
-ContextSource = str | Callable[[EvalItem], str] | None
-
-
-@dataclass(frozen=True)
-class Mode:
-    """How to ask the model: which served model, and what context (if any) precedes a question.
-
-    `context` is the document text put in the prompt (wrapped in
-    `service.serving.icl_context.icl_system_prompt`, the query API's template): one string for every
-    item (icl: the collection's documents, a shared and therefore cacheable prefix), a function of
-    the item (rag and adapter+rag: its top passages; icl when the documents had to be cut per
-    question), or None (base, adapter).
-    """
-
-    name: str
-    kind: ModeKind
-    model: str = "base"
-    context: ContextSource = None
-
-    @classmethod
-    def base(cls, model: str = "base", name: str = "base") -> Mode:
-        return cls(name=name, kind="base", model=model)
-
-    @classmethod
-    def icl(
-        cls, context: str | Callable[[EvalItem], str], model: str = "base", name: str = "icl"
-    ) -> Mode:
-        return cls(name=name, kind="icl", model=model, context=context)
-
-    @classmethod
-    def rag(
-        cls, context: Callable[[EvalItem], str], model: str = "base", name: str = "rag"
-    ) -> Mode:
-        return cls(name=name, kind="rag", model=model, context=context)
-
-    @classmethod
-    def adapter(cls, model: str, name: str | None = None) -> Mode:
-        """An adapter served by vLLM under `model`; `name` is its label in reports."""
-        return cls(name=name or model, kind="adapter", model=model)
-
-    @classmethod
-    def adapter_rag(cls, model: str, context: Callable[[EvalItem], str], name: str) -> Mode:
-        """The adapter served under `model`, each item's top passages (the rag mode's context)
-        in its prompt, in the same template as rag."""
-        return cls(name=name, kind="adapter+rag", model=model, context=context)
-
-    @property
-    def shared_context(self) -> bool:
-        """True when every item gets the same context (a prefix vLLM and hosted APIs cache)."""
-        return isinstance(self.context, str)
-
-    def context_for(self, item: EvalItem) -> str | None:
-        if self.context is None:
-            return None
-        return self.context if isinstance(self.context, str) else self.context(item)
-
-
-@dataclass(frozen=True)
-class ChoiceScore:
-    """Log-likelihood of one choice as a continuation of the prompt."""
-
-    text: str
-    token_ids: list[int]  # the continuation's tokens only
-    logprobs: list[float]  # one per continuation token
-    total: float  # sum of `logprobs`
-
-    @property
-    def n_tokens(self) -> int:
-        return len(self.token_ids)
-
-    @property
-    def per_token(self) -> float:
-        return self.total / self.n_tokens
-
-
-class ItemResult(BaseModel):
-    """One item scored under one mode. JSON-serialisable; the lead stores it as is."""
-
-    item_id: str
-    mode: str
-    mode_kind: ModeKind
-    model: str
-    category: str | None = None
-    kind: ItemKind
-    correct: bool  # the primary metric: mc_sum for multiple choice, exact for generation
-    scores: dict[str, bool]  # metric name -> correct under it
-    prediction: str | None = None  # the chosen choice (summed decision) or the generated text
-    answer: str
-    # multiple choice only
-    choice_logprobs: list[float] | None = None  # summed log-likelihood per choice
-    choice_logprobs_norm: list[float] | None = None  # per-token log-likelihood per choice
-    choice_tokens: list[int] | None = None  # continuation tokens per choice
-    pred_sum: int | None = None
-    pred_norm: int | None = None
-    answer_index: int | None = None
-    # usage, for statistics and costs
-    prompt_tokens: int = 0  # what a query sends: context + question
-    completion_tokens: int = 0  # generated tokens; for multiple choice, the answer's tokens
-    cacheable_tokens: int = 0  # leading prompt tokens identical for every query of the mode
-    scoring_tokens: int = 0  # tokens vLLM prefilled to score the item (all choice requests)
-    latency_s: float = 0.0  # wall time of the item's requests, under the run's concurrency
-    error: str | None = None  # vLLM refused the request (e.g. too long); counted as wrong
-
-
-class LatencyProbe(BaseModel):
-    """Single-request latencies of one mode, nothing else in flight from this scorer.
-
-    Cold: the prompt shares no cached prefix (a fresh vLLM `cache_salt`). Warm: a second question
-    right after the first under the same salt, so the shared context prefix is cached and only the
-    question is new, the steady state of a deployment that caches the prefix.
-    """
-
-    mode: str
-    cold_s: list[float]
-    warm_s: list[float]
-    prompt_tokens: list[int]
-    completion_tokens: list[int]
-
-    @property
-    def cold_median_s(self) -> float:
-        return float(median(self.cold_s))
-
-    @property
-    def warm_median_s(self) -> float:
-        return float(median(self.warm_s))
-
-
-ResultCallback = Callable[[ItemResult], Awaitable[None] | None]
+# Callers import the modes, results and answer matching from here, where scoring uses them.
+__all__ = [
+    "CONTEXT_SEPARATOR",
+    "METRICS",
+    "METRIC_LABELS",
+    "ContextSource",
+    "ItemResult",
+    "LatencyProbe",
+    "Mode",
+    "ModeKind",
+    "Scorer",
+    "contains_answer",
+    "exact_match",
+    "normalize_answer",
+]
 
 
 @dataclass
@@ -544,41 +421,6 @@ class Scorer:
         )
         ids = out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out
         return list(ids)
-
-
-# -- answer matching ----------------------------------------------------------------------
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = set(string.punctuation)
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD-style normalization: NFKC, lower case, punctuation and articles removed, spaces
-    collapsed."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = "".join(
-        ch for ch in text if ch not in _PUNCT and not unicodedata.category(ch).startswith("P")
-    )
-    return " ".join(_ARTICLES.sub(" ", text).split())
-
-
-def _normalized_pair(prediction: str, answer: str) -> tuple[str, str]:
-    pred, ans = normalize_answer(prediction), normalize_answer(answer)
-    if not ans:  # an answer made only of articles/punctuation: compare it lower-cased instead
-        pred, ans = " ".join(prediction.lower().split()), " ".join(answer.lower().split())
-    return pred, ans
-
-
-def exact_match(prediction: str, answer: str) -> bool:
-    """The normalized prediction equals the normalized answer."""
-    pred, ans = _normalized_pair(prediction, answer)
-    return pred == ans
-
-
-def contains_answer(prediction: str, answer: str) -> bool:
-    """The normalized answer occurs in the normalized prediction as whole words."""
-    pred, ans = _normalized_pair(prediction, answer)
-    return bool(ans) and f" {ans} " in f" {pred} "
 
 
 def _argmax(values: Sequence[float]) -> int:
