@@ -16,22 +16,23 @@ event stream (`text/event-stream`), both with `headers`; every error raised is a
 from __future__ import annotations
 
 import asyncio
-import inspect
-import json
-import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, TypeVar
+from dataclasses import replace
+from typing import Any, TypeVar
 
-import httpx
-
-from adapters.vllm.client import VLLMClient, VLLMRequestError, VLLMUnavailable
+from adapters.vllm.client import VLLMClient
+from service.serving.engine import (
+    Forwarder,
+    MaybeAwaitable,
+    Prepared,
+    RecordUsage,
+    Target,
+    maybe_await,
+)
 from service.serving.errors import (
     CollectionNotFound,
-    EngineRejected,
-    EngineUnavailable,
     ModelNotFound,
 )
 from service.serving.guard import GuardLimits, RequestRejected, check_prompt_length, check_request
@@ -51,110 +52,19 @@ from service.serving.protocol import (
     parse_chat_request,
     parse_completion_request,
 )
+from service.serving.results import JSONResult, StreamResult, UsageRecord
 
-log = logging.getLogger("docadapt.serving")
+# Callers import the results from here, where the query layer makes them.
+__all__ = ["JSONResult", "QueryService", "StreamResult", "UsageRecord"]
 
 ICL_PREFIX = "icl:"
 BASE_MODEL = "base"
 # Separates the ICL prefix from the user's prompt on /v1/completions.
 COMPLETION_CONTEXT_SEPARATOR = "\n\n"
 
-Mode = Literal["base", "adapter", "icl", "rag", "adapter+rag"]
 _T = TypeVar("_T")
-MaybeAwaitable = _T | Awaitable[_T]
 ResolveAdapter = Callable[[str, str], MaybeAwaitable[str | None]]
 LoadPassages = Callable[[str, str], MaybeAwaitable[Sequence[PassageRef] | None]]
-RecordUsage = Callable[["UsageRecord"], MaybeAwaitable[None]]
-
-
-@dataclass(frozen=True)
-class UsageRecord:
-    """What one answered request cost, for the cost reports."""
-
-    workspace_id: str
-    mode: Mode
-    model: str  # as the caller named it
-    adapter: str | None  # the caller's adapter name (modes "adapter", "adapter+rag")
-    collection_id: str | None  # modes "icl", "rag", "adapter+rag"
-    prompt_tokens: int
-    completion_tokens: int
-    latency_s: float  # from receiving the request to the last byte of the answer
-    cached_tokens: int | None  # prompt tokens served from vLLM's prefix cache, when it reports it
-    stream: bool
-    time_to_first_token_s: float | None = None  # streams only
-    context_truncated: bool | None = None  # modes "icl", "rag", "adapter+rag"
-    completed: bool = True  # False when a stream ended early (client gone, engine failed)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class JSONResult:
-    """A complete answer: the OpenAI-shaped JSON body and headers to send with it."""
-
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StreamResult:
-    """A streamed answer: server-sent event chunks ("data: {...}\\n\\n", last "data: [DONE]\\n\\n").
-
-    vLLM accepted the request before this is returned, so errors it would raise already have.
-    """
-
-    chunks: AsyncIterator[str]
-    headers: dict[str, str] = field(default_factory=dict)
-    media_type: str = "text/event-stream"
-
-
-@dataclass(frozen=True)
-class _Target:
-    mode: Mode
-    requested: str
-    engine_model: str
-    adapter: str | None = None
-    collection_id: str | None = None
-    passages: Sequence[PassageRef] = ()
-    top_k: int | None = None  # retrieval: the question's top_k passages, not the whole collection
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    target: _Target
-    path: str
-    payload: dict[str, Any]
-    prompt_tokens: int
-    context: ContextResult | None
-    stream: bool
-    wants_usage: bool
-
-    def info(self) -> dict[str, Any]:
-        """The `docadapt` field added to answers."""
-        out: dict[str, Any] = {"mode": self.target.mode}
-        if self.target.adapter:
-            out["adapter"] = self.target.adapter
-        if self.context is not None:
-            out.update(
-                collection_id=self.target.collection_id,
-                context_truncated=self.context.truncated,
-                passages_used=self.context.passages_used,
-                passages_total=self.context.total_passages,
-                context_tokens=self.context.prompt_tokens,
-            )
-        if self.target.top_k is not None:
-            out["top_k"] = self.target.top_k
-        return out
-
-    def headers(self) -> dict[str, str]:
-        out = {"X-Docadapt-Mode": self.target.mode}
-        if self.context is not None:
-            out["X-Docadapt-Context-Truncated"] = "true" if self.context.truncated else "false"
-            out["X-Docadapt-Passages"] = (
-                f"{self.context.passages_used}/{self.context.total_passages}"
-            )
-        return out
 
 
 class QueryService:
@@ -254,7 +164,7 @@ class QueryService:
 
     async def _resolve(
         self, workspace_id: str, model: str, retrieval: Retrieval | None = None
-    ) -> _Target:
+    ) -> Target:
         if model.startswith(ICL_PREFIX):
             if retrieval is not None:
                 raise RequestRejected(
@@ -266,17 +176,17 @@ class QueryService:
             if not collection_id:
                 raise ModelNotFound(model, "Name a collection: 'icl:<collection id>'.")
             passages = await self._passages(workspace_id, collection_id, param="model")
-            return _Target(
+            return Target(
                 "icl", model, self.base_model, collection_id=collection_id, passages=passages
             )
         if model == BASE_MODEL:
-            target = _Target("base", model, self.base_model)
+            target = Target("base", model, self.base_model)
         else:
-            engine_name = await _maybe_await(self._resolve_adapter(workspace_id, model))
+            engine_name = await maybe_await(self._resolve_adapter(workspace_id, model))
             if engine_name is None:
                 hint = await self._hint(workspace_id, model, "model")
                 raise ModelNotFound(model, ModelNotFound(model).message + hint if hint else None)
-            target = _Target("adapter", model, engine_name, adapter=model)
+            target = Target("adapter", model, engine_name, adapter=model)
         if retrieval is None:
             return target
         passages = await self._passages(workspace_id, retrieval.collection_id, param="retrieval")
@@ -293,7 +203,7 @@ class QueryService:
     ) -> Sequence[PassageRef]:
         """The passages of the workspace's collection; 404 for one it cannot reach, 400 when it
         has none yet. `param` is the request field that named it."""
-        passages = await _maybe_await(self._load_passages(workspace_id, collection_id))
+        passages = await maybe_await(self._load_passages(workspace_id, collection_id))
         if passages is None and param == "retrieval":
             error = CollectionNotFound(collection_id)
             error.message += await self._hint(workspace_id, collection_id, param)
@@ -318,7 +228,7 @@ class QueryService:
         return await asyncio.to_thread(self._hint_unknown, workspace_id, given, param)
 
     def _icl_context(
-        self, target: _Target, query: str, fixed_tokens: int, completion_limit: int | None
+        self, target: Target, query: str, fixed_tokens: int, completion_limit: int | None
     ) -> ContextResult:
         """The collection's context for this query, sized to leave room for the rest: every
         passage that fits (icl), or the query's top_k passages by BM25 (retrieval), in the
@@ -342,7 +252,7 @@ class QueryService:
             )
         return context
 
-    def _prepare_chat(self, req: ChatCompletionRequest, target: _Target) -> _Prepared:
+    def _prepare_chat(self, req: ChatCompletionRequest, target: Target) -> Prepared:
         messages = [m.engine_message() for m in req.messages]
         limit = req.completion_limit()
         context: ContextResult | None = None
@@ -357,7 +267,7 @@ class QueryService:
         payload = {**guarded_fields(req), "model": target.engine_model, "messages": messages}
         return self._finish(req, target, "/v1/chat/completions", payload, prompt_tokens, context)
 
-    def _prepare_completion(self, req: CompletionRequest, target: _Target) -> _Prepared:
+    def _prepare_completion(self, req: CompletionRequest, target: Target) -> Prepared:
         prompts = req.prompts()
         limit = req.completion_limit()
         context: ContextResult | None = None
@@ -379,185 +289,22 @@ class QueryService:
     @staticmethod
     def _finish(
         req: ChatCompletionRequest | CompletionRequest,
-        target: _Target,
+        target: Target,
         path: str,
         payload: dict[str, Any],
         prompt_tokens: int,
         context: ContextResult | None,
-    ) -> _Prepared:
+    ) -> Prepared:
         stream = bool(req.stream)
         if stream:
             # Always ask for the usage chunk: the cost record needs it; it is dropped on the way
             # out when the caller did not ask for it.
             payload["stream_options"] = {"include_usage": True}
-        return _Prepared(
+        return Prepared(
             target, path, payload, prompt_tokens, context, stream, req.wants_usage_in_stream
         )
 
     async def _forward(
-        self, workspace_id: str, prep: _Prepared, started: float
+        self, workspace_id: str, prep: Prepared, started: float
     ) -> JSONResult | StreamResult:
-        if prep.stream:
-            try:
-                resp = await self.client.open_stream(prep.path, prep.payload)
-            except (VLLMUnavailable, VLLMRequestError) as exc:
-                raise self._engine_error(exc, prep.target) from None
-            return StreamResult(self._relay(workspace_id, prep, resp, started), prep.headers())
-        try:
-            body = await self.client.post_json(prep.path, prep.payload)
-        except (VLLMUnavailable, VLLMRequestError) as exc:
-            raise self._engine_error(exc, prep.target) from None
-        body["model"] = prep.target.requested
-        body["docadapt"] = prep.info()
-        usage = body.get("usage") or {}
-        await self._record(
-            workspace_id,
-            prep,
-            usage,
-            latency_s=time.perf_counter() - started,
-            ttft_s=None,
-            completed=True,
-        )
-        return JSONResult(body, prep.headers())
-
-    async def _relay(
-        self, workspace_id: str, prep: _Prepared, resp: httpx.Response, started: float
-    ) -> AsyncIterator[str]:
-        """vLLM's event stream, with `model` rewritten and `docadapt` on the first chunk."""
-        usage: dict[str, Any] = {}
-        ttft: float | None = None
-        chunks_with_output = 0
-        completed = False
-        first = True
-        try:
-            async for line in resp.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[len("data:") :].strip()
-                if data == "[DONE]":
-                    completed = True
-                    yield "data: [DONE]\n\n"
-                    break
-                try:
-                    chunk = json.loads(data)
-                except ValueError:
-                    log.warning("unparseable chunk from vLLM: %.200s", data)
-                    continue
-                if "error" in chunk:
-                    yield _sse(_public_error(chunk, prep.target))
-                    continue
-                if chunk.get("usage"):
-                    usage = chunk["usage"]
-                choices = chunk.get("choices") or []
-                if choices and ttft is None and _has_output(choices):
-                    ttft = time.perf_counter() - started
-                chunks_with_output += sum(1 for c in choices if _has_output([c]))
-                if not prep.wants_usage:
-                    if not choices:
-                        continue  # the usage-only chunk the caller did not ask for
-                    chunk.pop("usage", None)
-                chunk["model"] = prep.target.requested
-                if first:
-                    chunk["docadapt"] = prep.info()
-                    first = False
-                yield _sse(chunk)
-        except httpx.HTTPError as exc:
-            log.warning("stream from vLLM broke off: %r", exc)
-            err = EngineUnavailable("The inference engine stopped while answering; try again.")
-            yield _sse({"error": {"code": err.code, "message": err.message}})
-            yield "data: [DONE]\n\n"
-        finally:
-            await resp.aclose()
-            if not usage:
-                usage = {
-                    "prompt_tokens": prep.prompt_tokens,
-                    "completion_tokens": chunks_with_output,
-                }
-            await self._record(
-                workspace_id,
-                prep,
-                usage,
-                latency_s=time.perf_counter() - started,
-                ttft_s=ttft,
-                completed=completed,
-            )
-
-    async def _record(
-        self,
-        workspace_id: str,
-        prep: _Prepared,
-        usage: Mapping[str, Any],
-        *,
-        latency_s: float,
-        ttft_s: float | None,
-        completed: bool,
-    ) -> None:
-        if self._record_usage is None:
-            return
-        details = usage.get("prompt_tokens_details") or {}
-        record = UsageRecord(
-            workspace_id=workspace_id,
-            mode=prep.target.mode,
-            model=prep.target.requested,
-            adapter=prep.target.adapter,
-            collection_id=prep.target.collection_id,
-            prompt_tokens=int(usage.get("prompt_tokens") or prep.prompt_tokens),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            latency_s=latency_s,
-            cached_tokens=details.get("cached_tokens"),
-            stream=prep.stream,
-            time_to_first_token_s=ttft_s,
-            context_truncated=prep.context.truncated if prep.context is not None else None,
-            completed=completed,
-        )
-        try:
-            await _maybe_await(self._record_usage(record))
-        except Exception:  # a failed cost record must not fail the answer already given
-            log.exception("recording usage failed for workspace %s", workspace_id)
-
-    @staticmethod
-    def _engine_error(
-        exc: VLLMUnavailable | VLLMRequestError, target: _Target
-    ) -> EngineUnavailable | EngineRejected:
-        if isinstance(exc, VLLMUnavailable):
-            log.warning("vLLM unavailable: %s", exc)
-            return EngineUnavailable(
-                "The inference engine is not available right now (starting, restarting or "
-                "overloaded); try again shortly."
-            )
-        if exc.status_code == 404:
-            # The registry knows the adapter but vLLM does not (yet): being (re)loaded.
-            log.warning("vLLM does not know %s: %s", target.engine_model, exc.detail)
-            return EngineUnavailable(
-                f"The model '{target.requested}' is not loaded in the engine right now; "
-                "try again shortly."
-            )
-        detail = exc.detail.replace(target.engine_model, target.requested)
-        return EngineRejected(detail)
-
-
-def _has_output(choices: list[dict[str, Any]]) -> bool:
-    for c in choices:
-        delta = c.get("delta")
-        if delta and (delta.get("content") or delta.get("reasoning_content")):
-            return True
-        if c.get("text"):
-            return True
-    return False
-
-
-def _public_error(chunk: dict[str, Any], target: _Target) -> dict[str, Any]:
-    err = chunk.get("error")
-    message = err.get("message", "") if isinstance(err, dict) else str(err)
-    message = str(message).replace(target.engine_model, target.requested)
-    return {"error": {"code": "engine_error", "message": message}}
-
-
-def _sse(obj: Mapping[str, Any]) -> str:
-    return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n"
-
-
-async def _maybe_await(value: MaybeAwaitable[_T]) -> _T:
-    if inspect.isawaitable(value):
-        return await value
-    return value
+        return await Forwarder(self.client, self._record_usage).forward(workspace_id, prep, started)
