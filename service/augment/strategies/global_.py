@@ -9,6 +9,7 @@ makes sure every document serves as context for some target.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from service.augment.filters.postprocess import (
 from service.augment.params import AugmentParams
 from service.augment.prompts import PromptTemplate, resolve_template
 from service.augment.runner import count_completion, run_units
-from service.augment.teacher import Sampling, Teacher
+from service.augment.teacher import Completion, Sampling, Teacher
 from service.augment.types import Example, OnUnitDone, StrategyResult, Unit, UnitResult, YieldStats
 
 
@@ -145,14 +146,25 @@ def render_prompt(
     return template.render(documents=documents, target=_doc_dict(target, texts[target.id]))
 
 
-async def run(
-    units: Sequence[Unit],
-    teacher: Teacher,
-    params: AugmentParams,
-    on_unit_done: OnUnitDone | None = None,
-    skip_unit_ids: Collection[str] = (),
-) -> StrategyResult:
-    """One prompt per target document (units are whole documents); see `run_strategy`."""
+@dataclass(frozen=True)
+class _Setup:
+    """What every target of one run shares: the teacher, template and sampling, the context
+    plan, each document's text as it goes into prompts, and one deduplicator."""
+
+    teacher: Teacher
+    params: AugmentParams
+    template: PromptTemplate
+    sampling: Sampling
+    docs_by_id: dict[str, Unit]
+    plan: ContextPlan
+    texts: dict[str, str]  # each document's text, cut where the plan says it must be
+    dedup: Deduplicator
+
+
+def _setup(
+    units: Sequence[Unit], teacher: Teacher, params: AugmentParams
+) -> tuple[list[Unit], _Setup]:
+    """The documents in corpus order and what their prompts share."""
     template = resolve_template("global", params.templates.get("global"))
     sampling = Sampling(
         n=params.outputs_per_unit,
@@ -172,64 +184,84 @@ async def run(
         d.id: _cut(d.text, room // 2, count) if d.id in plan.truncated else d.text for d in docs
     }
     dedup = Deduplicator(params.global_filters.near_duplicate_threshold)
+    return docs, _Setup(teacher, params, template, sampling, docs_by_id, plan, texts, dedup)
 
-    async def process(target: Unit, stats: YieldStats) -> UnitResult:
-        context_ids = plan.contexts[target.id]
-        prompt = render_prompt(template, docs_by_id, context_ids, target, texts)
-        completion = await teacher.complete(prompt, sampling)
-        count_completion(stats, completion)
-        statements: list[str] = []
-        for text, finish in zip(completion.texts, completion.finish_reasons, strict=True):
-            parts = split_statements(
-                text,
-                split_sentences_too=params.global_filters.split_sentences,
-                cut_markers=template.stop,
-                truncated=finish == "length",
-            )
-            if not parts:
-                stats.no_statement("empty_output")
-            statements.extend(parts)
-        in_prompt = [texts[target.id], *(texts[i] for i in context_ids if i != target.id)]
-        source_sentences = [s for t in in_prompt for s in split_sentences(t)]
-        kept = filter_statements(
-            statements,
-            # the whole target too: a copy of the document is no inference (sentence by
-            # sentence it resembles none of them closely enough to count as a copy)
-            sources=[*source_sentences, texts[target.id]],
-            config=params.global_filters,
-            dedup=dedup,
-            stats=stats,
-            gate=params.gate,
-            foreign_names=template.example_names,
+
+def _statements(setup: _Setup, completion: Completion, stats: YieldStats) -> list[str]:
+    """The statements of every choice of the teacher's answer."""
+    statements: list[str] = []
+    for text, finish in zip(completion.texts, completion.finish_reasons, strict=True):
+        parts = split_statements(
+            text,
+            split_sentences_too=setup.params.global_filters.split_sentences,
+            cut_markers=setup.template.stop,
+            truncated=finish == "length",
         )
-        others = [i for i in context_ids if i != target.id]
-        examples = [
-            Example(
-                text=text,
-                strategy="global",
-                document_id=target.document_id,
-                unit_ids=[target.id],
-                source_text=target.text,
-                **template.provenance(),
-                teacher_model=teacher.model,
-                sampling=sampling.to_dict(),
-                prompt_tokens=completion.prompt_tokens,
-                completion_tokens=completion.completion_tokens,
-                request_ids=[completion.request_id],
-                context_document_ids=others,
-                detail={
-                    "whole_corpus": plan.whole_corpus,
-                    "cached_prompt_tokens": completion.cached_prompt_tokens,
-                },
-            )
-            for text in kept
-        ]
-        return UnitResult(target.id, target.document_id, examples, stats)
+        if not parts:
+            stats.no_statement("empty_output")
+        statements.extend(parts)
+    return statements
 
+
+async def _process(setup: _Setup, target: Unit, stats: YieldStats) -> UnitResult:
+    """One target's prompt, and the statements of its answer that pass the filters."""
+    texts = setup.texts
+    context_ids = setup.plan.contexts[target.id]
+    prompt = render_prompt(setup.template, setup.docs_by_id, context_ids, target, texts)
+    completion = await setup.teacher.complete(prompt, setup.sampling)
+    count_completion(stats, completion)
+    statements = _statements(setup, completion, stats)
+    in_prompt = [texts[target.id], *(texts[i] for i in context_ids if i != target.id)]
+    source_sentences = [s for t in in_prompt for s in split_sentences(t)]
+    kept = filter_statements(
+        statements,
+        # the whole target too: a copy of the document is no inference (sentence by
+        # sentence it resembles none of them closely enough to count as a copy)
+        sources=[*source_sentences, texts[target.id]],
+        config=setup.params.global_filters,
+        dedup=setup.dedup,
+        stats=stats,
+        gate=setup.params.gate,
+        foreign_names=setup.template.example_names,
+    )
+    others = [i for i in context_ids if i != target.id]
+    examples = [
+        Example(
+            text=text,
+            strategy="global",
+            document_id=target.document_id,
+            unit_ids=[target.id],
+            source_text=target.text,
+            **setup.template.provenance(),
+            teacher_model=setup.teacher.model,
+            sampling=setup.sampling.to_dict(),
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            request_ids=[completion.request_id],
+            context_document_ids=others,
+            detail={
+                "whole_corpus": setup.plan.whole_corpus,
+                "cached_prompt_tokens": completion.cached_prompt_tokens,
+            },
+        )
+        for text in kept
+    ]
+    return UnitResult(target.id, target.document_id, examples, stats)
+
+
+async def run(
+    units: Sequence[Unit],
+    teacher: Teacher,
+    params: AugmentParams,
+    on_unit_done: OnUnitDone | None = None,
+    skip_unit_ids: Collection[str] = (),
+) -> StrategyResult:
+    """One prompt per target document (units are whole documents); see `run_strategy`."""
+    docs, setup = _setup(units, teacher, params)
     return await run_units(
         "global",
         docs,
-        process,
+        functools.partial(_process, setup),
         concurrency=params.unit_concurrency or teacher.config.concurrency,
         on_unit_done=on_unit_done,
         skip_unit_ids=skip_unit_ids,
