@@ -105,37 +105,7 @@ class AugmentationExecutor:
             ctx.settings, p.get("teacher"), ctx.vllm_url, resolve_secret_key(ctx.settings)
         )
         redactor = self._redactor(ctx, params, teacher_cfg.base_url)
-        with ctx.session_factory() as session:
-            aug = session.get(Augmentation, ctx.subject_id)
-            assert aug is not None
-            aug.status = "running"
-            session.commit()
-            plan = []
-            for strategy in p["strategies"]:
-                units = collection_units(session, aug, strategy, p.get("unit", "sentence"))
-                # Failed units are tried again on a resumed run; finished ones are skipped.
-                session.execute(
-                    delete(AugmentationUnit).where(
-                        AugmentationUnit.augmentation_id == aug.id,
-                        AugmentationUnit.strategy == strategy,
-                        AugmentationUnit.status == "failed",
-                    )
-                )
-                done = set(
-                    session.scalars(
-                        select(AugmentationUnit.unit_key).where(
-                            AugmentationUnit.augmentation_id == aug.id,
-                            AugmentationUnit.strategy == strategy,
-                        )
-                    )
-                )
-                plan.append((strategy, units, done))
-            session.commit()
-        with ctx.session_factory() as session:
-            aug = session.get(Augmentation, ctx.subject_id)
-            assert aug is not None
-            aug.stats = {**(aug.stats or {}), "planned": {s: len(u) for s, u, _ in plan}}
-            session.commit()
+        plan = self._plan(ctx)
         total = sum(len(u) for _, u, _ in plan)
         finished = sum(len(d) for _, _, d in plan)
         # Global units cost far more than sentence units: time each strategy on its own.
@@ -177,16 +147,58 @@ class AugmentationExecutor:
                 finished = counter["n"]
         stats = self._stats(ctx, time.monotonic() - started)
         if redactor is not None:
-            self._save_redaction(ctx, redactor)
-            report = redactor.report()  # counts only: the values never go to a log
-            log.info(
-                "augmentation %s: %d of %d teacher prompts had personal data taken out (%s)",
-                ctx.subject_id,
-                report["prompts_redacted"],
-                report["prompts"],
-                ", ".join(f"{n} {kind}" for kind, n in report["counts"].items()) or "none",
-            )
+            self._finish_redaction(ctx, redactor)
         return {"augmentation_id": ctx.subject_id, "examples": stats["examples"]}
+
+    def _plan(self, ctx: JobContext) -> list[tuple[str, list[Unit], set[str]]]:
+        """Each requested strategy with its units and the keys of the units already recorded
+        (failed ones cleared, so a resumed run tries them again); the augmentation is marked
+        running and its planned unit counts saved."""
+        p = ctx.params
+        with ctx.session_factory() as session:
+            aug = session.get(Augmentation, ctx.subject_id)
+            assert aug is not None
+            aug.status = "running"
+            session.commit()
+            plan = []
+            for strategy in p["strategies"]:
+                units = collection_units(session, aug, strategy, p.get("unit", "sentence"))
+                # Failed units are tried again on a resumed run; finished ones are skipped.
+                session.execute(
+                    delete(AugmentationUnit).where(
+                        AugmentationUnit.augmentation_id == aug.id,
+                        AugmentationUnit.strategy == strategy,
+                        AugmentationUnit.status == "failed",
+                    )
+                )
+                done = set(
+                    session.scalars(
+                        select(AugmentationUnit.unit_key).where(
+                            AugmentationUnit.augmentation_id == aug.id,
+                            AugmentationUnit.strategy == strategy,
+                        )
+                    )
+                )
+                plan.append((strategy, units, done))
+            session.commit()
+        with ctx.session_factory() as session:
+            aug = session.get(Augmentation, ctx.subject_id)
+            assert aug is not None
+            aug.stats = {**(aug.stats or {}), "planned": {s: len(u) for s, u, _ in plan}}
+            session.commit()
+        return plan
+
+    def _finish_redaction(self, ctx: JobContext, redactor: PiiRedactor) -> None:
+        """Save the redaction report and log how many prompts had personal data taken out."""
+        self._save_redaction(ctx, redactor)
+        report = redactor.report()  # counts only: the values never go to a log
+        log.info(
+            "augmentation %s: %d of %d teacher prompts had personal data taken out (%s)",
+            ctx.subject_id,
+            report["prompts_redacted"],
+            report["prompts"],
+            ", ".join(f"{n} {kind}" for kind, n in report["counts"].items()) or "none",
+        )
 
     def _redactor(
         self, ctx: JobContext, params: AugmentParams, teacher_url: str
