@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -93,6 +93,60 @@ def add_documents(
     collection = get_collection(session, workspace_id, collection_id)
     if not uploads:
         raise Unprocessable("no files in the upload: send one or more `files` parts")
+    ingested = _ingest_all(
+        uploads,
+        count_tokens=count_tokens,
+        max_bytes=max_bytes,
+        max_docx_uncompressed=max_docx_uncompressed,
+    )
+    # Rows are inserted in text-hash order, so two concurrent uploads that share files take
+    # the unique index's locks in one order (PostgreSQL would otherwise deadlock them); each row's
+    # created_at still follows the upload's file order, which is the collection's reading order.
+    now = utcnow()
+    outcomes: list[UploadOutcome | None] = [None] * len(ingested)
+    written: list[str] = []
+    seen: dict[str, Document] = {}
+    order = sorted(range(len(ingested)), key=lambda i: ingested[i][1].sha256)
+    try:
+        for i in order:
+            upload, doc = ingested[i]
+            existing = seen.get(doc.sha256) or _document_with_text(session, collection.id, doc)
+            if existing is None:
+                row = _store_document(
+                    session,
+                    storage,
+                    workspace_id,
+                    collection.id,
+                    upload,
+                    doc,
+                    created_at=now + timedelta(microseconds=i),
+                    count_tokens=count_tokens,
+                    written=written,
+                )
+                if row is not None:
+                    seen[doc.sha256] = row
+                    outcomes[i] = UploadOutcome(row, created=True)
+                    continue
+                # A concurrent upload of the same text committed first: answer as a duplicate.
+                existing = _document_with_text(session, collection.id, doc)
+                assert existing is not None
+            outcomes[i] = UploadOutcome(existing, created=False)
+        session.flush()
+    except BaseException:
+        for key in written:
+            storage.delete_tree(key)
+        raise
+    return [o for o in outcomes if o is not None]
+
+
+def _ingest_all(
+    uploads: list[Upload],
+    *,
+    count_tokens: Callable[[str], int],
+    max_bytes: int,
+    max_docx_uncompressed: int,
+) -> list[tuple[Upload, IngestedDocument]]:
+    """Every upload extracted, or the first file's error (saying nothing was stored)."""
     ingested: list[tuple[Upload, IngestedDocument]] = []
     for upload in uploads:
         try:
@@ -111,71 +165,61 @@ def add_documents(
             )
             raise _ingest_error_to_api(exc, note) from exc
         ingested.append((upload, doc))
+    return ingested
 
-    # Rows are inserted in text-hash order, so two concurrent uploads that share files take
-    # the unique index's locks in one order (PostgreSQL would otherwise deadlock them); each row's
-    # created_at still follows the upload's file order, which is the collection's reading order.
-    now = utcnow()
-    outcomes: list[UploadOutcome | None] = [None] * len(ingested)
-    written: list[str] = []
-    seen: dict[str, Document] = {}
-    order = sorted(range(len(ingested)), key=lambda i: ingested[i][1].sha256)
-    try:
-        for i in order:
-            upload, doc = ingested[i]
-            existing = seen.get(doc.sha256) or _document_with_text(session, collection.id, doc)
-            if existing is not None:
-                outcomes[i] = UploadOutcome(existing, created=False)
-                continue
-            doc_id = new_id("doc")
-            storage_key = f"workspaces/{workspace_id}/collections/{collection.id}/{doc_id}"
-            inserted = _insert_unless_present(
-                session,
-                id=doc_id,
-                created_at=now + timedelta(microseconds=i),
-                workspace_id=workspace_id,
-                collection_id=collection.id,
-                filename=clean_filename(upload.filename),
-                media_type=doc.media_type,
-                text_encoding=doc.encoding,
-                size_bytes=len(upload.data),
-                content_sha256=doc.content_sha256,
-                text_sha256=doc.sha256,
-                char_count=len(doc.text),
-                passage_count=len(doc.passages),
-                sentence_count=doc.sentence_count,
-                token_count=doc.token_count,
-                storage_key=storage_key,
+
+def _store_document(
+    session: Session,
+    storage: LocalStorage,
+    workspace_id: str,
+    collection_id: str,
+    upload: Upload,
+    doc: IngestedDocument,
+    *,
+    created_at: datetime,
+    count_tokens: Callable[[str], int],
+    written: list[str],
+) -> Document | None:
+    """The new document's row with its files and passages (its storage key appended to
+    `written` before any file is), or None when the collection holds its text already."""
+    doc_id = new_id("doc")
+    storage_key = f"workspaces/{workspace_id}/collections/{collection_id}/{doc_id}"
+    inserted = _insert_unless_present(
+        session,
+        id=doc_id,
+        created_at=created_at,
+        workspace_id=workspace_id,
+        collection_id=collection_id,
+        filename=clean_filename(upload.filename),
+        media_type=doc.media_type,
+        text_encoding=doc.encoding,
+        size_bytes=len(upload.data),
+        content_sha256=doc.content_sha256,
+        text_sha256=doc.sha256,
+        char_count=len(doc.text),
+        passage_count=len(doc.passages),
+        sentence_count=doc.sentence_count,
+        token_count=doc.token_count,
+        storage_key=storage_key,
+    )
+    if not inserted:
+        return None
+    written.append(storage_key)
+    storage.put_bytes(f"{storage_key}/original", upload.data)
+    storage.put_text(f"{storage_key}/text.txt", doc.text)
+    for p in doc.passages:
+        session.add(
+            Passage(
+                document_id=doc_id,
+                index=p.index,
+                text=p.text,
+                sentences=list(p.sentences),
+                token_count=count_tokens(p.text),
             )
-            if not inserted:
-                # A concurrent upload of the same text committed first: answer as a duplicate.
-                existing = _document_with_text(session, collection.id, doc)
-                assert existing is not None
-                outcomes[i] = UploadOutcome(existing, created=False)
-                continue
-            written.append(storage_key)
-            storage.put_bytes(f"{storage_key}/original", upload.data)
-            storage.put_text(f"{storage_key}/text.txt", doc.text)
-            for p in doc.passages:
-                session.add(
-                    Passage(
-                        document_id=doc_id,
-                        index=p.index,
-                        text=p.text,
-                        sentences=list(p.sentences),
-                        token_count=count_tokens(p.text),
-                    )
-                )
-            row = session.get(Document, doc_id)
-            assert row is not None
-            seen[doc.sha256] = row
-            outcomes[i] = UploadOutcome(row, created=True)
-        session.flush()
-    except BaseException:
-        for key in written:
-            storage.delete_tree(key)
-        raise
-    return [o for o in outcomes if o is not None]
+        )
+    row = session.get(Document, doc_id)
+    assert row is not None
+    return row
 
 
 def _document_with_text(
