@@ -3,23 +3,18 @@ retrieval) through the worker's vLLM, each result stored as it comes (the unique
 mode, item) row makes a repeat impossible, and a resumed job skips what is stored), then latency
 probes and the report.
 
-The icl mode follows the query API's `icl:` policy (service.serving.icl_context): all of the
-collection's documents in the prompt when they fit the budget (one shared, cacheable prefix), else
-for each question the BM25-most-relevant passages that fit. The budget is the query API's:
-min(icl_budget_tokens, max_model_len - the rest of the prompt - the answer's room - slack).
-rag puts the question's top passages by the same BM25 ranking in the same template; adapter+rag
-sends exactly rag's prompts to an adapter instead of the base model."""
+The modes' contexts (icl, rag) are built in `service.evaluate.contexts`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from service.collections.records import collection_passage_refs
 from service.core.errors import ServiceUnavailable, Unprocessable
@@ -32,151 +27,24 @@ from service.db.tables import (
     Evaluation,
     utcnow,
 )
+from service.evaluate.contexts import (
+    ModeContext,
+    TokenCounts,
+    context_budget,
+    icl_context,
+    rag_context,
+    token_counts,
+)
 from service.evaluate.evalset import EvalItem
-from service.evaluate.scoring import CONTEXT_SEPARATOR, ItemResult, LatencyProbe, Mode, Scorer
+from service.evaluate.scoring import ItemResult, LatencyProbe, Mode, Scorer
 from service.jobs.context import JobContext
 from service.report.build import build_report
 from service.report.costs import AdapterCostInputs, Prices
-from service.serving.icl_context import (
-    PassageRef,
-    build_icl_context,
-    fit_budget,
-    icl_system_prompt,
-    retrieve,
-)
+from service.serving.icl_context import PassageRef
 
 log = logging.getLogger("docadapt.evaluate")
 
 KIND = "evaluation"
-# Tokens kept free besides the answer, as the query API does (token-boundary effects).
-
-
-# -- contexts -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TokenCounts:
-    """How the base tokenizer counts what a query sends (see `token_counts`)."""
-
-    text: Callable[[str], int]  # plain text, no special tokens
-    prompt: Callable[[str], int]  # a completion prompt, special tokens added as vLLM does
-    chat: Callable[[list[dict[str, str]]], int]  # chat messages with the generation prompt
-    continuation: Callable[[str, str], int]  # a choice's tokens after a prompt
-
-
-def token_counts(scorer: Scorer) -> TokenCounts:
-    """Counts with the scorer's tokenizer, exactly as the scorer builds its requests."""
-
-    tokenizer = scorer.tokenizer
-
-    def chat(messages: list[dict[str, str]]) -> int:
-        # As the query API counts a chat: the rendered template, then its tokens.
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return len(tokenizer.encode(text, add_special_tokens=False))
-
-    return TokenCounts(
-        text=lambda t: len(tokenizer.encode(t, add_special_tokens=False)),
-        prompt=lambda t: len(scorer.encode_prompt(t)),
-        chat=chat,
-        continuation=lambda p, c: len(scorer.encode_continuation(p, c)),
-    )
-
-
-def context_budget(
-    item: EvalItem,
-    counts: TokenCounts,
-    *,
-    budget_tokens: int,
-    max_model_len: int,
-    max_tokens: int,
-) -> int:
-    """Most context tokens `item`'s prompt can take: the query API's ICL budget, for the
-    completion prompt a multiple-choice item is scored with (room for its longest choice) or the
-    chat a generation item sends (room for `max_tokens`)."""
-    if item.choices is not None:
-        skeleton = icl_system_prompt("") + CONTEXT_SEPARATOR + item.question
-        fixed = counts.prompt(skeleton)
-        reserve = max(counts.continuation(skeleton, c) for c in item.choices)
-    else:
-        messages = [
-            {"role": "system", "content": icl_system_prompt("")},
-            {"role": "user", "content": item.question},
-        ]
-        fixed, reserve = counts.chat(messages), max_tokens
-    return fit_budget(budget_tokens, max_model_len, fixed, reserve)
-
-
-@dataclass(frozen=True)
-class ModeContext:
-    """A mode's context: one text for every item (`shared`), or one per item id."""
-
-    shared: str | None
-    per_item: dict[str, str]
-    description: str
-
-    def source(self) -> str | Callable[[EvalItem], str]:
-        if self.shared is not None:
-            return self.shared
-        texts = self.per_item
-        return lambda item: texts[item.id]
-
-
-def icl_context(
-    items: Sequence[EvalItem],
-    passages: Sequence[PassageRef],
-    budgets: dict[str, int],
-    count_tokens: Callable[[str], int],
-) -> ModeContext:
-    """The query API's ICL context for each item; shared when every item got all passages."""
-    per_item: dict[str, str] = {}
-    cut = 0
-    empty = 0
-    tokens: list[int] = []
-    for item in items:
-        ctx = build_icl_context(
-            passages, item.question, budget_tokens=budgets[item.id], count_tokens=count_tokens
-        )
-        per_item[item.id] = ctx.text
-        cut += ctx.truncated
-        empty += ctx.passages_used == 0
-        tokens.append(ctx.prompt_tokens)
-    if not cut and len(set(per_item.values())) <= 1:
-        text = next(iter(per_item.values()), "")
-        return ModeContext(
-            text,
-            {},
-            f"all {len(passages)} passages, {max(tokens, default=0)} tokens, "
-            "one shared prefix for every item",
-        )
-    description = (
-        f"documents cut to the token budget for {cut} of {len(items)} items "
-        f"(BM25-most-relevant passages that fit, {min(tokens)}-{max(tokens)} tokens)"
-    )
-    if empty:
-        description += f"; {empty} items had no room for any passage"
-    return ModeContext(None, per_item, description)
-
-
-def rag_context(
-    items: Sequence[EvalItem],
-    passages: Sequence[PassageRef],
-    budgets: dict[str, int],
-    count_tokens: Callable[[str], int],
-    top_k: int,
-) -> ModeContext:
-    """Each item's top `top_k` passages by BM25 (the ICL policy's retriever), in document order,
-    cut to the ICL budget when they do not fit."""
-    per_item = {}
-    for item in items:
-        top = retrieve(passages, item.question, top_k)
-        ctx = build_icl_context(
-            top, item.question, budget_tokens=budgets[item.id], count_tokens=count_tokens
-        )
-        per_item[item.id] = ctx.text
-    return ModeContext(None, per_item, f"top {top_k} of {len(passages)} passages by BM25")
-
-
-# -- adapters' one-time cost inputs -------------------------------------------------------------
 
 
 def adapter_cost_record(session: Any, adapter: Adapter) -> dict[str, Any]:
@@ -296,26 +164,8 @@ class EvaluationExecutor:
             if evalset is None or collection is None:
                 raise Unprocessable("the evaluation's collection or eval set was deleted")
             items = [EvalItem.model_validate(i) for i in evalset.items]
-            kinds = {s["kind"] for s in specs}
-            needs_passages = bool(kinds & {"icl", "rag", "adapter+rag"})
-            passages = (
-                collection_passage_refs(session, ev.workspace_id, ev.collection_id)
-                if needs_passages
-                else []
-            )
-            if needs_passages and not passages:
-                raise Unprocessable(f"collection {collection.id} has no documents any more")
-            adapters: dict[str, Adapter] = {}
-            for spec in specs:
-                if spec["kind"] not in ("adapter", "adapter+rag"):
-                    continue
-                adapter = session.get(Adapter, spec["adapter_id"])
-                if adapter is None or adapter.status != "ready":
-                    state = "deleted" if adapter is None else adapter.status
-                    raise Unprocessable(
-                        f"adapter {spec['name']} ({spec['adapter_id']}) is {state}, not ready"
-                    )
-                adapters[spec["name"]] = adapter
+            passages = _passages_for(session, ev, collection, specs)
+            adapters = _ready_adapters(session, specs)
             done = {
                 (m, i)
                 for m, i in session.execute(
@@ -325,19 +175,7 @@ class EvaluationExecutor:
                 )
             }
             probes = dict(ev.latency or {})
-            specs_by_name = {s["name"]: s for s in specs}
-            meta: dict[str, Any] = {
-                "title": f"Evaluation of {collection.name}: {evalset.name}",
-                "evaluation_id": ev.id,
-                "collection": f"{collection.name} ({collection.id})",
-                "eval set": f"{evalset.name} ({evalset.id}, {len(items)} items)",
-            }
-            for name, adapter in adapters.items():
-                if specs_by_name[name]["kind"] != "adapter":
-                    continue
-                meta[f"adapter {name}"] = f"{adapter.id}, {adapter.source}" + (
-                    f", augmentation {adapter.augmentation_id}" if adapter.augmentation_id else ""
-                )
+            meta = _report_meta(ev, collection, evalset, len(items), adapters, specs)
             session.commit()
 
         counts = token_counts(scorer)
@@ -351,29 +189,9 @@ class EvaluationExecutor:
             )
             for item in items
         }
-        modes: list[Mode] = []
-        public_model: dict[str, str] = {}
-        rag: ModeContext | None = None  # rag and adapter+rag share one retrieval
-        for spec in specs:
-            name, kind = spec["name"], spec["kind"]
-            if kind in ("rag", "adapter+rag") and rag is None:
-                rag = rag_context(items, passages, budgets, counts.text, p["rag_top_k"])
-                meta["rag context"] = rag.description
-            if kind == "base":
-                modes.append(Mode.base(name=name))
-            elif kind == "icl":
-                context = icl_context(items, passages, budgets, counts.text)
-                modes.append(Mode.icl(context.source(), name=name))
-                meta["icl context"] = context.description
-            elif kind == "rag":
-                assert rag is not None
-                modes.append(Mode.rag(rag.source(), name=name))
-            elif kind == "adapter+rag":
-                assert rag is not None
-                modes.append(Mode.adapter_rag(adapters[name].served_name, rag.source(), name))
-            else:
-                modes.append(Mode.adapter(adapters[name].served_name, name=name))
-            public_model[name] = adapters[name].name if name in adapters else "base"
+        modes, public_model = _modes(
+            specs, items, passages, budgets, counts, p["rag_top_k"], adapters, meta
+        )
         return _Plan(items, modes, done, probes, meta, public_model)
 
     def _store(self, ctx: JobContext, result: ItemResult) -> None:
@@ -463,3 +281,98 @@ class EvaluationExecutor:
             ev.status = status
             ev.finished_at = utcnow()
             session.commit()
+
+
+def _passages_for(
+    session: Session, ev: Evaluation, collection: Collection, specs: list[dict[str, Any]]
+) -> list[PassageRef]:
+    """The collection's passages when a mode puts documents in its prompts (none otherwise)."""
+    kinds = {s["kind"] for s in specs}
+    needs_passages = bool(kinds & {"icl", "rag", "adapter+rag"})
+    passages = (
+        collection_passage_refs(session, ev.workspace_id, ev.collection_id)
+        if needs_passages
+        else []
+    )
+    if needs_passages and not passages:
+        raise Unprocessable(f"collection {collection.id} has no documents any more")
+    return passages
+
+
+def _ready_adapters(session: Session, specs: list[dict[str, Any]]) -> dict[str, Adapter]:
+    """The adapter of each adapter mode by the mode's name; 422 for one no longer ready."""
+    adapters: dict[str, Adapter] = {}
+    for spec in specs:
+        if spec["kind"] not in ("adapter", "adapter+rag"):
+            continue
+        adapter = session.get(Adapter, spec["adapter_id"])
+        if adapter is None or adapter.status != "ready":
+            state = "deleted" if adapter is None else adapter.status
+            raise Unprocessable(
+                f"adapter {spec['name']} ({spec['adapter_id']}) is {state}, not ready"
+            )
+        adapters[spec["name"]] = adapter
+    return adapters
+
+
+def _report_meta(
+    ev: Evaluation,
+    collection: Collection,
+    evalset: EvalSet,
+    item_count: int,
+    adapters: dict[str, Adapter],
+    specs: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The report's description of the evaluation (the modes add their contexts')."""
+    specs_by_name = {s["name"]: s for s in specs}
+    meta: dict[str, Any] = {
+        "title": f"Evaluation of {collection.name}: {evalset.name}",
+        "evaluation_id": ev.id,
+        "collection": f"{collection.name} ({collection.id})",
+        "eval set": f"{evalset.name} ({evalset.id}, {item_count} items)",
+    }
+    for name, adapter in adapters.items():
+        if specs_by_name[name]["kind"] != "adapter":
+            continue
+        meta[f"adapter {name}"] = f"{adapter.id}, {adapter.source}" + (
+            f", augmentation {adapter.augmentation_id}" if adapter.augmentation_id else ""
+        )
+    return meta
+
+
+def _modes(
+    specs: list[dict[str, Any]],
+    items: list[EvalItem],
+    passages: list[PassageRef],
+    budgets: dict[str, int],
+    counts: TokenCounts,
+    rag_top_k: int,
+    adapters: dict[str, Adapter],
+    meta: dict[str, Any],
+) -> tuple[list[Mode], dict[str, str]]:
+    """Each spec's scoring mode with its context, and the model name each reports under (the
+    icl and rag contexts' descriptions are added to `meta`)."""
+    modes: list[Mode] = []
+    public_model: dict[str, str] = {}
+    rag: ModeContext | None = None  # rag and adapter+rag share one retrieval
+    for spec in specs:
+        name, kind = spec["name"], spec["kind"]
+        if kind in ("rag", "adapter+rag") and rag is None:
+            rag = rag_context(items, passages, budgets, counts.text, rag_top_k)
+            meta["rag context"] = rag.description
+        if kind == "base":
+            modes.append(Mode.base(name=name))
+        elif kind == "icl":
+            context = icl_context(items, passages, budgets, counts.text)
+            modes.append(Mode.icl(context.source(), name=name))
+            meta["icl context"] = context.description
+        elif kind == "rag":
+            assert rag is not None
+            modes.append(Mode.rag(rag.source(), name=name))
+        elif kind == "adapter+rag":
+            assert rag is not None
+            modes.append(Mode.adapter_rag(adapters[name].served_name, rag.source(), name))
+        else:
+            modes.append(Mode.adapter(adapters[name].served_name, name=name))
+        public_model[name] = adapters[name].name if name in adapters else "base"
+    return modes, public_model

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from service.evaluate.contexts import rag_context
 from service.evaluate.evalset import EvalItem
-from service.evaluate.job import rag_context
 from service.evaluate.scoring import ItemResult, LatencyProbe, Mode, ModeKind, Scorer
 from service.evaluate.stats import compute_stats
 from service.report.build import build_report

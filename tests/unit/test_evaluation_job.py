@@ -9,14 +9,9 @@ import pytest
 
 from service.db.session import make_engine, make_session_factory, migrate
 from service.db.tables import Adapter, Augmentation, Collection, Workspace
+from service.evaluate.contexts import TokenCounts, context_budget, icl_context, rag_context
 from service.evaluate.evalset import EvalItem
-from service.evaluate.job import (
-    TokenCounts,
-    adapter_cost_record,
-    context_budget,
-    icl_context,
-    rag_context,
-)
+from service.evaluate.job import adapter_cost_record
 from service.serving.icl_context import CONTEXT_SLACK_TOKENS, PassageRef, icl_system_prompt
 
 
