@@ -163,6 +163,45 @@ def create_evaluation(
             f"eval set {evalset.id} belongs to collection {evalset.collection_id}, "
             f"not {collection.id}"
         )
+    specs, by_ref = _mode_specs(session, workspace_id, body)
+    if set(CONTEXT_MODES) & set(body.modes) and not collection_passage_refs(
+        session, workspace_id, collection.id
+    ):
+        raise Unprocessable(
+            f"collection {collection.id} has no documents, so icl, rag and adapter+rag have no "
+            "context"
+        )
+    costs = _checked_costs(body, by_ref, settings)
+    params = body.model_dump(exclude={"adapter_costs"}) | {
+        "mode_specs": specs,
+        "adapter_costs": costs,
+    }
+    evaluation = Evaluation(
+        workspace_id=workspace_id,
+        collection_id=collection.id,
+        evalset_id=evalset.id,
+        params=params,
+    )
+    session.add(evaluation)
+    session.flush()
+    job = records.create_job(
+        session,
+        workspace_id,
+        KIND,
+        params,
+        subject_id=evaluation.id,
+        max_active=settings.max_active_jobs_per_workspace,
+    )
+    evaluation.job_id = job.id
+    session.flush()
+    return evaluation
+
+
+def _mode_specs(
+    session: Session, workspace_id: str, body: EvaluationCreate
+) -> tuple[list[dict[str, Any]], dict[str, Adapter]]:
+    """The job's mode specs (built-in modes, each adapter alone, then adapter+rag), and the
+    ready adapter each reference of `adapter_ids` names."""
     if not body.modes and not body.adapter_ids:
         raise Unprocessable("nothing to evaluate: name at least one mode or adapter")
     asked = [m for m in body.modes if m in ADAPTER_MODES]
@@ -191,15 +230,13 @@ def create_evaluation(
         specs.append({"name": name, "kind": "adapter", "adapter_id": adapter.id})
     if "adapter+rag" in body.modes:
         specs += _adapter_rag_specs(specs, {a.id: a for a in by_ref.values()})
+    return specs, by_ref
 
-    if set(CONTEXT_MODES) & set(body.modes) and not collection_passage_refs(
-        session, workspace_id, collection.id
-    ):
-        raise Unprocessable(
-            f"collection {collection.id} has no documents, so icl, rag and adapter+rag have no "
-            "context"
-        )
 
+def _checked_costs(
+    body: EvaluationCreate, by_ref: dict[str, Adapter], settings: Settings
+) -> dict[str, dict[str, Any]]:
+    """The adapters' cost overrides by adapter id, and the prices, checked (422 when invalid)."""
     costs: dict[str, dict[str, Any]] = {}
     for ref, override in body.adapter_costs.items():
         if ref not in by_ref:
@@ -214,30 +251,7 @@ def create_evaluation(
         Prices.from_settings(settings, **body.prices.model_dump())
     except ValueError as exc:
         raise Unprocessable(f"invalid prices: {exc}") from exc
-
-    params = body.model_dump(exclude={"adapter_costs"}) | {
-        "mode_specs": specs,
-        "adapter_costs": costs,
-    }
-    evaluation = Evaluation(
-        workspace_id=workspace_id,
-        collection_id=collection.id,
-        evalset_id=evalset.id,
-        params=params,
-    )
-    session.add(evaluation)
-    session.flush()
-    job = records.create_job(
-        session,
-        workspace_id,
-        KIND,
-        params,
-        subject_id=evaluation.id,
-        max_active=settings.max_active_jobs_per_workspace,
-    )
-    evaluation.job_id = job.id
-    session.flush()
-    return evaluation
+    return costs
 
 
 def _adapter_rag_specs(
