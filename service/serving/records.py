@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Sequence
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.collections.records import collection_passage_refs
 from service.core import metrics
@@ -20,10 +21,37 @@ from service.training import registry
 
 
 def build_query_service(runtime: Runtime) -> QueryService:
-    factory = runtime.session_factory
+    data = _QueryData(runtime)
+    return QueryService(
+        runtime.vllm,
+        runtime.tokenizer,
+        resolve_adapter=data.resolve_adapter,
+        load_collection_passages=data.passages,
+        record_usage=data.record,
+        hint_unknown=data.hint_unknown,
+        max_model_len=runtime.settings.vllm_max_model_len,
+        icl_budget_tokens=runtime.settings.icl_budget_tokens,
+    )
 
-    def resolve_adapter_sync(workspace_id: str, name: str) -> str | None:
-        with factory() as session:
+
+class _QueryData:
+    """The query layer's database reads and writes, each off the event loop in a thread."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.factory: sessionmaker[Session] = runtime.session_factory
+
+    async def resolve_adapter(self, workspace_id: str, name: str) -> str | None:
+        return await asyncio.to_thread(self.resolve_adapter_sync, workspace_id, name)
+
+    async def passages(self, workspace_id: str, collection_id: str) -> Sequence[PassageRef] | None:
+        return await asyncio.to_thread(self.passages_sync, workspace_id, collection_id)
+
+    async def record(self, record: UsageRecord) -> None:
+        await asyncio.to_thread(self.record_sync, record)
+
+    def resolve_adapter_sync(self, workspace_id: str, name: str) -> str | None:
+        with self.factory() as session:
             row = session.scalar(
                 select(Adapter).where(
                     Adapter.workspace_id == workspace_id,
@@ -33,9 +61,9 @@ def build_query_service(runtime: Runtime) -> QueryService:
             )
             if row is None:
                 return None
-            if not runtime.adapters_enabled:
+            if not self.runtime.adapters_enabled:
                 raise ServiceUnavailable(
-                    f"adapters are disabled on this server: {runtime.adapters_disabled_reason}"
+                    f"adapters are disabled on this server: {self.runtime.adapters_disabled_reason}"
                 )
             if row.status != "ready":
                 raise Conflict(
@@ -46,16 +74,16 @@ def build_query_service(runtime: Runtime) -> QueryService:
                 )
             return row.served_name
 
-    def passages_sync(workspace_id: str, collection_id: str) -> Sequence[PassageRef] | None:
-        with factory() as session:
+    def passages_sync(self, workspace_id: str, collection_id: str) -> Sequence[PassageRef] | None:
+        with self.factory() as session:
             try:
                 return collection_passage_refs(session, workspace_id, collection_id)
             except NotFound:
                 return None
 
-    def record_sync(record: UsageRecord) -> None:
+    def record_sync(self, record: UsageRecord) -> None:
         adapter_id = None
-        with factory() as session:
+        with self.factory() as session:
             if record.adapter:
                 found = registry.resolve_served_name(session, record.workspace_id, record.adapter)
                 adapter_id = found.id if found else None
@@ -78,30 +106,10 @@ def build_query_service(runtime: Runtime) -> QueryService:
         metrics.COMPLETION_TOKENS.labels(record.mode).inc(record.completion_tokens)
         metrics.LATENCY.labels(record.mode).observe(record.latency_s)
 
-    async def resolve_adapter(workspace_id: str, name: str) -> str | None:
-        return await asyncio.to_thread(resolve_adapter_sync, workspace_id, name)
-
-    async def passages(workspace_id: str, collection_id: str) -> Sequence[PassageRef] | None:
-        return await asyncio.to_thread(passages_sync, workspace_id, collection_id)
-
-    async def record(record: UsageRecord) -> None:
-        await asyncio.to_thread(record_sync, record)
-
-    def hint_unknown(workspace_id: str, given: str, param: str) -> str:
-        with factory() as session:
+    def hint_unknown(self, workspace_id: str, given: str, param: str) -> str:
+        with self.factory() as session:
             if param == "retrieval":
                 return collection_hint(session, workspace_id, given, as_model=False)
             if given.startswith("icl:"):  # model 'icl:<a collection's name>'
                 return collection_hint(session, workspace_id, given[4:], as_model=True)
             return adapter_hint(session, workspace_id, given)
-
-    return QueryService(
-        runtime.vllm,
-        runtime.tokenizer,
-        resolve_adapter=resolve_adapter,
-        load_collection_passages=passages,
-        record_usage=record,
-        hint_unknown=hint_unknown,
-        max_model_len=runtime.settings.vllm_max_model_len,
-        icl_budget_tokens=runtime.settings.icl_budget_tokens,
-    )
