@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,6 +31,9 @@ from service.core.errors import (
 from service.core.runtime import Runtime, stop_worker_pool
 from service.core.schemas import json_ready
 from service.core.storage import disk_full
+
+if TYPE_CHECKING:
+    from service.core.startup import Startup
 
 log = logging.getLogger("docadapt")
 
@@ -63,6 +66,33 @@ def create_app(
     /readyz 503 with the start-up phase, /v1 503 `starting`, while the start runs behind it
     (service.core.startup); a failed start logs why and calls `on_start_failure`."""
 
+    app = FastAPI(
+        title="docadapt",
+        version="0.1.0",
+        description="Documents in, a LoRA adapter that generalizes like in-context learning out.",
+        lifespan=_lifespan(settings, wait_until_ready, on_start_failure),
+    )
+    _install_error_handlers(app)
+    from service.core import health
+    from service.core.startup import StartingGate
+    from service.web import router as web
+
+    app.include_router(health.router)
+    app.include_router(web.router)  # the dashboard at / (out of the OpenAPI schema)
+    if wait_until_ready:
+        _include_routers(app, _router_modules())
+    app.add_middleware(StartingGate)
+    _install_openapi(app)
+    return app
+
+
+def _lifespan(
+    settings: Settings | None,
+    wait_until_ready: bool,
+    on_start_failure: Callable[[], None] | None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start everything (waiting for it, or behind the open port), stop it all on shutdown."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from service.core.model_services import stop_model_services
@@ -81,62 +111,58 @@ def create_app(
             await start_service(app.state, resolved, startup)
 
         start = asyncio.create_task(start_all())
-
-        async def stop() -> None:
-            runtime = getattr(app.state, "runtime", None)
-            if runtime is not None and runtime.vllm_server is not None and not start.done():
-                runtime.vllm_server.stop(timeout=10.0)  # unblocks a vLLM start in progress
-            if not start.done():
-                start.cancel()
-            with contextlib.suppress(BaseException):
-                await start
-            runtime = getattr(app.state, "runtime", None)  # set meanwhile, perhaps
-            if runtime is not None:
-                stop_worker_pool(runtime)
-                await stop_model_services(runtime)
-                runtime.engine.dispose()
-
         if wait_until_ready:
             try:
                 await start
             except BaseException:
-                await stop()
+                await _stop(app, start, stop_model_services)
                 raise
         else:
-
-            def _ended(task: asyncio.Task[None]) -> None:
-                if not task.cancelled() and task.exception() is not None:
-                    exc = task.exception()
-                    startup.fail(str(exc) or type(exc).__name__)
-                    if on_start_failure is not None:
-                        on_start_failure()
-
-            start.add_done_callback(_ended)
+            start.add_done_callback(_start_ended(startup, on_start_failure))
         ticker = asyncio.create_task(startup.tick())
         try:
             yield
         finally:
             ticker.cancel()
-            await stop()
+            await _stop(app, start, stop_model_services)
 
-    app = FastAPI(
-        title="docadapt",
-        version="0.1.0",
-        description="Documents in, a LoRA adapter that generalizes like in-context learning out.",
-        lifespan=lifespan,
-    )
-    _install_error_handlers(app)
-    from service.core import health
-    from service.core.startup import StartingGate
-    from service.web import router as web
+    return lifespan
 
-    app.include_router(health.router)
-    app.include_router(web.router)  # the dashboard at / (out of the OpenAPI schema)
-    if wait_until_ready:
-        _include_routers(app, _router_modules())
-    app.add_middleware(StartingGate)
-    _install_openapi(app)
-    return app
+
+def _start_ended(
+    startup: Startup, on_start_failure: Callable[[], None] | None
+) -> Callable[[asyncio.Task[None]], None]:
+    """What a start behind the open port does when it ends: a failure is logged and reported."""
+
+    def ended(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            startup.fail(str(exc) or type(exc).__name__)
+            if on_start_failure is not None:
+                on_start_failure()
+
+    return ended
+
+
+async def _stop(
+    app: FastAPI,
+    start: asyncio.Task[None],
+    stop_model_services: Callable[[Runtime], Awaitable[None]],
+) -> None:
+    """Stop a start still running (and the vLLM it starts), then the workers, the model
+    services and the database engine."""
+    runtime = getattr(app.state, "runtime", None)
+    if runtime is not None and runtime.vllm_server is not None and not start.done():
+        runtime.vllm_server.stop(timeout=10.0)  # unblocks a vLLM start in progress
+    if not start.done():
+        start.cancel()
+    with contextlib.suppress(BaseException):
+        await start
+    runtime = getattr(app.state, "runtime", None)  # set meanwhile, perhaps
+    if runtime is not None:
+        stop_worker_pool(runtime)
+        await stop_model_services(runtime)
+        runtime.engine.dispose()
 
 
 def _install_openapi(app: FastAPI) -> None:
