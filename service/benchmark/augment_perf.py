@@ -45,7 +45,7 @@ CONCURRENCY_TARGET = 6.0
 PREFIX_TARGET = 0.40
 
 # The judge's own table: adjective, "higher" comparative, "lower" comparative, lower adjective.
-# Deliberately separate from service/augment/relations.py, so the engine is not judged by itself.
+# Deliberately separate from service/augment/relations/, so the engine is not judged by itself.
 JUDGE_DIMENSIONS: tuple[tuple[str, str, str, str | None], ...] = (
     ("dangerous", "more dangerous", "less dangerous", "safe"),
     ("bright", "brighter", "dimmer", "dim"),

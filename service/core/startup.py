@@ -221,15 +221,16 @@ async def start_service(state: Any, settings: Any, startup: Startup) -> None:
 
 
 class StartingGate:
-    """ASGI middleware: until the start-up is done, every request but the probes answers 503
-    `starting` with the phase in its message (the routes may not even be loaded yet)."""
+    """ASGI middleware: until the start-up is done, every request but the probes and the
+    dashboard's page answers 503 `starting` with the phase in its message (the routes may not
+    even be loaded yet)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         startup = None
-        if scope["type"] == "http" and scope.get("path") not in OPEN_PATHS:
+        if scope["type"] == "http" and not is_open(scope.get("path", "")):
             startup = getattr(scope["app"].state, "startup", None)
         if startup is None or startup.ready:
             await self.app(scope, receive, send)
@@ -249,5 +250,10 @@ class StartingGate:
         await send({"type": "http.response.body", "body": body})
 
 
-# Answered while the service starts.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Answered while the service starts: the probes, and the dashboard's page and files (it shows the
+# API's 503 `starting` message until the service is ready).
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/"})
+
+
+def is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith("/ui/")

@@ -5,7 +5,7 @@ scored by likelihood like the evaluation: the sentence's own span against spans 
 from elsewhere in the collection (another name for a name, another date for a date, another noun
 phrase for a noun phrase). A distractor that would make another sentence of the collection is
 not used, so each probe has one answer the documents support. Built from the parse
-(`service/augment/structure.py`), deterministically for a seed.
+(`service/augment/structure/`), deterministically for a seed.
 """
 
 from __future__ import annotations

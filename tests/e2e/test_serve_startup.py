@@ -41,6 +41,7 @@ def test_serve_reports_every_phase_until_ready(base_model_dir: Path, tmp_path: P
     )
     phases: list[str] = []
     first_health: float | None = None
+    page_while_starting = api_while_starting = None
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
             while True:
@@ -59,6 +60,9 @@ def test_serve_reports_every_phase_until_ready(base_model_dir: Path, tmp_path: P
                 name = ready.json()["phase"]["name"]
                 if not phases or phases[-1] != name:
                     phases.append(name)
+                if name == "starting vLLM" and page_while_starting is None:
+                    page_while_starting = http.get("/")
+                    api_while_starting = http.get("/v1/collections")
                 time.sleep(0.5)
             # Sitting idle past a few of the supervisor's 5 s health polls.
             time.sleep(12)
@@ -71,6 +75,12 @@ def test_serve_reports_every_phase_until_ready(base_model_dir: Path, tmp_path: P
             proc.wait(timeout=30)
         log.close()
     assert first_health is not None and phases, phases
+    # The dashboard's page loads while the service starts; the API it calls answers 503 starting.
+    assert page_while_starting is not None and api_while_starting is not None
+    assert page_while_starting.status_code == 200
+    assert page_while_starting.headers["content-type"].startswith("text/html")
+    assert api_while_starting.status_code == 503
+    assert api_while_starting.json()["error"]["code"] == "starting"
     for phase in ("starting vLLM", "warm-up", "isolation check"):
         assert phase in phases, phases
     assert phases.index("starting vLLM") < phases.index("warm-up") < phases.index("isolation check")
