@@ -22,7 +22,7 @@ from service.evaluate.evalset_schemas import EvalSetPublic
 from service.evaluate.evalsets import generated_fields, require_ready
 from service.evaluate.job import KIND
 from service.evaluate.schemas import EvaluationCreate, EvaluationPublic, ResultsPage
-from service.evaluate.stats import wilson_interval
+from service.evaluate.stats import accuracy_of
 from service.jobs import records
 from service.report.costs import AdapterCostInputs, Prices
 
@@ -292,17 +292,6 @@ def list_evaluations(
     return list(session.scalars(query.order_by(Evaluation.created_at, Evaluation.id)))
 
 
-def _accuracy_entry(correct: int, n: int) -> dict[str, Any]:
-    interval = wilson_interval(correct, n) if n else None
-    return {
-        "correct": correct,
-        "n": n,
-        "accuracy": correct / n if n else None,
-        "ci_low": interval[0] if interval else None,
-        "ci_high": interval[1] if interval else None,
-    }
-
-
 def evaluation_summary(session: Session, evaluation: Evaluation) -> dict[str, Any]:
     """Primary accuracy per mode with its 95% interval: from the report once there is one,
     else live from the results stored so far."""
@@ -334,7 +323,7 @@ def evaluation_summary(session: Session, evaluation: Evaluation) -> dict[str, An
     modes = {}
     for spec in specs:
         n, k = counts.get(spec["name"], (0, 0))
-        modes[spec["name"]] = _accuracy_entry(k, n)
+        modes[spec["name"]] = accuracy_of(k, n).model_dump(exclude={"confidence"})
     return {
         "source": "results so far",
         "n_items": evalset.item_count if evalset else None,

@@ -113,7 +113,11 @@ def wilson_interval(
 def accuracy(flags: Iterable[bool], confidence: float = CONFIDENCE) -> Accuracy:
     """Accuracy of a sequence of correct/incorrect flags, with its Wilson interval."""
     values = list(flags)
-    k, n = sum(bool(v) for v in values), len(values)
+    return accuracy_of(sum(bool(v) for v in values), len(values), confidence)
+
+
+def accuracy_of(k: int, n: int, confidence: float = CONFIDENCE) -> Accuracy:
+    """`k` correct of `n`, with its Wilson interval (all None when n is 0)."""
     interval = wilson_interval(k, n, confidence)
     return Accuracy(
         correct=k,
