@@ -93,12 +93,9 @@ class AugmentationExecutor:
 
     async def _run(self, ctx: JobContext) -> dict[str, Any]:
         from adapters.base_model import load_tokenizer
+        from adapters.tokens import TokenCounter
 
-        tokenizer = load_tokenizer(ctx.model_dir)
-
-        def count_tokens(text: str) -> int:
-            return len(tokenizer.encode(text, add_special_tokens=False))
-
+        count_tokens = TokenCounter(load_tokenizer(ctx.model_dir)).text
         p = ctx.params
         params = build_params(p, count_tokens)
         teacher_cfg = teacher_config(

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from adapters.tokens import TokenCounter
 from service.core.config import Settings
 from service.core.limits import RateLimiter
 from service.core.security import resolve_admin_key, resolve_secret_key
@@ -44,7 +45,7 @@ class Runtime:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
+        return TokenCounter(self.tokenizer).text(text)
 
 
 def build_core(settings: Settings, phase: Callable[[str], None] | None = None) -> Runtime:

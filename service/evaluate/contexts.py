@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from adapters.tokens import TokenCounter
 from service.evaluate.evalset import EvalItem
 from service.evaluate.scoring import CONTEXT_SEPARATOR, Scorer
 from service.serving.icl_context import (
@@ -36,17 +37,11 @@ class TokenCounts:
 def token_counts(scorer: Scorer) -> TokenCounts:
     """Counts with the scorer's tokenizer, exactly as the scorer builds its requests."""
 
-    tokenizer = scorer.tokenizer
-
-    def chat(messages: list[dict[str, str]]) -> int:
-        # As the query API counts a chat: the rendered template, then its tokens.
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return len(tokenizer.encode(text, add_special_tokens=False))
-
+    counter = TokenCounter(scorer.tokenizer)  # as the query API counts
     return TokenCounts(
-        text=lambda t: len(tokenizer.encode(t, add_special_tokens=False)),
+        text=counter.text,
         prompt=lambda t: len(scorer.encode_prompt(t)),
-        chat=chat,
+        chat=counter.chat,
         continuation=lambda p, c: len(scorer.encode_continuation(p, c)),
     )
 

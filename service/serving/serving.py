@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from adapters.tokens import TokenCounter
 from adapters.vllm.client import VLLMClient
 from service.serving.engine import (
     Forwarder,
@@ -101,6 +102,7 @@ class QueryService:
         """
         self.client = client
         self.tokenizer = tokenizer
+        self.tokens = TokenCounter(tokenizer)  # as vLLM counts: budgets and limits rest on it
         self._resolve_adapter = resolve_adapter
         self._load_passages = load_collection_passages
         self._record_usage = record_usage
@@ -140,22 +142,6 @@ class QueryService:
         target = await self._resolve(workspace_id, req.model, req.retrieval)
         prepared = await self._in_pool(self._prepare_completion, req, target)
         return await self._forward(workspace_id, prepared, started)
-
-    # ---- token counting ------------------------------------------------------------------
-
-    def count_chat_tokens(self, messages: list[dict[str, Any]]) -> int:
-        """Prompt tokens of a chat request as vLLM counts them (template, generation prompt)."""
-        text = self.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
-
-    def count_prompt_tokens(self, prompt: str) -> int:
-        """Prompt tokens of a completions prompt as vLLM counts them (special tokens added)."""
-        return len(self.tokenizer.encode(prompt))
-
-    def count_text_tokens(self, text: str) -> int:
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     # ---- internals -----------------------------------------------------------------------
 
@@ -239,7 +225,7 @@ class QueryService:
         if target.top_k is not None:
             passages = retrieve(passages, query, target.top_k)
         context = build_icl_context(
-            passages, query, budget_tokens=budget, count_tokens=self.count_text_tokens
+            passages, query, budget_tokens=budget, count_tokens=self.tokens.text
         )
         # Of the collection, not of the retrieved few; `truncated` says the budget cut those.
         context = replace(context, total_passages=len(target.passages))
@@ -259,10 +245,10 @@ class QueryService:
         if target.passages:
             skeleton = [{"role": "system", "content": icl_system_prompt("")}, *messages]
             context = self._icl_context(
-                target, req.last_user_text(), self.count_chat_tokens(skeleton), limit
+                target, req.last_user_text(), self.tokens.chat(skeleton), limit
             )
             messages = [{"role": "system", "content": icl_system_prompt(context)}, *messages]
-        prompt_tokens = self.count_chat_tokens(messages)
+        prompt_tokens = self.tokens.chat(messages)
         check_prompt_length(prompt_tokens, limit, self.limits, param="messages")
         payload = {**guarded_fields(req), "model": target.engine_model, "messages": messages}
         return self._finish(req, target, "/v1/chat/completions", payload, prompt_tokens, context)
@@ -277,9 +263,9 @@ class QueryService:
                 raise RequestRejected(f"{what} one text prompt per request.", param="prompt")
             question = prompts[0]
             skeleton = icl_system_prompt("") + COMPLETION_CONTEXT_SEPARATOR + question
-            context = self._icl_context(target, question, self.count_prompt_tokens(skeleton), limit)
+            context = self._icl_context(target, question, self.tokens.prompt(skeleton), limit)
             prompts = [icl_system_prompt(context) + COMPLETION_CONTEXT_SEPARATOR + question]
-        counts = [self.count_prompt_tokens(p) if isinstance(p, str) else len(p) for p in prompts]
+        counts = [self.tokens.prompt(p) if isinstance(p, str) else len(p) for p in prompts]
         for count in counts:
             check_prompt_length(count, limit, self.limits, param="prompt")
         prompt: Any = prompts[0] if len(prompts) == 1 else prompts

@@ -171,7 +171,7 @@ def test_base_chat_answers_counts_tokens_like_vllm_and_records_usage(served: Ser
         assert completion.choices[0].message.content
         assert result.body["docadapt"] == {"mode": "base"}
         # The guard's prompt count is the engine's.
-        counted = h.service.count_chat_tokens(req["messages"])
+        counted = h.service.tokens.chat(req["messages"])
         assert completion.usage is not None and completion.usage.prompt_tokens == counted
         (rec,) = h.records
         assert (rec.workspace_id, rec.mode, rec.adapter) == (WS, "base", None)
