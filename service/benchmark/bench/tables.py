@@ -14,7 +14,7 @@ from service.benchmark.bench.options import ADAPTER_COLUMNS, OVERALL, POOLED_PRE
 from service.benchmark.datasets import BenchmarkDataset
 from service.benchmark.truth import REVERSAL, TruthReport
 from service.evaluate.scoring import ItemResult
-from service.evaluate.stats import accuracy, paired_test
+from service.evaluate.stats import accuracy_of, paired_test
 
 
 def table_rows(suite: Sequence[BenchmarkDataset]) -> list[str]:
@@ -50,8 +50,7 @@ def chance_levels(suite: Sequence[BenchmarkDataset], rows: Sequence[str]) -> dic
 
 def cell(correct: int, n: int) -> dict[str, Any]:
     """k of n with its 95% Wilson interval (None fields when n is 0)."""
-    flags = [True] * correct + [False] * (n - correct)
-    return accuracy(flags).model_dump(exclude={"confidence"})
+    return accuracy_of(correct, n).model_dump(exclude={"confidence"})
 
 
 def seeds_cell(cells: Sequence[dict[str, Any]]) -> dict[str, Any]:
