@@ -34,13 +34,17 @@ from service.augment.schemas import (
 )
 from service.augment.teachers import job_teacher
 from service.collections.records import get_collection, list_documents
-from service.core.deps import CurrentWorkspace, JobBudget, RuntimeDep, SessionDep
-from service.core.errors import (
-    MAX_DETAIL_ITEMS,
-    PayloadTooLarge,
-    Unprocessable,
-    UnsupportedMediaType,
+from service.core.deps import (
+    CurrentWorkspace,
+    JobBudget,
+    RuntimeDep,
+    SessionDep,
+    read_jsonl_body,
 )
+from service.core.errors import (
+    Unprocessable,
+)
+from service.core.jsonl import LineError, json_objects, refusal
 from service.core.openapi import errors
 from service.core.owned import get_owned
 from service.db.tables import Augmentation, AugmentedExample, utcnow
@@ -272,15 +276,6 @@ def review_many_examples(
     return ExamplesReviewPublic(updated=updated, counts=review_counts(session, aug.id))
 
 
-UPLOAD_TYPES = (
-    "application/x-ndjson",
-    "application/jsonl",
-    "application/json-lines",
-    "text/plain",
-    "application/octet-stream",
-)
-# Bad lines described one by one in a refusal's message; the details list every one.
-_MAX_LINES_DESCRIBED = 20
 _UPLOAD_BODY = {
     "requestBody": {
         "required": True,
@@ -296,42 +291,24 @@ _UPLOAD_BODY = {
 
 def _parse_uploaded_lines(
     data: bytes, document_ids: set[str]
-) -> tuple[list[tuple[int, str, str | None, str | None]], list[dict[str, Any]]]:
+) -> tuple[list[tuple[int, str, str | None, str | None]], list[LineError]]:
     """(line, text, document_id, source strategy) per statement, and every bad line's problem."""
+    objects, errors = json_objects(data)
     rows: list[tuple[int, str, str | None, str | None]] = []
-    errors: list[dict[str, Any]] = []
-    try:
-        lines = data.decode("utf-8").splitlines()
-    except UnicodeDecodeError:
-        return [], [{"line": 0, "message": "the body is not UTF-8 text"}]
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            errors.append({"line": number, "message": f"not JSON ({exc.msg})"})
-            continue
-        if not isinstance(record, dict):
-            errors.append({"line": number, "message": "not a JSON object"})
-            continue
+    for number, record in objects:
         text = record.get("text")
         if not isinstance(text, str) or not text.strip():
-            errors.append({"line": number, "message": '"text" must be a non-empty string'})
+            errors.append(LineError(line=number, message='"text" must be a non-empty string'))
             continue
         doc = record.get("document_id")
         if doc is not None and (not isinstance(doc, str) or doc not in document_ids):
-            errors.append(
-                {
-                    "line": number,
-                    "message": f"document_id {doc!r} is not a document of the collection",
-                }
-            )
+            message = f"document_id {doc!r} is not a document of the collection"
+            errors.append(LineError(line=number, message=message))
             continue
         strategy = record.get("strategy")
         rows.append((number, text.strip(), doc, strategy if isinstance(strategy, str) else None))
     if not rows and not errors:
-        errors.append({"line": 0, "message": "no statements: the body has no non-blank line"})
+        errors.append(LineError(line=0, message="no statements: the body has no non-blank line"))
     return rows, errors
 
 
@@ -352,30 +329,14 @@ async def upload_augmentation(
     finished augmentation (source "uploaded") that adapters can train on; whole, or refused
     (422) naming every bad line."""
     collection = get_collection(session, workspace.id, collection_id)
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type and content_type not in UPLOAD_TYPES:
-        raise UnsupportedMediaType(
-            f"send the statements as JSONL (content-type application/x-ndjson), not {content_type}"
-        )
-    limit = runtime.settings.max_upload_bytes
-    data = b""
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > limit:
-            raise PayloadTooLarge(f"the upload is larger than {limit} bytes")
+    data, _ = await read_jsonl_body(request, runtime.settings.max_upload_bytes, "upload")
     docs = list_documents(session, workspace.id, collection.id)
     rows, errors = _parse_uploaded_lines(data, {d.id for d in docs})
     if errors:
-        shown = "; ".join(
-            (f"line {e['line']}: " if e["line"] else "") + e["message"]
-            for e in errors[:_MAX_LINES_DESCRIBED]
-        )
-        rest = len(errors) - _MAX_LINES_DESCRIBED
-        more = f"; and {rest} more (details lists the first {MAX_DETAIL_ITEMS})" if rest > 0 else ""
         raise Unprocessable(
-            f"invalid upload, nothing was stored: {shown}{more}",
+            refusal(errors, "upload"),
             code="invalid_upload",
-            details={"errors": errors},
+            details={"errors": [e.model_dump() for e in sorted(errors, key=lambda e: e.line)]},
         )
     aug = Augmentation(
         workspace_id=workspace.id,

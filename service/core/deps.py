@@ -10,10 +10,19 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.audit import log as audit
-from service.core.errors import DocadaptError, InsufficientStorage, Unauthorized
+from service.core.errors import (
+    DocadaptError,
+    InsufficientStorage,
+    PayloadTooLarge,
+    Unauthorized,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from service.core.jsonl import JSONL_TYPES
 from service.core.runtime import Runtime
 from service.core.security import keys_match
 from service.core.storage import disk_full
@@ -188,3 +197,33 @@ def audited_admin(action: audit.AuditAction, resource_type: str) -> Any:
         yield from _audit(request, session, entry)
 
     return Depends(dependency, scope="function")
+
+
+async def read_jsonl_body(
+    request: Request, max_bytes: int, what: str, *, multipart: bool = False
+) -> tuple[bytes, str | None]:
+    """The JSONL bytes of an upload and the file's name: the raw body, or with `multipart` also
+    the form part `file`. 415 for another content type, 413 past `max_bytes`."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    filename = None
+    if multipart and content_type == "multipart/form-data":
+        part = (await request.form()).get("file")
+        if not isinstance(part, UploadFile):
+            raise Unprocessable("multipart upload without a `file` part holding the JSONL")
+        data = await part.read(max_bytes + 1)
+        filename = part.filename
+    elif not content_type or content_type in JSONL_TYPES:
+        data = b""
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > max_bytes:
+                break
+    else:
+        also = " or as the multipart part `file`" if multipart else ""
+        raise UnsupportedMediaType(
+            f"send the {what} as JSONL (content-type application/x-ndjson or text/plain){also}, "
+            f"not {content_type}"
+        )
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"the {what} is larger than {max_bytes} bytes")
+    return data, filename

@@ -13,17 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from service.core.jsonl import LineError, json_objects
+
 ALLOWED_FIELDS = ("question", "answer", "choices", "category", "id")
 MAX_ID_LENGTH = 200
-
-
-class LineError(BaseModel):
-    """What is wrong with one line; `line` is 1-based, 0 means the file as a whole."""
-
-    model_config = ConfigDict(frozen=True)
-
-    line: int
-    message: str
 
 
 class EvalSetError(ValueError):
@@ -103,32 +96,10 @@ def parse_evalset_jsonl(data: bytes) -> list[EvalItem]:
     Blank lines are skipped. An item without an `id` gets `generated_id` of its content; ids must
     be unique (two id-less items with identical content are reported as duplicates).
     """
-    errors: list[LineError] = []
+    objects, errors = json_objects(data)
     items: list[EvalItem] = []
     first_line_of_id: dict[str, int] = {}
-    raw_lines = data.split(b"\n")
-    for number, raw in enumerate(raw_lines, start=1):
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark
-            raw = raw[3:]
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            errors.append(LineError(line=number, message=f"not valid UTF-8 (byte {exc.start})"))
-            continue
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            errors.append(
-                LineError(line=number, message=f"invalid JSON: {exc.msg} (column {exc.colno})")
-            )
-            continue
-        if not isinstance(obj, dict):
-            errors.append(
-                LineError(line=number, message=f"expected a JSON object, got {_json_type(obj)}")
-            )
-            continue
+    for number, obj in objects:
         had_id = "id" in obj and obj["id"] is not None
         fields = dict(obj)
         if not had_id:
@@ -182,15 +153,3 @@ def _describe(exc: ValidationError) -> str:
         else:
             parts.append(f"{field!r}: {err['msg']}" if field else err["msg"])
     return "; ".join(parts)
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return "null"

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from service.collections.records import collection_passage_refs, get_collection
 from service.core.config import Settings
-from service.core.errors import MAX_DETAIL_ITEMS, Conflict, NotFound, Unprocessable
+from service.core.errors import Conflict, NotFound, Unprocessable
+from service.core.jsonl import refusal
 from service.core.owned import get_owned
 from service.db.tables import Adapter, EvalResult, EvalSet, Evaluation, Job
 from service.evaluate.evalset import EvalSetError, parse_evalset_jsonl
@@ -32,8 +33,6 @@ BUILTIN_MODES = ("base", "icl", "rag", "adapter", "adapter+rag")
 ADAPTER_MODES = ("adapter", "adapter+rag")
 # Modes whose prompts carry the collection's passages.
 CONTEXT_MODES = ("icl", "rag", "adapter+rag")
-# Bad lines described one by one in a refusal's message; the details list every one.
-_MAX_LINES_DESCRIBED = 50
 REPORT_FORMATS = {
     "json": "application/json",
     "md": "text/markdown; charset=utf-8",
@@ -56,7 +55,7 @@ def create_evalset(
         items = parse_evalset_jsonl(data)
     except EvalSetError as exc:
         raise Unprocessable(
-            _evalset_refusal(exc),
+            refusal(exc.errors, "eval set"),
             code="invalid_evalset",
             details={"errors": [e.model_dump() for e in exc.errors]},
         ) from exc
@@ -73,22 +72,6 @@ def create_evalset(
     session.add(evalset)
     session.flush()
     return evalset
-
-
-def _evalset_refusal(exc: EvalSetError) -> str:
-    errors = exc.errors
-    if len(errors) == 1 and errors[0].line == 0:
-        return f"invalid eval set: {errors[0].message}; nothing was stored"
-    shown = "; ".join(f"line {e.line}: {e.message}" for e in errors[:_MAX_LINES_DESCRIBED])
-    rest = errors[_MAX_LINES_DESCRIBED:]
-    more = (
-        f"; and {len(rest)} more bad lines from line {rest[0].line} on (details lists the first "
-        f"{MAX_DETAIL_ITEMS})"
-        if rest
-        else ""
-    )
-    noun = "line" if len(errors) == 1 else "lines"
-    return f"invalid eval set, {len(errors)} bad {noun} (nothing was stored): {shown}{more}"
 
 
 def get_evalset(session: Session, workspace_id: str, evalset_id: str) -> EvalSet:

@@ -8,7 +8,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
 
 from service.core.deps import (
     CurrentCaller,
@@ -16,6 +15,7 @@ from service.core.deps import (
     JobBudget,
     RuntimeDep,
     SessionDep,
+    read_jsonl_body,
     spend_job_budget,
 )
 from service.core.errors import (
@@ -45,13 +45,6 @@ from service.report.schemas import EvaluationReport
 router = APIRouter(tags=["evaluations"])
 
 
-JSONL_TYPES = (
-    "application/x-ndjson",
-    "application/jsonl",
-    "application/json-lines",
-    "text/plain",
-    "application/octet-stream",
-)
 _EVALSET_BODY = {
     "requestBody": {
         "required": True,
@@ -73,33 +66,6 @@ _EVALSET_BODY = {
         },
     }
 }
-
-
-async def _evalset_upload(request: Request, max_bytes: int) -> tuple[bytes, str | None]:
-    """The JSONL bytes of an upload (raw body or multipart `file`) and the file's name."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "multipart/form-data":
-        form = await request.form()
-        part = form.get("file")
-        if not isinstance(part, UploadFile):
-            raise Unprocessable("multipart upload without a `file` part holding the JSONL")
-        data = await part.read(max_bytes + 1)
-        filename = part.filename
-    elif not content_type or content_type in JSONL_TYPES:
-        data = b""
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > max_bytes:
-                break
-        filename = None
-    else:
-        raise UnsupportedMediaType(
-            f"send the eval set as JSONL (content-type application/x-ndjson or text/plain) or "
-            f"as the multipart part `file`, not {content_type}"
-        )
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(f"the eval set is larger than {max_bytes} bytes")
-    return data, filename
 
 
 @router.post(
@@ -143,7 +109,9 @@ async def create_evalset(
         job = records.get_job(session, workspace.id, evalset.job_id or "")
         public = EvalSetGenerating(**dict(svc.evalset_public(evalset)), job=records.job_public(job))
         return JSONResponse(public.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
-    data, filename = await _evalset_upload(request, runtime.settings.max_upload_bytes)
+    data, filename = await read_jsonl_body(
+        request, runtime.settings.max_upload_bytes, "eval set", multipart=True
+    )
     default_name = filename.rsplit("/", 1)[-1] if filename else None
     evalset = await run_in_threadpool(
         svc.create_evalset, session, workspace.id, collection_id, data, name or default_name

@@ -9,7 +9,7 @@ question form that leads there. This strategy writes, for each fact, the questio
 and its answer, which the training recipe puts in the base model's chat template: the user's
 question, then the answer as the assistant's turn (loss on the answer only).
 
-The questions are the eval-set generator's (`service/evaluate/generate.py`): made only where the
+The questions are the eval-set generator's (`service/evaluate/generate/`): made only where the
 parse supports the reading, asked in both directions of a voice or identity rewrite ("Who leads
 the Platform team?" and "Which team is led by Priya Nandakumar?") and across documents, each
 naming what it asks about; 55 of 58 such items had exactly one right answer by the dev gold.
