@@ -9,9 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from service.core.errors import (
-    MAX_DETAIL_ITEMS,
-)
+from service.core.errors import MAX_DETAIL_ITEMS
 
 JSONL_TYPES = (
     "application/x-ndjson",
