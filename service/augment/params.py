@@ -9,6 +9,7 @@ from typing import Any, get_args
 
 from service.augment.filters.postprocess import FilterConfig
 from service.augment.prompts import TEMPLATE_VARIABLES, validate_template
+from service.augment.teacher import Sampling
 from service.augment.types import StrategyName
 
 STRATEGIES: tuple[str, ...] = get_args(StrategyName)
@@ -77,6 +78,16 @@ class AugmentParams:
                 continue
             errors.extend(f"template {kind}: {e}" for e in validate_template(text, kind))
         return errors
+
+    def sampling(self, max_tokens: int, stop: tuple[str, ...]) -> Sampling:
+        """The teacher's sampling for a strategy that asks for `outputs_per_unit` answers."""
+        return Sampling(
+            n=self.outputs_per_unit,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=max_tokens,
+            stop=stop,
+        )
 
     def recorded(self) -> dict[str, Any]:
         """The parameters worth storing with a job (no callables, templates by length)."""

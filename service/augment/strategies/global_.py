@@ -166,13 +166,7 @@ def _setup(
 ) -> tuple[list[Unit], _Setup]:
     """The documents in corpus order and what their prompts share."""
     template = resolve_template("global", params.templates.get("global"))
-    sampling = Sampling(
-        n=params.outputs_per_unit,
-        temperature=params.temperature,
-        top_p=params.top_p,
-        max_tokens=params.global_max_tokens,
-        stop=template.stop,
-    )
+    sampling = params.sampling(params.global_max_tokens, template.stop)
     docs = sorted(units, key=lambda u: u.id)  # the fixed corpus order the prefix cache needs
     docs_by_id = {d.id: d for d in docs}
     count = params.count_tokens

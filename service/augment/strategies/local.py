@@ -9,7 +9,7 @@ from service.augment.filters.postprocess import Deduplicator, filter_statements,
 from service.augment.params import AugmentParams
 from service.augment.prompts import resolve_template
 from service.augment.runner import count_completion, run_units
-from service.augment.teacher import Sampling, Teacher
+from service.augment.teacher import Teacher
 from service.augment.types import Example, OnUnitDone, StrategyResult, Unit, UnitResult, YieldStats
 
 
@@ -22,13 +22,7 @@ async def run(
 ) -> StrategyResult:
     """Augment each unit (sentence or passage) on its own; see `run_strategy`."""
     template = resolve_template("local", params.templates.get("local"))
-    sampling = Sampling(
-        n=params.outputs_per_unit,
-        temperature=params.temperature,
-        top_p=params.top_p,
-        max_tokens=params.max_tokens,
-        stop=template.stop,
-    )
+    sampling = params.sampling(params.max_tokens, template.stop)
     dedup = Deduplicator(params.filters.near_duplicate_threshold)
 
     async def process(unit: Unit, stats: YieldStats) -> UnitResult:
