@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from service.collections.ingest import IngestedDocument, IngestError, clean_filename, ingest_file
 from service.core.errors import Unprocessable
 from service.core.owned import get_owned
-from service.core.storage import LocalStorage
+from service.core.storage import Storage
 from service.db.tables import Collection, Document, Passage, new_id, utcnow
 from service.serving.icl_context import PassageRef
 
@@ -55,7 +55,7 @@ def collection_stats(session: Session, collection_id: str) -> dict[str, int]:
 
 
 def delete_collection(
-    session: Session, storage: LocalStorage, workspace_id: str, collection_id: str
+    session: Session, storage: Storage, workspace_id: str, collection_id: str
 ) -> None:
     collection = get_collection(session, workspace_id, collection_id)
     session.delete(collection)
@@ -77,7 +77,7 @@ class UploadOutcome:
 
 def add_documents(
     session: Session,
-    storage: LocalStorage,
+    storage: Storage,
     workspace_id: str,
     collection_id: str,
     uploads: list[Upload],
@@ -170,7 +170,7 @@ def _ingest_all(
 
 def _store_document(
     session: Session,
-    storage: LocalStorage,
+    storage: Storage,
     workspace_id: str,
     collection_id: str,
     upload: Upload,
@@ -292,7 +292,7 @@ def collection_passage_refs(
 
 
 def delete_document(
-    session: Session, storage: LocalStorage, workspace_id: str, document_id: str
+    session: Session, storage: Storage, workspace_id: str, document_id: str
 ) -> None:
     doc = get_document(session, workspace_id, document_id)
     key = doc.storage_key

@@ -52,6 +52,23 @@ class Settings(BaseSettings):
         "(mode 0600) on first start when unset. Every API process and worker must share it.",
     )
 
+    # Where company files live (service/core/storage.py); the database stays DATABASE_URL.
+    storage_url: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix: keep documents and adapters in an S3-compatible bucket "
+        "that every API process, worker and vLLM machine reads (credentials from the standard "
+        "AWS variables: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, profiles); "
+        "default: the data dir's files/ folder.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="The S3 API's URL for a bucket outside AWS (MinIO, Ceph, R2, ...), e.g. "
+        "http://minio:9000; default: AWS.",
+    )
+    s3_region: str | None = Field(
+        default=None, description="The bucket's region; default: AWS_REGION or us-east-1."
+    )
+
     # Uploads
     max_upload_bytes: int = 20 * 1024 * 1024
     max_docx_uncompressed_bytes: int = 50 * 1024 * 1024
@@ -213,6 +230,16 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(net, strict=False)
             except ValueError as exc:
                 raise ValueError(f"DOCADAPT_TEACHER_ALLOWED_NETWORKS: {exc}") from exc
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from service.core.storage_s3 import parse_s3_url
+
+        parse_s3_url(value)
         return value
 
     @model_validator(mode="after")

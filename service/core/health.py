@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
@@ -27,7 +28,7 @@ def healthz() -> Liveness:
 class Readiness(BaseModel):
     status: str = Field(description="ready, starting or not_ready")
     checks: dict[str, str] = Field(
-        description="database, vllm, adapters (and workers): ok, disabled or what is wrong"
+        description="database, storage, vllm, adapters (and workers): ok, disabled or what is wrong"
     )
     phase: dict[str, Any] | None = Field(
         default=None,
@@ -42,8 +43,9 @@ class Readiness(BaseModel):
     responses={503: {"model": Readiness, "description": "Not ready yet: the checks say why."}},
 )
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: the service has started, the database answers and, where configured, vLLM
-    serves the base model. While it starts: 503 with the start-up phase and its progress."""
+    """Readiness: the service has started, the database and the file storage answer and, where
+    configured, vLLM serves the base model. While it starts: 503 with the start-up phase and its
+    progress."""
     startup = getattr(request.app.state, "startup", None)
     if startup is not None and not startup.ready:
         phase = startup.snapshot()
@@ -58,6 +60,7 @@ async def readyz(request: Request) -> JSONResponse:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"error: {exc}"
+    checks["storage"] = await _storage_check(runtime)
     if runtime.vllm is None:
         checks["vllm"] = "disabled"
     else:
@@ -69,11 +72,29 @@ async def readyz(request: Request) -> JSONResponse:
         # Informational: a worker that died is restarted within seconds (service.jobs.pool).
         alive, total = len(runtime.worker_pool.pids), len(runtime.worker_pool.slots)
         checks["workers"] = "ok" if alive == total else f"{alive} of {total} running"
-    ready = checks["database"] == "ok" and checks["vllm"] in ("ok", "disabled")
+    ready = (
+        checks["database"] == "ok"
+        and checks["storage"] == "ok"
+        and checks["vllm"] in ("ok", "disabled")
+    )
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},
         status_code=200 if ready else 503,
     )
+
+
+async def _storage_check(runtime: Runtime) -> str:
+    """The storage's check: "ok", or what is wrong with it (a bucket that is unreachable or
+    refuses the credentials) and what to fix."""
+    from service.core.storage import StorageUnavailable
+
+    try:
+        await asyncio.to_thread(runtime.storage.check)
+    except StorageUnavailable as exc:
+        return f"error: {exc.message}"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        return f"error: {type(exc).__name__}: {exc}"
+    return "ok"
 
 
 @router.get(

@@ -17,7 +17,7 @@ from adapters.tokens import TokenCounter
 from service.core.config import Settings
 from service.core.limits import RateLimiter
 from service.core.security import resolve_admin_key, resolve_secret_key
-from service.core.storage import LocalStorage, private_dir
+from service.core.storage import Storage, open_storage, private_dir, storage_env
 from service.db.session import make_engine, make_session_factory, migrate
 
 log = logging.getLogger("docadapt")
@@ -28,7 +28,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     session_factory: sessionmaker[Session]
-    storage: LocalStorage
+    storage: Storage
     admin_key: str
     secret_key: str = ""  # seals secrets at rest (service.core.security.seal)
     model_dir: Path | None = None
@@ -49,9 +49,11 @@ class Runtime:
 
 
 def build_core(settings: Settings, phase: Callable[[str], None] | None = None) -> Runtime:
-    """Database (migrated), storage, admin key and base model tokenizer; `phase` hears
+    """Database (migrated), storage (checked), admin key and base model tokenizer; `phase` hears
     "converting the model" as that (on a first start, slow) step begins."""
     private_dir(settings.data_dir)
+    storage = open_storage(settings)
+    storage.check()  # a bucket that is unreachable or refuses the credentials stops the start
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
     admin_key, generated = resolve_admin_key(settings)
@@ -71,7 +73,7 @@ def build_core(settings: Settings, phase: Callable[[str], None] | None = None) -
         settings=settings,
         engine=engine,
         session_factory=make_session_factory(engine),
-        storage=LocalStorage(settings.data_dir / "files"),
+        storage=storage,
         admin_key=admin_key,
         secret_key=resolve_secret_key(settings),
         model_dir=model_dir,
@@ -95,6 +97,7 @@ def start_worker_pool(runtime: Runtime, count: int) -> None:
         vllm_api_key=runtime.extras.get("vllm_api_key"),
         block_size=server.config.resolved_block_size if server else None,
     )
+    env.update(storage_env(runtime.settings))  # workers read and write the same files
     runtime.worker_pool = WorkerPool(
         count, env, runtime.settings.data_dir / "logs", runtime.session_factory
     )

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.config import Settings
-from service.core.storage import LocalStorage
+from service.core.storage import Storage
 from service.db.tables import Job, utcnow
 
 
@@ -34,7 +34,7 @@ class JobContext:
     attempt: int
     settings: Settings
     session_factory: sessionmaker[Session]
-    storage: LocalStorage
+    storage: Storage
     model_dir: Path
     vllm_url: str | None
     stopping: Any = None  # threading.Event set when the worker is asked to stop

@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from service.core.config import Settings
 from service.core.errors import DocadaptError
-from service.core.storage import LocalStorage, disk_full, private_dir
+from service.core.storage import disk_full, open_storage, private_dir
 from service.db.session import make_engine, make_session_factory, migrate
 from service.jobs import records
 from service.jobs.context import JobCancelled, JobContext, WorkerStopping
@@ -47,7 +47,7 @@ class Worker:
         self.engine = make_engine(settings.sqlalchemy_url)
         migrate(self.engine)
         self.session_factory = make_session_factory(self.engine)
-        self.storage = LocalStorage(settings.data_dir / "files")
+        self.storage = open_storage(settings)
         self.model_dir = materialize_base_model(settings.data_dir, settings.base_model_path)
         self.owner = f"{owner_prefix(os.getpid())}{uuid.uuid4().hex[:6]}"
         self.executors: dict[str, Executor] = load_executors()

@@ -4,6 +4,7 @@ after a vLLM restart, `reload_ready_adapters` puts every ready adapter back."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import io
@@ -13,6 +14,7 @@ import re
 import secrets
 import shutil
 import tarfile
+import tempfile
 from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
@@ -24,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.core.errors import Conflict, NotFound
 from service.core.schemas import without_paths
-from service.core.storage import LocalStorage
+from service.core.storage import Storage
 from service.db.tables import Adapter, new_id, utcnow
 from service.training.schemas import AdapterPublic
 
@@ -123,27 +125,27 @@ ADAPTER_CONFIG = "adapter_config.json"
 
 
 def store_artifact(
-    storage: LocalStorage, adapter: Adapter, source_dir: Path, extra_files: Sequence[Path] = ()
+    storage: Storage, adapter: Adapter, source_dir: Path, extra_files: Sequence[Path] = ()
 ) -> None:
     """Copy the adapter's files, and `extra_files` that travel with it (its training config,
-    metrics, loss curve), into storage and record the checksum of them all on the row.
+    metrics, loss curve), into storage as one folder and record the checksum of them all on the
+    row. The folder is put together beside `source_dir` (a local scratch folder) first.
 
     The adapter_config.json's `base_model_name_or_path` (peft writes the path it loaded the base
     from: a server path) becomes the base model's name, and a model card in the source (peft's
     empty template, or an imported one) is not kept: the download writes one from the record."""
     key = artifact_key(adapter)
-    target = storage.path(key)
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    for item in [*sorted(source_dir.iterdir()), *extra_files]:
-        if item.is_file() and item.name != MODEL_CARD:
-            shutil.copy2(item, target / item.name)
-    config = target / ADAPTER_CONFIG
-    if config.is_file():
-        config.write_bytes(portable_adapter_config(config.read_bytes(), adapter.base_model))
-    adapter.artifact_key = key
-    adapter.artifact_sha256 = folder_sha256(target)
+    with tempfile.TemporaryDirectory(dir=source_dir.parent, prefix=".artifact-") as staging:
+        folder = Path(staging)
+        for item in [*sorted(source_dir.iterdir()), *extra_files]:
+            if item.is_file() and item.name != MODEL_CARD:
+                shutil.copy2(item, folder / item.name)
+        config = folder / ADAPTER_CONFIG
+        if config.is_file():
+            config.write_bytes(portable_adapter_config(config.read_bytes(), adapter.base_model))
+        storage.put_folder(key, folder)
+        adapter.artifact_key = key
+        adapter.artifact_sha256 = folder_sha256(folder)
 
 
 def portable_adapter_config(raw: bytes, base_model: str) -> bytes:
@@ -187,16 +189,16 @@ def folder_sha256(folder: Path) -> str:
     return h.hexdigest()
 
 
-def export_files(storage: LocalStorage, adapter: Adapter, model_card: str) -> dict[str, bytes]:
+def export_files(storage: Storage, adapter: Adapter, model_card: str) -> dict[str, bytes]:
     """The files a download ships, by name: the stored files, adapter_config.json naming the base
     model (also for adapters stored before it did), and the model card."""
     if not adapter.artifact_key:
         raise Conflict(f"adapter {adapter.id} has no files yet (status {adapter.status})")
-    folder = storage.path(adapter.artifact_key)
+    key = adapter.artifact_key
     files: dict[str, bytes] = {}
-    for item in sorted(folder.iterdir()):
-        if item.is_file() and item.name != MODEL_CARD:
-            files[item.name] = item.read_bytes()
+    for name in storage.list_files(key):
+        if "/" not in name and name != MODEL_CARD:
+            files[name] = storage.read_bytes(f"{key}/{name}")
     if ADAPTER_CONFIG in files:
         files[ADAPTER_CONFIG] = portable_adapter_config(files[ADAPTER_CONFIG], adapter.base_model)
     files[MODEL_CARD] = model_card.encode()
@@ -307,7 +309,7 @@ def set_status(adapter: Adapter, status: str, reason: str | None = None) -> None
 
 
 async def activate(
-    session_factory: sessionmaker[Session], storage: LocalStorage, loader: Any, adapter_id: str
+    session_factory: sessionmaker[Session], storage: Storage, loader: Any, adapter_id: str
 ) -> Adapter:
     """Load an adapter into vLLM and run the canary; the row ends `ready` or `failed` with why.
 
@@ -317,9 +319,11 @@ async def activate(
     with session_factory() as session:
         adapter = session.get(Adapter, adapter_id)
         assert adapter is not None and adapter.artifact_key
-        path = storage.path(adapter.artifact_key)
+        key = adapter.artifact_key
         served = adapter.served_name
     try:
+        # vLLM loads a local folder: the storage's own, or a verified copy of the bucket's.
+        path = await asyncio.to_thread(storage.local_folder, key)
         await loader.load(served, path)
         canary = await canary_check(loader.client, served)
         ok, reason = canary.passed, canary.reason
@@ -338,7 +342,7 @@ async def activate(
 
 
 async def reload_ready_adapters(
-    session_factory: sessionmaker[Session], storage: LocalStorage, loader: Any
+    session_factory: sessionmaker[Session], storage: Storage, loader: Any
 ) -> int:
     """Load every ready adapter that vLLM lacks (after a restart); returns how many it loaded."""
     with session_factory() as session:
@@ -351,7 +355,8 @@ async def reload_ready_adapters(
         if not row.artifact_key or row.served_name in present:
             continue
         try:
-            await loader.load(row.served_name, storage.path(row.artifact_key))
+            path = await asyncio.to_thread(storage.local_folder, row.artifact_key)
+            await loader.load(row.served_name, path)
             loaded += 1
         except Exception as exc:  # noqa: BLE001 - one bad adapter must not block the others
             log.error("could not reload adapter %s: %s", row.id, exc)
