@@ -49,6 +49,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "service.benchmark.score_perf",
         "Evaluation scoring behind a shared context: prompt logprobs vs cached requests.",
     ),
+    "queue": (
+        "service.benchmark.queue_perf",
+        "Job queue on PostgreSQL: claims/s and exactly-once, 4 workers, against procrastinate.",
+    ),
 }
 
 

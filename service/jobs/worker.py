@@ -39,7 +39,9 @@ def owner_prefix(pid: int) -> str:
 
 
 class Worker:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, executors: dict[str, Executor] | None = None) -> None:
+        """`executors` by kind: the service's own (load_executors) unless given; the queue's
+        tests and `docadapt perf queue` give a no-op kind to drive the real claim loop cheaply."""
         from adapters.base_model import materialize_base_model
 
         self.settings = settings
@@ -50,7 +52,7 @@ class Worker:
         self.storage = open_storage(settings)
         self.model_dir = materialize_base_model(settings.data_dir, settings.base_model_path)
         self.owner = f"{owner_prefix(os.getpid())}{uuid.uuid4().hex[:6]}"
-        self.executors: dict[str, Executor] = load_executors()
+        self.executors: dict[str, Executor] = load_executors() if executors is None else executors
         self.stopping = threading.Event()
 
     def run(self, *, poll_s: float = 1.0, once: bool = False) -> None:
