@@ -153,7 +153,8 @@ async def _stop(
     services and the database engine."""
     runtime = getattr(app.state, "runtime", None)
     if runtime is not None and runtime.vllm_server is not None and not start.done():
-        runtime.vllm_server.stop(timeout=10.0)  # unblocks a vLLM start in progress
+        for server in runtime.extras.get("vllm_servers") or [runtime.vllm_server]:
+            server.stop(timeout=10.0)  # unblocks a vLLM start in progress
     if not start.done():
         start.cancel()
     with contextlib.suppress(BaseException):

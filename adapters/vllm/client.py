@@ -40,7 +40,16 @@ class PromptLogprobs:
 class VLLMClient:
     """Async client for one vLLM OpenAI-compatible server."""
 
-    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 600.0):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 600.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        """`transport`: send through it (adapters.vllm.routing's replica router) instead of
+        straight to `base_url`."""
         self.base_url = base_url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.AsyncClient(
@@ -48,6 +57,7 @@ class VLLMClient:
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=5.0),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            transport=transport,
         )
 
     async def aclose(self) -> None:

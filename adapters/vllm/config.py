@@ -33,6 +33,21 @@ def is_vllm_cpu_build() -> bool:
     return True
 
 
+def cpu_share(index: int, count: int, cpus: Sequence[int] | None = None) -> str | None:
+    """The CPUs the `index`-th of `count` local vllm-cpu replicas binds its worker to, as
+    VLLM_CPU_OMP_THREADS_BIND reads them ("0", "2-3"); None for one replica (vLLM's own choice).
+    Left to itself every replica binds the same first core and they share it."""
+    if count <= 1:
+        return None
+    cpus = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
+    share = max(1, len(cpus) // count)
+    start = (index * share) % len(cpus)
+    mine = cpus[start : start + share]
+    if mine == list(range(mine[0], mine[-1] + 1)):
+        return str(mine[0]) if len(mine) == 1 else f"{mine[0]}-{mine[-1]}"
+    return ",".join(map(str, mine))
+
+
 def local_block_size(configured: int | None) -> int | None:
     """The block size a locally started vLLM gets: the configured one, else CPU_BLOCK_SIZE on
     vllm-cpu, else None (vLLM's own default)."""

@@ -34,6 +34,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from adapters.vllm.replicas import PLACEHOLDER_URL, ReplicaSet, split_urls
+from adapters.vllm.routing import RoutingTransport
+
 if TYPE_CHECKING:
     from service.augment.redact import PiiRedactor
 
@@ -146,6 +149,16 @@ def _api_root(base_url: str) -> str:
     return url + "/v1" if urlsplit(url).path in ("", "/") else url
 
 
+def _replica_transport(config: TeacherConfig) -> httpx.AsyncBaseTransport | None:
+    """Several comma-separated URLs (the deployment's own vLLM replicas): requests fan out over
+    them (adapters.vllm.routing), the least busy replica first."""
+    urls = split_urls(config.base_url)
+    if len(urls) < 2:
+        return None
+    replicas = ReplicaSet(urls, api_key=config.api_key, timeout=config.timeout_s)
+    return RoutingTransport(replicas, max_connections=config.concurrency + 4)
+
+
 def _http_client(config: TeacherConfig) -> httpx.AsyncClient:
     """The openai client's connections: httpx, whose URL parser service/core/egress.py checks with;
     no redirects, so a teacher cannot send us to an address egress would refuse."""
@@ -162,6 +175,7 @@ def _http_client(config: TeacherConfig) -> httpx.AsyncClient:
         timeout=httpx.Timeout(config.timeout_s, connect=min(10.0, config.timeout_s)),
         limits=httpx.Limits(max_connections=config.concurrency + 4),
         event_hooks={"request": [only_our_headers]},
+        transport=_replica_transport(config),
     )
 
 
@@ -174,6 +188,8 @@ class Teacher:
             raise ValueError("teacher concurrency must be at least 1")
         self.config = config
         self.api_root = _api_root(config.base_url)
+        if len(split_urls(config.base_url)) > 1:  # vLLM replicas: the transport picks one
+            self.api_root = PLACEHOLDER_URL + "/v1"
         # Key and URL always given, so the client never falls back to OPENAI_API_KEY or
         # OPENAI_BASE_URL; retries are ours (tenacity, below), so the client makes none.
         self._client = openai.AsyncOpenAI(

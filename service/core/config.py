@@ -84,7 +84,24 @@ class Settings(BaseSettings):
         "Face id); default: SmolLM2-135M-Instruct for the embedded model, else the folder's name.",
     )
     vllm_url: str | None = Field(
-        default=None, description="Use this remote vLLM server instead of starting one."
+        default=None,
+        description="Use this remote vLLM server instead of starting one; several URLs, "
+        "comma-separated, are one serving tier (adapters.vllm.replicas): every ready adapter on "
+        "every replica, each query sent to a healthy replica that has its model.",
+    )
+    vllm_replicas: int = Field(
+        default=1, ge=1, le=16, description="Local vLLM servers to start (no DOCADAPT_VLLM_URL)."
+    )
+    vllm_adapter_copies: int | None = Field(
+        default=None,
+        ge=1,
+        description="Replicas each adapter is loaded on ahead of queries (default: all); the "
+        "others load it when a query names it.",
+    )
+    vllm_keeper_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the ready adapters are put back into a vLLM that lost them.",
     )
     vllm_api_key: SecretStr | None = None
     start_vllm: bool = Field(

@@ -65,6 +65,10 @@ async def readyz(request: Request) -> JSONResponse:
         checks["vllm"] = "disabled"
     else:
         checks["vllm"] = "ok" if await runtime.vllm.is_ready() else "unavailable"
+        replicas = getattr(runtime.vllm, "replicas", None)  # a ReplicaClient (several URLs)
+        if replicas is not None:
+            up, total = len(replicas.healthy), len(replicas.replicas)
+            checks["vllm_replicas"] = "ok" if up == total else f"{up} of {total} serving"
     checks["adapters"] = (
         "ok" if runtime.adapters_enabled else f"disabled: {runtime.adapters_disabled_reason}"
     )

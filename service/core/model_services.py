@@ -1,24 +1,31 @@
-"""Start and stop what serves the model: a local vLLM child process (or a remote vLLM), the
-adapter loader, the isolation self-check, and the keeper that puts the registry's ready adapters
-back into a vLLM that lost them (a restarted local child, or a restarted remote server)."""
+"""Start and stop what serves the model: local vLLM child processes (`vllm_replicas` of them) or
+remote vLLM servers (one URL or several), one client over them (a `ReplicaClient` routes each
+request to a replica that has its model), the adapter loader, the isolation self-check, and the
+keeper that puts the registry's ready adapters back into any replica that lost them (a restarted
+local child, a restarted or added remote server)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
-from adapters.vllm.client import VLLMClient
-from adapters.vllm.config import VLLMServerConfig
+from sqlalchemy import select
+
+from adapters.vllm.config import VLLMServerConfig, cpu_share, is_vllm_cpu_build
 from adapters.vllm.loader import AdapterLoader
+from adapters.vllm.replicas import split_urls
+from adapters.vllm.routing import connect
 from adapters.vllm.server import LocalVLLMServer
 from service.core.runtime import Runtime
 from service.core.startup import Startup, last_log_line
+from service.db.tables import Adapter
 from service.training.registry import reload_ready_adapters
 
 log = logging.getLogger("docadapt")
-
-KEEPER_INTERVAL_S = 30.0
 
 
 async def start_model_services(runtime: Runtime, startup: Startup | None = None) -> None:
@@ -26,25 +33,21 @@ async def start_model_services(runtime: Runtime, startup: Startup | None = None)
     startup = startup or Startup()
     api_key = settings.vllm_api_key.get_secret_value() if settings.vllm_api_key else None
     if settings.vllm_url:
-        url = settings.vllm_url
+        urls = split_urls(settings.vllm_url)
     elif settings.start_vllm:
-        config = VLLMServerConfig.from_settings(settings, runtime.model_dir)
-        server = LocalVLLMServer(
-            config,
-            on_restart=lambda: _reload(runtime),
-            on_phase=lambda phase: startup.begin(
-                phase, lambda: last_log_line(config.resolved_log_path)
-            ),
-        )
-        runtime.vllm_server = server  # before it starts: a shutdown meanwhile stops it
-        await server.astart()
-        url, api_key = server.url, server.config.api_key
+        urls, api_key = await _start_local(runtime, startup)
     else:
         log.warning("no vLLM configured: model requests will answer 503")
         return
-    runtime.extras["vllm_url"] = url
+    # Workers get the same list (service.jobs.pool passes it on as DOCADAPT_VLLM_URL).
+    runtime.extras["vllm_url"] = ",".join(urls)
     runtime.extras["vllm_api_key"] = api_key
-    runtime.vllm = VLLMClient(url, api_key=api_key)
+    runtime.vllm = connect(
+        urls,
+        api_key=api_key,
+        copies=settings.vllm_adapter_copies,
+        resolver=_resolver(runtime) if len(urls) > 1 and settings.vllm_adapter_copies else None,
+    )
     runtime.adapter_loader = AdapterLoader(
         runtime.vllm,
         max_lora_rank=settings.vllm_max_lora_rank,
@@ -61,6 +64,59 @@ async def start_model_services(runtime: Runtime, startup: Startup | None = None)
     runtime.extras["keeper"] = asyncio.create_task(_keeper(runtime))
 
 
+async def _start_local(runtime: Runtime, startup: Startup) -> tuple[list[str], str | None]:
+    """Start `vllm_replicas` local vLLM children (one key for all, each on its own CPUs) and
+    wait for all of them; returns their URLs and the key."""
+    settings = runtime.settings
+    count = settings.vllm_replicas
+    key = secrets.token_urlsafe(24)
+    servers: list[LocalVLLMServer] = []
+    for index in range(count):
+        config = VLLMServerConfig.from_settings(settings, runtime.model_dir, api_key=key)
+        if count > 1:
+            config.log_path = settings.data_dir / "logs" / f"vllm-{index}.log"
+            share = cpu_share(index, count)
+            if share is not None and is_vllm_cpu_build():
+                config.env["VLLM_CPU_OMP_THREADS_BIND"] = share
+        log_path = config.resolved_log_path
+        servers.append(
+            LocalVLLMServer(
+                config,
+                on_restart=lambda: _reload(runtime),
+                on_phase=(
+                    (lambda phase, p=log_path: startup.begin(phase, lambda: last_log_line(p)))
+                    if index == 0
+                    else None
+                ),
+            )
+        )
+    # Before they start: a shutdown meanwhile stops them.
+    runtime.vllm_server = servers[0]
+    runtime.extras["vllm_servers"] = servers
+    await asyncio.gather(*(server.astart() for server in servers))
+    return [server.url for server in servers], key
+
+
+def _resolver(runtime: Runtime) -> Callable[[str], Awaitable[Path | None]]:
+    """Where a ready adapter's files are, by served name (for loading on demand)."""
+
+    def find(name: str) -> Path | None:
+        with runtime.session_factory() as session:
+            row = session.scalars(
+                select(Adapter).where(Adapter.served_name == name, Adapter.status == "ready")
+            ).first()
+            if row is None or not row.artifact_key:
+                return None
+            return runtime.storage.path(row.artifact_key)
+
+    async def resolve(name: str) -> Path | None:
+        if not runtime.adapters_enabled:
+            return None
+        return await asyncio.to_thread(find, name)
+
+    return resolve
+
+
 async def _reload(runtime: Runtime) -> None:
     n = await reload_ready_adapters(
         runtime.session_factory, runtime.storage, runtime.adapter_loader
@@ -72,7 +128,7 @@ async def _reload(runtime: Runtime) -> None:
 async def _keeper(runtime: Runtime) -> None:
     """Every so often, put back any ready adapter vLLM does not have (it restarted)."""
     while True:
-        await asyncio.sleep(KEEPER_INTERVAL_S)
+        await asyncio.sleep(runtime.settings.vllm_keeper_interval_s)
         try:
             if await runtime.vllm.is_ready():
                 await _reload(runtime)
@@ -111,5 +167,7 @@ async def stop_model_services(runtime: Runtime) -> None:
         await query_service.aclose()
     if runtime.vllm is not None:
         await runtime.vllm.aclose()
-    if runtime.vllm_server is not None:
-        await asyncio.to_thread(runtime.vllm_server.stop)
+    servers = runtime.extras.pop("vllm_servers", None) or (
+        [runtime.vllm_server] if runtime.vllm_server is not None else []
+    )
+    await asyncio.gather(*(asyncio.to_thread(server.stop) for server in servers))

@@ -97,14 +97,15 @@ class EvaluationExecutor:
 
     async def _run(self, ctx: JobContext) -> dict[str, Any]:
         from adapters.base_model import load_tokenizer
-        from adapters.vllm.client import VLLMClient, VLLMUnavailable
+        from adapters.vllm.client import VLLMUnavailable
         from adapters.vllm.config import kv_block_size
+        from adapters.vllm.routing import connect
 
         if not ctx.vllm_url:
             raise ServiceUnavailable("no vLLM is configured for this worker; nothing can be scored")
         p = ctx.params
         key = ctx.settings.vllm_api_key
-        client = VLLMClient(ctx.vllm_url, api_key=key.get_secret_value() if key else None)
+        client = connect(ctx.vllm_url, api_key=key.get_secret_value() if key else None)
         scorer = Scorer(
             client,
             load_tokenizer(ctx.model_dir),

@@ -214,8 +214,8 @@ class TrainingExecutor:
         """Probes from the adapter's own documents, scored for the adapter and the base model
         (`service.evaluate.probes`): whether training took."""
         from adapters.base_model import load_tokenizer
-        from adapters.vllm.client import VLLMClient
         from adapters.vllm.config import kv_block_size
+        from adapters.vllm.routing import connect
         from service.evaluate.probes import knowledge_check
         from service.evaluate.scoring import Scorer
 
@@ -227,7 +227,7 @@ class TrainingExecutor:
             probes = all_probes(session, adapter, tokenizer)
             training = dict(adapter.metrics or {})
         key = ctx.settings.vllm_api_key
-        client = VLLMClient(str(ctx.vllm_url), api_key=key.get_secret_value() if key else None)
+        client = connect(str(ctx.vllm_url), api_key=key.get_secret_value() if key else None)
         scorer = Scorer(client, tokenizer, kv_block_tokens=kv_block_size(ctx.settings))
         try:
             return await knowledge_check(scorer, served, probes, training)
@@ -235,13 +235,13 @@ class TrainingExecutor:
             await client.aclose()
 
     async def _activate(self, ctx: JobContext) -> Adapter:
-        from adapters.vllm.client import VLLMClient
         from adapters.vllm.loader import AdapterLoader
+        from adapters.vllm.routing import connect
 
         if not ctx.vllm_url:
             raise Unprocessable("no vLLM is configured for this worker; the adapter cannot load")
         key = ctx.settings.vllm_api_key
-        client = VLLMClient(ctx.vllm_url, api_key=key.get_secret_value() if key else None)
+        client = connect(ctx.vllm_url, api_key=key.get_secret_value() if key else None)
         try:
             loader = AdapterLoader(
                 client,
