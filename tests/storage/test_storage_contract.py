@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from service.core.config import Settings
-from service.core.storage import LocalStorage, Storage, StorageUnavailable, open_storage
+from service.core.storage import (
+    LocalStorage,
+    Storage,
+    StorageUnavailable,
+    open_storage,
+    storage_env,
+)
 from service.core.storage_s3 import MANIFEST, S3Storage
 from tests.storage.conftest import S3Server, bucket_keys, s3_client
 
@@ -223,3 +229,31 @@ def test_settings_choose_the_backend(tmp_path: Path, s3_server: S3Server) -> Non
     for bad in ("http://bucket/x", "s3://", "s3://Bad_Bucket/x", "s3://bkt/../x", "s3://bkt/x?y=1"):
         with pytest.raises(ValueError, match="DOCADAPT_STORAGE_URL|storage key"):
             Settings(data_dir=tmp_path / "d", storage_url=bad)
+
+
+def test_workers_started_by_serve_get_the_api_s_storage(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`docadapt serve` hands its workers storage_env(settings) (service.core.runtime): a worker
+    reading its settings from that environment opens the same bucket, and a local API's workers
+    stay local although the inherited environment names a bucket."""
+    api = Settings(
+        data_dir=tmp_path / "api",
+        storage_url="s3://company-bucket/docadapt",
+        s3_endpoint_url="http://minio.internal:9000",
+        s3_region="eu-central-1",
+    )
+    for name, value in storage_env(api).items():
+        monkeypatch.setenv(name, value)
+    worker = Settings(data_dir=tmp_path / "worker")
+    assert (worker.storage_url, worker.s3_endpoint_url, worker.s3_region) == (
+        "s3://company-bucket/docadapt",
+        "http://minio.internal:9000",
+        "eu-central-1",
+    )
+
+    monkeypatch.setenv("DOCADAPT_STORAGE_URL", "s3://someone-elses/bucket")
+    local_api = Settings(data_dir=tmp_path / "api", storage_url=None)
+    for name, value in storage_env(local_api).items():
+        monkeypatch.setenv(name, value)
+    assert isinstance(open_storage(Settings(data_dir=tmp_path / "worker")), LocalStorage)
