@@ -107,7 +107,13 @@ def _resolver(runtime: Runtime) -> Callable[[str], Awaitable[Path | None]]:
             ).first()
             if row is None or not row.artifact_key:
                 return None
-            return runtime.storage.path(row.artifact_key)
+            key = row.artifact_key
+        try:
+            # The storage's own folder, or a verified local copy of the bucket's.
+            return runtime.storage.local_folder(key)
+        except FileNotFoundError:
+            log.error("ready adapter %s has no files in %s", name, runtime.storage.describe())
+            return None
 
     async def resolve(name: str) -> Path | None:
         if not runtime.adapters_enabled:

@@ -5,6 +5,7 @@ the same adapter, down to a local folder vLLM could load."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import tarfile
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from service.core.config import Settings
+from service.core.model_services import _resolver
 from service.core.storage_s3 import MANIFEST, S3Storage
 from service.main import create_app
 from tests.fixtures import documents as fx
@@ -118,15 +120,18 @@ def test_documents_and_adapters_live_in_the_bucket_and_a_second_machine_reads_th
                 assert got.json()["text"] == detail["text"]
             assert _download(second, auth, adapter_id) == downloaded
 
-            # What vLLM on that machine loads: a verified local copy of the bucket's folder.
+            # What vLLM on that machine loads (the replicas' on-demand resolver, by served
+            # name): a verified local copy of the bucket's folder in this machine's data dir.
             runtime = second.app.state.runtime  # type: ignore[attr-defined]
             assert isinstance(runtime.storage, S3Storage)
             with runtime.session_factory() as session:
                 from service.db.tables import Adapter
 
-                key = str(session.get(Adapter, adapter_id).artifact_key)
-            folder = runtime.storage.local_folder(key)
-            assert folder.is_relative_to(other_dir.resolve())
+                served = str(session.get(Adapter, adapter_id).served_name)
+            resolve = _resolver(runtime)
+            folder = asyncio.run(resolve(served))
+            assert folder is not None and folder.is_relative_to(other_dir.resolve())
+            assert asyncio.run(resolve("no-such-adapter")) is None
             assert folder_sha256(folder) == sha
             assert validate_peft_adapter(folder, base_model_dir, 16) == []
 
