@@ -1,11 +1,11 @@
-"""`docadapt` command line: serve, worker, jobs, admin, and the reports and benchmarks. One
+"""`docadapt` command line: serve, worker, stack, jobs, admin, and the reports and benchmarks. One
 module per command group; each imports what it runs only when it runs, so `--help` is quick."""
 
 from __future__ import annotations
 
 import typer
 
-from service.cli import admin, bench, jobs, perf, reports, server
+from service.cli import admin, bench, jobs, perf, reports, server, stack
 
 app = typer.Typer(
     help="docadapt: documents in, a LoRA adapter that generalizes like ICL out.",
@@ -15,6 +15,7 @@ app.command()(server.serve)
 app.command()(server.worker)
 app.command()(reports.report)
 app.command()(bench.bench)
+app.command()(stack.stack)
 app.add_typer(admin.app, name="admin")
 app.add_typer(perf.app, name="perf")
 app.add_typer(jobs.app, name="jobs")
