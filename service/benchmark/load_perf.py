@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600, help="seconds per query at most")
     parser.add_argument("--keep", action="store_true", help="keep the collection and adapters")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    _add_stack_options(parser)
     args = parser.parse_args(argv)
     if args.adapters < 1 or args.queries < 1 or args.concurrency < 1:
         parser.error("--adapters, --queries and --concurrency must be at least 1")
@@ -190,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = args.model_dir or materialize_base_model(
         settings.data_dir, settings.base_model_path
     )
+    if args.stack:
+        return _stack_main(args, model_dir)
     with ServiceClient.connect(args.url, timeout_s=600) as admin:
         try:
             api_key = args.api_key or run_workspace_key(admin, args.admin_key, "perf-load")
@@ -220,6 +223,42 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0 if result["errors"] == 0 else 1
+
+
+def _add_stack_options(parser: Any) -> None:
+    parser.add_argument(
+        "--stack",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start PostgreSQL, N vLLM replicas and the API here (not --url) and compare the "
+        "burst on N replicas with the same burst on one (service/benchmark/load_stack.py)",
+    )
+    parser.add_argument("--kv-cache-gb", type=int, default=2, help="per replica, with --stack")
+    parser.add_argument("--repeats", type=int, default=3, help="with --stack: rounds of bursts")
+    parser.add_argument(
+        "--kill-replica", action="store_true", help="with --stack: kill a replica mid-burst"
+    )
+    parser.add_argument("--kill-after-s", type=float, default=5.0, help="when to kill it")
+    parser.add_argument(
+        "--router", type=Path, help="with --stack: also burst through this vllm-router executable"
+    )
+    parser.add_argument("--router-policy", default="cache_aware", help="vllm-router's --policy")
+
+
+def _stack_main(args: Any, model_dir: Path) -> int:
+    from service.benchmark.load_stack import format_stack_report, run_stack_load
+
+    if args.stack < 2:
+        print("docadapt perf load: --stack needs at least 2 replicas", file=sys.stderr)
+        return 2
+    result = run_stack_load(args, model_dir)
+    print(format_stack_report(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    keys = ("one_replica", "replica_set", "via_router", "replica_set_one_killed")
+    bursts = [result.get(k) for k in keys]
+    return 0 if all(b is None or b["errors"] == 0 for b in bursts) else 1
 
 
 if __name__ == "__main__":

@@ -13,6 +13,12 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     data_dir: DataDirOption = None,
+    vllm_replicas: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Local vLLM replicas to start (DOCADAPT_VLLM_REPLICAS; no vLLM URL set)."
+        ),
+    ] = None,
 ) -> None:
     """Start the REST API (and, by default, a local vLLM and one job worker).
 
@@ -30,12 +36,13 @@ def serve(
         if server is not None:
             server.should_exit = True
 
-    fastapi_app = create_app(
-        settings(data_dir), wait_until_ready=False, on_start_failure=stop_on_failure
-    )
-    config = uvicorn.Config(fastapi_app, host=host, port=port, log_level="info")
+    config = settings(data_dir)
+    if vllm_replicas is not None:
+        config.vllm_replicas = vllm_replicas
+    fastapi_app = create_app(config, wait_until_ready=False, on_start_failure=stop_on_failure)
+    uvicorn_config = uvicorn.Config(fastapi_app, host=host, port=port, log_level="info")
     quiet_routine_polls()  # after uvicorn configured its loggers
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config)
     server.run()
     startup = getattr(fastapi_app.state, "startup", None)
     if startup is not None and startup.error is not None:

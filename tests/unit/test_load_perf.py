@@ -47,3 +47,22 @@ def test_the_report_names_errors_and_latencies(errors: int) -> None:
     assert f"{errors} errors in 2.0 s" in report
     assert "adapter     1    0.50    0.50    0.50" in report
     assert report.count("error: ") == errors
+
+
+def test_the_stack_ratios_divide_the_replica_set_by_one_replica() -> None:
+    from service.benchmark.load_stack import format_stack_report, ratios
+
+    def burst(qps: float, tps: float, p95: float) -> dict:
+        return {
+            "queries": 40, "concurrency": 20, "models": ["a", "icl:c"], "max_tokens": 16,
+            "errors": 0, "error_messages": [], "wall_s": 40 / qps, "queries_per_s": qps,
+            "generated_tokens_per_s": tps,
+            "latency": {"all": {"n": 40, "p50_s": p95 / 2, "p95_s": p95, "max_s": p95}},
+        }  # fmt: skip
+
+    one, two = burst(1.0, 16.0, 10.0), burst(1.8, 28.8, 6.0)
+    assert ratios(one, two) == {"queries_per_s": 1.8, "generated_tokens_per_s": 1.8, "p95_s": 0.6}
+    report = format_stack_report(
+        {"replicas": 2, "one_replica": one, "replica_set": two, "ratio": ratios(one, two)}
+    )
+    assert "2 replicas / one: throughput x1.8 (queries/s), x1.8 (tokens/s); p95 x0.6" in report
