@@ -98,7 +98,28 @@ def _register() -> str:
         for module in (lora_ops, torch_ops, punica_cpu):
             if getattr(module, name, None) is original:
                 setattr(module, name, patched)
-    return f"applied to vLLM {vllm_version} CPU LoRA ops ({', '.join(wrappers)})"
+    _fuse_linear_layers(punica_cpu.PunicaWrapperCPU)
+    return (
+        f"applied to vLLM {vllm_version} CPU LoRA ops ({', '.join(wrappers)}; "
+        "add_lora_linear fused per slot)"
+    )
+
+
+def _fuse_linear_layers(wrapper_class: type) -> None:
+    """Replace the CPU wrapper's per-slice LoRA linear with the fused one (fused_lora.py)."""
+    from adapters.vllm import fused_lora
+
+    for name, make in (
+        ("update_metadata", fused_lora.wrap_update_metadata),
+        ("add_lora_linear", fused_lora.wrap_add_lora_linear),
+    ):
+        original = getattr(wrapper_class, name)
+        if getattr(original, _MARK, False):
+            continue
+        patched = make(original)
+        setattr(patched, _MARK, True)
+        patched.__wrapped_original__ = original  # type: ignore[attr-defined]
+        setattr(wrapper_class, name, patched)
 
 
 # Below this many rows a mixed batch runs vLLM's own op on masked inputs (cheaper than grouping

@@ -111,6 +111,8 @@ def test_register_patches_the_names_punica_cpu_uses() -> None:
         ):  # fmt: skip
             assert getattr(getattr(punica_cpu, name), "__docadapt_grouped__", False)
             assert getattr(lora_ops, name) is getattr(punica_cpu, name)
+        for method in ("update_metadata", "add_lora_linear"):  # the fused LoRA linear
+            assert getattr(punica_cpu.PunicaWrapperCPU, method).__docadapt_grouped__
     else:
         assert plugin.outcome() and plugin.outcome().startswith("not applied")
 
