@@ -41,6 +41,7 @@ PLACEHOLDER_URL = "http://vllm-replicas"
 AFFINITY_MIN_CHARS = 1024  # shorter prompts gain little from a warm prefix cache
 AFFINITY_PREFIX_CHARS = 4096  # the part of a long prompt that picks its replica
 AFFINITY_PREFIX_TOKENS = 1024
+PROBE_TIMEOUT_S = 10.0  # a replica that does not list its models in this time counts as down
 
 Resolver = Callable[[str], Awaitable[Path | None]]
 
@@ -127,8 +128,9 @@ class ReplicaSet:
     async def _probe(self, replica: Replica) -> bool:
         was = replica.healthy
         try:
-            models = await replica.client.models()
-        except (VLLMUnavailable, VLLMRequestError) as exc:
+            resp = await replica.client.request("GET", "/v1/models", timeout=PROBE_TIMEOUT_S)
+            models = [m["id"] for m in resp.json().get("data", [])]
+        except (VLLMUnavailable, VLLMRequestError, ValueError) as exc:
             self.mark_down(replica, str(exc))
             return False
         replica.loaded = {m for m in models if m != self.base_model}
@@ -136,11 +138,14 @@ class ReplicaSet:
         return not was
 
     async def maybe_refresh(self) -> None:
-        """Refresh when the last probe is older than `refresh_s` (one probe at a time)."""
+        """Refresh when the last probe is older than `refresh_s`; one probe at a time, and a
+        request that finds one running goes on with what the router knows."""
         if time.monotonic() - self._refreshed_at < self.refresh_s:
             return
         if self._refresh_lock is None:
             self._refresh_lock = asyncio.Lock()
+        if self._refresh_lock.locked() and self._refreshed_at > float("-inf"):
+            return
         async with self._refresh_lock:
             if time.monotonic() - self._refreshed_at >= self.refresh_s:
                 await self.refresh()
