@@ -16,6 +16,7 @@ is asked for through both routers, for a comparison with docadapt's own routing.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 import tempfile
 import threading
@@ -68,6 +69,10 @@ def run_stack_load(args: Any, model_dir: Path) -> dict[str, Any]:
             killer.join()
             result["killed_replica_at_s"] = args.kill_after_s
     result["ratio"] = ratios(result["one_replica"], result["replica_set"])
+    if args.keep:
+        print(f"the stack's logs and data: {root}", file=sys.stderr)
+    else:
+        shutil.rmtree(root, ignore_errors=True)
     return result
 
 
