@@ -1,8 +1,9 @@
 """A user's walk through a running `Stack`, with two failures on the way: upload -> augment ->
 train (the worker holding the training job is killed; another finishes it) -> the adapter
-answers on every replica and through the API -> a replica is killed under queries (none fails) ->
-evaluate while it restarts -> the restarted replica gets the adapter back and answers like the
-other. Returns what it saw; raises WalkFailed naming the step that went wrong."""
+answers on every replica and through the API (whose queries reach both replicas) -> a replica
+is killed under queries (none fails) -> evaluate while it restarts -> the restarted replica gets
+the adapter back and answers like the other. Returns what it saw; raises WalkFailed naming the
+step that went wrong."""
 
 from __future__ import annotations
 
@@ -136,6 +137,20 @@ class Walk:
 
         return asyncio.run(go())
 
+    def _finished_per_replica(self) -> list[float]:
+        """Requests each replica has finished, from its own Prometheus counters."""
+        counts = []
+        for server in self.stack.replicas:
+            text = httpx.get(f"{server.url}/metrics", timeout=30).text
+            counts.append(
+                sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith("vllm:request_success_total")
+                )
+            )
+        return counts
+
     # --- the steps -------------------------------------------------------------------------
 
     def _upload(self) -> None:
@@ -196,8 +211,12 @@ class Walk:
         _check(None not in answers, f"a replica lacks the trained adapter: {answers}")
         _check(len(set(answers)) == 1, f"the replicas answer differently: {answers}")
         self.seen["answer"] = answer = answers[0]
+        before = self._finished_per_replica()
         through_api = self._ask_api(8)
         _check(set(through_api) == {answer}, f"the API answered {set(through_api)}, not {answer!r}")
+        served = [b - a for a, b in zip(before, self._finished_per_replica(), strict=True)]
+        _check(all(n > 0 for n in served), f"API queries per replica: {served}; not spread")
+        self.seen["api_queries_per_replica"] = served
 
     def _kill_replica(self) -> None:
         index = len(self.stack.replicas) - 1

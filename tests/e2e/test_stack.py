@@ -34,6 +34,7 @@ def test_the_stack_loses_nothing_when_a_worker_and_a_replica_die(
         pids = [stack.api.pid if stack.api else None, *(w.pid for w in stack.workers)]
     wall = time.monotonic() - t0
     assert seen["killed_worker"] and seen["queries_during_kill"] == 18
+    assert all(n > 0 for n in seen["api_queries_per_replica"])  # the API used both replicas
     assert seen["jobs"] == 3  # augmentation, training, evaluation: each succeeded once
     print(f"stack walk: {seen['timings']}, start {stack.timings}, wall {wall:.0f} s")
     # Every process the stack started is gone.

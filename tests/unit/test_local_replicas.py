@@ -1,7 +1,7 @@
 """`DOCADAPT_VLLM_REPLICAS=N` (docadapt serve --vllm-replicas N): N local vLLM children, one key,
 one log and one share of the CPUs each, and one client that routes over all of them. The
 children are stood in for here (what they are started with is the point); the real processes are
-tests/e2e/test_replicas.py and tests/e2e/test_stack.py."""
+tests/e2e/test_stack.py (separate processes behind the API)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The replica router (adapters.vllm.replicas, routing): which replica a request reaches, adapter
 loads over the set, a replica that dies and comes back. Routing logic is checked on plain
 `Replica` records and over small HTTP servers that answer like vLLM's adapter and model routes
-(each says who answered); tests/e2e/test_replicas.py runs the same against two real vLLMs."""
+(each says who answered); tests/e2e/test_stack.py runs two real vLLM replicas behind the API."""
 
 from __future__ import annotations
 
