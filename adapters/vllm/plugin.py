@@ -27,6 +27,7 @@ module imports nothing heavy.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -40,6 +41,9 @@ log = logging.getLogger("vllm.docadapt_lora_isolation")
 # The vLLM versions whose CPU LoRA ops this patch was written against and tested with.
 TESTED_VLLM_PREFIX = "0.32."
 _MARK = "__docadapt_grouped__"
+# "0" keeps vLLM's per-slice LoRA linear (isolation still patched): an escape hatch, and the
+# before/after comparison of the fused path.
+FUSED_LORA_ENV = "DOCADAPT_VLLM_FUSED_LORA"
 _state: dict[str, str] = {}
 
 
@@ -98,11 +102,11 @@ def _register() -> str:
         for module in (lora_ops, torch_ops, punica_cpu):
             if getattr(module, name, None) is original:
                 setattr(module, name, patched)
+    applied = f"applied to vLLM {vllm_version} CPU LoRA ops ({', '.join(wrappers)}"
+    if os.environ.get(FUSED_LORA_ENV, "1") == "0":
+        return applied + "; add_lora_linear left per slice)"
     _fuse_linear_layers(punica_cpu.PunicaWrapperCPU)
-    return (
-        f"applied to vLLM {vllm_version} CPU LoRA ops ({', '.join(wrappers)}; "
-        "add_lora_linear fused per slot)"
-    )
+    return applied + "; add_lora_linear fused per slot)"
 
 
 def _fuse_linear_layers(wrapper_class: type) -> None:

@@ -9,11 +9,15 @@ already loaded is named), and measures, one request at a time:
 - adapter: the question alone, answered by the adapter;
 - ICL cold: the first query on each of several collections (their prefix is not in vLLM's cache);
 - ICL warm: repeated queries on one collection (its prefix is cached).
-The modes are interleaved (adapter, cold, warm, adapter, ...) so that changes in the machine's
-load during the run affect all three alike.
+- base: the question alone, answered by the base model (what an adapter token costs over a base
+  token: the LoRA layers' own overhead).
+The modes are interleaved (base, adapter, cold, warm, base, ...) so that changes in the machine's
+load during the run affect all of them alike.
 Every answer generates exactly `max_tokens` tokens (min_tokens = max_tokens, temperature 0), so the
 modes differ only in their prompts. Reported: prompt tokens per query, latency p50/p95, and the
-ratios the issue sets targets for (adapter p50 <= 1/5 of cold ICL p50; >= 20x fewer prompt tokens).
+ratios with their targets: adapter p50 <= 0.15 of cold ICL p50 and <= 0.5 of warm ICL p50, an
+adapter query <= 1.2x a base query, >= 20x fewer prompt tokens. The random adapter has the training
+recipe's shape (r=16 on all seven linear layers), since that is what users serve.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import signal
 import sys
 import tempfile
@@ -36,11 +39,15 @@ import numpy as np
 
 from adapters.vllm.client import VLLMClient
 from service.benchmark.perf_cli import perf_parser
+from service.benchmark.query_collections import Fact, synthetic_collection
 from service.benchmark.random_lora import make_random_lora
 from service.serving.icl_context import PassageRef
 from service.serving.serving import JSONResult, QueryService, UsageRecord
 
-LATENCY_RATIO_TARGET = 0.2  # adapter p50 / cold ICL p50
+LATENCY_RATIO_TARGET = 0.15  # adapter p50 / cold ICL p50
+WARM_RATIO_TARGET = 0.5  # adapter p50 / warm ICL p50
+ADAPTER_OVER_BASE_TARGET = 1.2  # adapter p50 / base p50: the LoRA path's own cost
+RECIPE_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 PROMPT_RATIO_TARGET = 20.0  # ICL prompt tokens / adapter prompt tokens
 ADAPTER_ALIAS = "perf-adapter"  # the adapter's name as the benchmark's "user" calls it
 
@@ -98,6 +105,7 @@ class QueryBenchmarkResult:
     adapter_stats: ModeStats
     icl_cold: ModeStats
     icl_warm: ModeStats
+    base_stats: ModeStats = field(default_factory=lambda: ModeStats("base"))
 
     @property
     def latency_ratio_cold(self) -> float:
@@ -106,8 +114,21 @@ class QueryBenchmarkResult:
 
     @property
     def latency_ratio_warm(self) -> float:
-        """Adapter p50 / warm ICL p50 (no target; what a repeated collection costs)."""
+        """Adapter p50 / warm ICL p50 (target <= WARM_RATIO_TARGET)."""
         return self.adapter_stats.p50_s / self.icl_warm.p50_s
+
+    @property
+    def adapter_over_base(self) -> float:
+        """Adapter p50 / base p50, same prompt (target <= ADAPTER_OVER_BASE_TARGET)."""
+        return self.adapter_stats.p50_s / self.base_stats.p50_s
+
+    def targets(self) -> dict[str, bool]:
+        return {
+            "cold": self.latency_ratio_cold <= LATENCY_RATIO_TARGET,
+            "warm": self.latency_ratio_warm <= WARM_RATIO_TARGET,
+            "adapter_over_base": self.adapter_over_base <= ADAPTER_OVER_BASE_TARGET,
+            "prompt": self.prompt_token_ratio >= PROMPT_RATIO_TARGET,
+        }
 
     @property
     def prompt_token_ratio(self) -> float:
@@ -116,81 +137,20 @@ class QueryBenchmarkResult:
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        for key in ("adapter_stats", "icl_cold", "icl_warm"):
+        for key in ("adapter_stats", "icl_cold", "icl_warm", "base_stats"):
             out[key] = getattr(self, key).summary()
+        met = self.targets()
         out.update(
             latency_ratio_cold=self.latency_ratio_cold,
             latency_ratio_warm=self.latency_ratio_warm,
+            adapter_over_base=self.adapter_over_base,
             prompt_token_ratio=self.prompt_token_ratio,
-            latency_target_met=self.latency_ratio_cold <= LATENCY_RATIO_TARGET,
-            prompt_target_met=self.prompt_token_ratio >= PROMPT_RATIO_TARGET,
+            latency_target_met=met["cold"],
+            warm_target_met=met["warm"],
+            adapter_over_base_target_met=met["adapter_over_base"],
+            prompt_target_met=met["prompt"],
         )
         return out
-
-
-# ---- synthetic collections ----------------------------------------------------------------
-
-_SYLLABLES = "ka lo mi ren tor vel zu pra gin dos fel mar quo sil tan bex nor ith wal"
-_THINGS = ["pump", "turbine", "archive", "gateway", "furnace", "relay", "vault", "crane"]
-_COLORS = ["red", "blue", "green", "amber", "violet", "grey", "white", "black"]
-_CITIES = ["Oslo", "Lyon", "Porto", "Graz", "Turku", "Ghent", "Brno", "Cork"]
-
-
-@dataclass(frozen=True)
-class Fact:
-    thing: str
-    name: str
-    color: str
-    city: str
-    year: int
-
-    def sentence(self) -> str:
-        return (
-            f"The {self.thing} {self.name} is painted {self.color}, stands in {self.city} and "
-            f"was commissioned in {self.year}."
-        )
-
-    def question(self) -> str:
-        return f"What color is the {self.thing} {self.name}, and where does it stand?"
-
-
-def synthetic_collection(
-    seed: str, target_tokens: int, count_tokens: Callable[[str], int], *, per_passage: int = 3
-) -> tuple[list[PassageRef], list[Fact]]:
-    """Documents of made-up facts, about `target_tokens` tokens in all; different for each seed."""
-    rng = random.Random(seed)
-    syllables = _SYLLABLES.split()
-    passages: list[PassageRef] = []
-    facts: list[Fact] = []
-    total = 0
-    doc = 0
-    while total < target_tokens:
-        doc_id = f"{seed}-doc{doc}"
-        title = f"Site register {seed} part {doc + 1}"
-        for index in range(6):
-            batch = []
-            for _ in range(per_passage):
-                name = "".join(rng.choice(syllables) for _ in range(3)).capitalize()
-                fact = Fact(
-                    rng.choice(_THINGS),
-                    name,
-                    rng.choice(_COLORS),
-                    rng.choice(_CITIES),
-                    rng.randint(1950, 2024),
-                )
-                facts.append(fact)
-                batch.append(fact.sentence())
-            text = " ".join(batch)
-            tokens = count_tokens(text)
-            passages.append(PassageRef(doc_id, title, index, text, tokens))
-            total += tokens + 1
-            if total >= target_tokens:
-                break
-        doc += 1
-    return passages, facts
-
-
-# ---- adapters -----------------------------------------------------------------------------
 
 
 # ---- the benchmark ------------------------------------------------------------------------
@@ -261,8 +221,14 @@ async def _run(
         if adapter is None:
             tmp = tempfile.TemporaryDirectory(prefix="docadapt-perf-")
             adapter = f"perf-{uuid.uuid4().hex[:10]}"
-            log(f"making a random LoRA adapter (r=8, q_proj/v_proj) and loading it as {adapter}")
-            path = await asyncio.to_thread(make_random_lora, model_dir, Path(tmp.name) / "lora")
+            log(f"making a random LoRA (r=16, all linear layers), loaded as {adapter}")
+            path = await asyncio.to_thread(
+                make_random_lora,
+                model_dir,
+                Path(tmp.name) / "lora",
+                r=16,
+                target_modules=RECIPE_TARGETS,
+            )
             await client.load_lora_adapter(adapter, str(path))
             made_adapter = True
 
@@ -297,6 +263,7 @@ async def _run(
             adapter_stats=stats["adapter"],
             icl_cold=stats["icl_cold"],
             icl_warm=stats["icl_warm"],
+            base_stats=stats["base"],
         )
     finally:
         if made_adapter and adapter is not None:
@@ -359,7 +326,7 @@ async def _timed_rounds(
     await ask("base", "Say hello.")
     await ask(ADAPTER_ALIAS, "Say hello.")
 
-    stats = {m: ModeStats(m) for m in ("adapter", "icl_cold", "icl_warm")}
+    stats = {m: ModeStats(m) for m in ("adapter", "icl_cold", "icl_warm", "base")}
 
     def keep(mode: str, rec: UsageRecord, label: str) -> None:
         s = stats[mode]
@@ -374,6 +341,8 @@ async def _timed_rounds(
     # Interleaved rounds, so a change in the machine's load during the run hits every mode.
     for i in range(max(queries, collections)):
         if i < queries:
+            rec = await ask("base", questions[i])
+            keep("base", rec, f"base {i + 1}/{queries}")
             rec = await ask(ADAPTER_ALIAS, questions[i])
             keep("adapter", rec, f"adapter {i + 1}/{queries}")
         if i < collections:
@@ -400,6 +369,7 @@ def format_report(result: QueryBenchmarkResult) -> str:
         ("adapter", result.adapter_stats),
         ("icl cold", result.icl_cold),
         ("icl warm", result.icl_warm),
+        ("base", result.base_stats),
     ]
     lines = [
         f"query cost: adapter vs documents in context (vLLM {result.vllm_url}, "
@@ -413,14 +383,24 @@ def format_report(result: QueryBenchmarkResult) -> str:
             f"{name:<10} {s.n:>7} {s.prompt_tokens_mean:>17,.0f} {s.p50_s:>8.2f} {s.p95_s:>8.2f}"
         )
     lc, lw, pr = result.latency_ratio_cold, result.latency_ratio_warm, result.prompt_token_ratio
+    ab, met = result.adapter_over_base, result.targets()
+
+    def verdict(key: str) -> str:
+        return "met" if met[key] else "NOT met"
+
+    base = result.base_stats.p50_s
     lines += [
         "",
         f"adapter p50 / cold ICL p50: {lc:.3f} = 1/{1 / lc:.1f}  "
-        f"(target <= 1/{1 / LATENCY_RATIO_TARGET:.0f}: "
-        f"{'met' if lc <= LATENCY_RATIO_TARGET else 'NOT met'})",
-        f"adapter p50 / warm ICL p50: {lw:.3f} = 1/{1 / lw:.1f}  (no target)",
+        f"(target <= {LATENCY_RATIO_TARGET}: {verdict('cold')}; "
+        f"an adapter as cheap as base: {base / result.icl_cold.p50_s:.3f})",
+        f"adapter p50 / warm ICL p50: {lw:.3f} = 1/{1 / lw:.1f}  "
+        f"(target <= {WARM_RATIO_TARGET}: {verdict('warm')}; "
+        f"an adapter as cheap as base: {base / result.icl_warm.p50_s:.3f})",
+        f"adapter p50 / base p50 (same prompt): {ab:.3f}  "
+        f"(target <= {ADAPTER_OVER_BASE_TARGET}: {verdict('adapter_over_base')})",
         f"prompt tokens, ICL / adapter: {pr:.1f}x  (target >= {PROMPT_RATIO_TARGET:.0f}x: "
-        f"{'met' if pr >= PROMPT_RATIO_TARGET else 'NOT met'})",
+        f"{verdict('prompt')})",
     ]
     return "\n".join(lines)
 
@@ -464,10 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"\n(took {time.perf_counter() - started:.0f} s)")
     if args.json:
         args.json.write_text(json.dumps(result.as_dict(), indent=2))
-    missed = (
-        result.latency_ratio_cold > LATENCY_RATIO_TARGET
-        or result.prompt_token_ratio < PROMPT_RATIO_TARGET
-    )
+    missed = not all(result.targets().values())
     return 1 if args.check and missed else 0
 
 

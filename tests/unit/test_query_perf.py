@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from service.benchmark.query_perf import ModeStats, QueryBenchmarkResult, format_report
-from service.benchmark.query_perf import synthetic_collection as make
+from service.benchmark.query_collections import synthetic_collection as make
 
 
 def words(text: str) -> int:
@@ -34,12 +34,17 @@ def test_report_states_ratios_against_targets() -> None:
         adapter_stats=stats("adapter", 1.0, 45),
         icl_cold=stats("icl_cold", 10.0, 4100),
         icl_warm=stats("icl_warm", 2.0, 4100),
+        base_stats=stats("base", 0.9, 45),
     )
     assert round(result.latency_ratio_cold, 3) == 0.1
     assert round(result.latency_ratio_warm, 3) == 0.5
     assert round(result.prompt_token_ratio, 1) == 91.1
     report = format_report(result)
-    assert "1/10.0" in report and "(target <= 1/5: met)" in report
+    assert round(result.adapter_over_base, 3) == 1.111
+    assert "1/10.0" in report and "(target <= 0.15: met; an adapter as cheap as base: 0.09" in report
+    assert "(target <= 0.5: met; an adapter as cheap as base: 0.45" in report
+    assert "1.111  (target <= 1.2: met)" in report
     assert "91.1x" in report and "(target >= 20x: met)" in report
     data = result.as_dict()
     assert data["latency_target_met"] and data["prompt_target_met"]
+    assert data["warm_target_met"] and data["adapter_over_base_target_met"]
