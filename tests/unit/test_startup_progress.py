@@ -103,7 +103,7 @@ def test_watch_lines_say_when_an_eta_is_rough_and_drop_an_ended_jobs_message() -
     assert eta_text({**running, "metrics": {}}) == "2m10s"
 
 
-PERF = ("query", "train", "ready", "augment", "quality", "evalset", "score")
+PERF = ("query", "train", "ready", "augment", "quality", "evalset", "score", "load", "queue")
 
 
 @pytest.mark.parametrize("command", PERF)
@@ -125,4 +125,4 @@ def test_every_perf_help_is_complete_and_in_one_style(command: str) -> None:
     # One meaning per option name: --url is the service, a teacher is --teacher-url.
     if "--url" in options:
         assert "service" in options.split("--url", 1)[1].split("\n  -", 1)[0]
-    assert "--api-key" not in options or command == "ready"
+    assert "--api-key" not in options or command in ("ready", "load")  # both: a workspace key
