@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from service.benchmark.query_perf import ModeStats, QueryBenchmarkResult, format_report
 from service.benchmark.query_collections import synthetic_collection as make
+from service.benchmark.query_perf import ModeStats, QueryBenchmarkResult, format_report
 
 
 def words(text: str) -> int:
@@ -41,7 +41,8 @@ def test_report_states_ratios_against_targets() -> None:
     assert round(result.prompt_token_ratio, 1) == 91.1
     report = format_report(result)
     assert round(result.adapter_over_base, 3) == 1.111
-    assert "1/10.0" in report and "(target <= 0.15: met; an adapter as cheap as base: 0.09" in report
+    assert "1/10.0" in report
+    assert "(target <= 0.15: met; an adapter as cheap as base: 0.09" in report
     assert "(target <= 0.5: met; an adapter as cheap as base: 0.45" in report
     assert "1.111  (target <= 1.2: met)" in report
     assert "91.1x" in report and "(target >= 20x: met)" in report
