@@ -93,14 +93,10 @@ def _register() -> str:
     }
     for name, make in wrappers.items():
         original = getattr(lora_ops, name)
-        if getattr(original, _MARK, False):
-            continue
-        patched = make(original)
-        setattr(patched, _MARK, True)
-        patched.__wrapped_original__ = original  # type: ignore[attr-defined]
+        patched = _wrapped(original, make)
         # lora_ops: the sgmv_* ops look bgmv_* up here; the package and punica_cpu re-export.
         for module in (lora_ops, torch_ops, punica_cpu):
-            if getattr(module, name, None) is original:
+            if patched is not None and getattr(module, name, None) is original:
                 setattr(module, name, patched)
     applied = f"applied to vLLM {vllm_version} CPU LoRA ops ({', '.join(wrappers)}"
     if os.environ.get(FUSED_LORA_ENV, "1") == "0":
@@ -117,13 +113,21 @@ def _fuse_linear_layers(wrapper_class: type) -> None:
         ("update_metadata", fused_lora.wrap_update_metadata),
         ("add_lora_linear", fused_lora.wrap_add_lora_linear),
     ):
-        original = getattr(wrapper_class, name)
-        if getattr(original, _MARK, False):
-            continue
-        patched = make(original)
-        setattr(patched, _MARK, True)
-        patched.__wrapped_original__ = original  # type: ignore[attr-defined]
-        setattr(wrapper_class, name, patched)
+        patched = _wrapped(getattr(wrapper_class, name), make)
+        if patched is not None:
+            setattr(wrapper_class, name, patched)
+
+
+def _wrapped(
+    original: Callable[..., Any], make: Callable[[Callable[..., Any]], Callable[..., Any]]
+) -> Callable[..., Any] | None:
+    """`make(original)`, marked and holding the original; None if `original` is ours already."""
+    if getattr(original, _MARK, False):
+        return None
+    patched = make(original)
+    setattr(patched, _MARK, True)
+    patched.__wrapped_original__ = original  # type: ignore[attr-defined]
+    return patched
 
 
 # Below this many rows a mixed batch runs vLLM's own op on masked inputs (cheaper than grouping

@@ -151,6 +151,21 @@ async def burst(
     }
 
 
+def burst_as_asked(args: Any, url: str, api_key: str, models: list[str]) -> dict[str, Any]:
+    """One `burst` with the command line's size, concurrency, answer length and timeout."""
+    return asyncio.run(
+        burst(
+            url,
+            api_key,
+            models,
+            queries=args.queries,
+            concurrency=args.concurrency,
+            max_tokens=args.max_tokens,
+            timeout_s=args.timeout,
+        )
+    )
+
+
 def format_report(result: dict[str, Any]) -> str:
     lines = [
         f"{result['queries']} chat queries, {result['concurrency']} at once, over "
@@ -201,17 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             collection, names = setup(api, model_dir, args.adapters, args.documents)
             models = [*names, f"icl:{collection}"]
             print(f"sending {args.queries} queries over {len(models)} models ...", file=sys.stderr)
-            result = asyncio.run(
-                burst(
-                    args.url,
-                    api_key,
-                    models,
-                    queries=args.queries,
-                    concurrency=args.concurrency,
-                    max_tokens=args.max_tokens,
-                    timeout_s=args.timeout,
-                )
-            )
+            result = burst_as_asked(args, args.url, api_key, models)
             if not args.keep:
                 for name in names:
                     api.delete(f"/v1/adapters/{name}")

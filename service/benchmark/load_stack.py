@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.benchmark.load_perf import burst, format_report, setup
+from service.benchmark.load_perf import burst_as_asked, format_report, setup
 from service.client import ServiceClient
 
 
@@ -65,7 +65,7 @@ def run_stack_load(args: Any, model_dir: Path) -> dict[str, Any]:
         if args.kill_replica:
             print(f"burst on {args.stack} replicas, one killed ...", file=sys.stderr)
             killer = _killer(stack, args)
-            result["replica_set_one_killed"] = _burst(args, stack.api_url, api_key, models)
+            result["replica_set_one_killed"] = burst_as_asked(args, stack.api_url, api_key, models)
             killer.join()
             result["killed_replica_at_s"] = args.kill_after_s
     result["ratio"] = ratios(result["one_replica"], result["replica_set"])
@@ -84,12 +84,12 @@ def _measure(
     with every run's queries/s and p95 beside it."""
     for name, url in apis.items():
         print(f"warm-up burst ({name}) ...", file=sys.stderr)
-        _burst(args, url, api_key, models)
+        burst_as_asked(args, url, api_key, models)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in apis}
     for round_ in range(args.repeats):
         for name, url in apis.items():
             print(f"burst {round_ + 1}/{args.repeats} ({name}) ...", file=sys.stderr)
-            runs[name].append(_burst(args, url, api_key, models))
+            runs[name].append(burst_as_asked(args, url, api_key, models))
     out = {}
     for name, bursts in runs.items():
         ranked = sorted(bursts, key=lambda b: b["queries_per_s"] or 0)
@@ -99,25 +99,6 @@ def _measure(
             "runs_p95_s": [b["latency"]["all"].get("p95_s") for b in bursts],
             "runs_errors": [b["errors"] for b in bursts],
         }
-    return out
-
-
-def _burst(
-    args: Any, url: str, api_key: str, models: list[str], note: str | None = None
-) -> dict[str, Any]:
-    out = asyncio.run(
-        burst(
-            url,
-            api_key,
-            models,
-            queries=args.queries,
-            concurrency=args.concurrency,
-            max_tokens=args.max_tokens,
-            timeout_s=args.timeout,
-        )
-    )
-    if note:
-        out["router"] = note
     return out
 
 
