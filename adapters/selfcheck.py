@@ -90,7 +90,7 @@ async def run_isolation_self_check(runtime: Any) -> Any:
     loader = runtime.adapter_loader
     names = [_name(f) for f in folders]
     for name, folder in zip(names, folders, strict=True):
-        await loader.load(name, folder)
+        await loader.load(name, folder, key=await _stored(runtime, loader, name, folder))
     try:
         report = await isolation_check(loader.client, names, rounds=1, lora_slots=slots)
     finally:
@@ -100,3 +100,19 @@ async def run_isolation_self_check(runtime: Any) -> Any:
         json.dumps({"passed": report.passed, "summary": report.summary()})
     )
     return report
+
+
+async def _stored(runtime: Any, loader: Any, name: str, folder: Path) -> str | None:
+    """With vLLM loading from the bucket (the loader's remote_root), the probe adapter's key
+    there, stored once (the name is the weights' checksum); else None: vLLM loads `folder`."""
+    import asyncio
+
+    from adapters.artifacts_s3 import MANIFEST
+
+    if not getattr(loader, "remote_root", None):
+        return None
+    key = f"_selfcheck/{name}"
+    storage = runtime.storage
+    if not await asyncio.to_thread(storage.exists, f"{key}/{MANIFEST}"):
+        await asyncio.to_thread(storage.put_folder, key, folder)
+    return key

@@ -47,8 +47,12 @@ class AdapterLoader:
         max_lora_rank: int,
         lock_dir: Path | None = None,
         base_model_name: str = BASE_MODEL_NAME,
+        remote_root: str | None = None,
     ) -> None:
         self.client = client
+        # s3://bucket/prefix: vLLM is sent `remote_root/key` for adapters loaded with a storage
+        # key (docadapt's vLLM plugin fetches it, adapters/vllm/remote_load.py); else local paths.
+        self.remote_root = remote_root.rstrip("/") if remote_root else None
         self.max_lora_rank = max_lora_rank
         self.lock_dir = lock_dir
         self.base_model_name = base_model_name
@@ -81,14 +85,23 @@ class AdapterLoader:
                 f"{self.max_lora_rank}"
             )
 
-    async def load(self, name: str, adapter_dir: Path) -> LoadOutcome:
-        """Load `adapter_dir` under `name`; idempotent for a name vLLM already serves."""
+    def source(self, adapter_dir: Path, key: str | None = None) -> str:
+        """What vLLM is told to load: the bucket URL of storage key `key` with a remote root,
+        else the local folder's absolute path."""
+        if self.remote_root and key:
+            return f"{self.remote_root}/{key}"
+        return str(Path(adapter_dir).resolve())
+
+    async def load(self, name: str, adapter_dir: Path, *, key: str | None = None) -> LoadOutcome:
+        """Load `adapter_dir` under `name`; idempotent for a name vLLM already serves. The local
+        folder is what is checked; with `remote_root` and the folder's storage `key`, vLLM loads
+        the same files from the bucket."""
         self.check(name, adapter_dir)
         async with self._name_lock(name):
             if name in await self.client.models():
                 return "already_loaded"
             try:
-                await self.client.load_lora_adapter(name, str(Path(adapter_dir).resolve()))
+                await self.client.load_lora_adapter(name, self.source(adapter_dir, key))
             except VLLMRequestError as exc:
                 if "has already been loaded" in exc.detail:
                     return "already_loaded"

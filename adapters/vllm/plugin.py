@@ -22,6 +22,10 @@ vLLM calls `register()` in the API server, the engine core and every worker proc
 `vllm.general_plugins` entry point (pyproject.toml). It patches only vLLM 0.32.x on the CPU
 platform, the combination it was tested on; elsewhere it logs that it did nothing. Importing this
 module imports nothing heavy.
+
+`register()` also wraps vLLM's /v1/load_lora_adapter handler (adapters/vllm/remote_load.py, on
+every platform): an s3:// lora_path of the bucket this vLLM is configured for loads from a
+verified local copy, and any other URL or hub id is refused.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ def register() -> None:
     """
     if "outcome" in _state:
         return
+    _register_remote_load()
     try:
         _state["outcome"] = _register()
     except Exception as exc:  # a plugin must never take vLLM down
@@ -64,9 +69,33 @@ def register() -> None:
     log.info("docadapt LoRA isolation: %s", _state["outcome"])
 
 
+def _register_remote_load() -> None:
+    """Let /v1/load_lora_adapter take s3:// paths of this vLLM's own bucket, and refuse any other
+    URL or hub id (adapters/vllm/remote_load.py); on every platform of vLLM 0.32.x."""
+    try:
+        from vllm.version import __version__ as vllm_version
+
+        if not vllm_version.startswith(TESTED_VLLM_PREFIX):
+            _state["remote_load"] = f"not applied (vLLM {vllm_version})"
+        else:
+            from adapters.vllm import remote_load
+
+            _state["remote_load"] = remote_load.install()
+    except Exception as exc:  # a plugin must never take vLLM down
+        _state["remote_load"] = f"failed: {exc!r}"
+        log.exception("docadapt remote adapter loading failed; only local paths load")
+        return
+    log.info("docadapt remote adapter loading: %s", _state["remote_load"])
+
+
 def outcome() -> str | None:
     """What `register()` did in this process (None before it ran)."""
     return _state.get("outcome")
+
+
+def remote_load_outcome() -> str | None:
+    """What `register()` did about loading adapters from the bucket (None before it ran)."""
+    return _state.get("remote_load")
 
 
 def _register() -> str:

@@ -43,7 +43,7 @@ AFFINITY_PREFIX_CHARS = 4096  # the part of a long prompt that picks its replica
 AFFINITY_PREFIX_TOKENS = 1024
 PROBE_TIMEOUT_S = 10.0  # a replica that does not list its models in this time counts as down
 
-Resolver = Callable[[str], Awaitable[Path | None]]
+Resolver = Callable[[str], Awaitable[Path | str | None]]
 
 
 def split_urls(spec: str | Sequence[str]) -> list[str]:

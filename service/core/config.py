@@ -98,6 +98,13 @@ class Settings(BaseSettings):
         description="Replicas each adapter is loaded on ahead of queries (default: all); the "
         "others load it when a query names it.",
     )
+    vllm_adapter_source: Literal["local", "bucket"] = Field(
+        default="local",
+        description="What vLLM is told to load an adapter from: 'local', a path on the service's "
+        "machine (vLLM shares its data folder); 'bucket', the adapter's s3:// URL in "
+        "DOCADAPT_STORAGE_URL's bucket, which docadapt's vLLM plugin downloads and verifies (a "
+        "replica on another machine; it needs the same DOCADAPT_STORAGE_URL and credentials).",
+    )
     vllm_keeper_interval_s: float = Field(
         default=30.0,
         gt=0,
@@ -262,6 +269,14 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _absolute_data_dir(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
+        return self
+
+    @model_validator(mode="after")
+    def _bucket_source_needs_a_bucket(self) -> Settings:
+        if self.vllm_adapter_source == "bucket" and not self.storage_url:
+            raise ValueError(
+                "DOCADAPT_VLLM_ADAPTER_SOURCE=bucket needs DOCADAPT_STORAGE_URL (s3://bucket/prefix)"
+            )
         return self
 
     @property

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from adapters.artifacts_s3 import MANIFEST
 from adapters.vllm.config import VLLMServerConfig, cpu_share, is_vllm_cpu_build
 from adapters.vllm.loader import AdapterLoader
 from adapters.vllm.replicas import split_urls
@@ -22,6 +23,7 @@ from adapters.vllm.routing import connect
 from adapters.vllm.server import LocalVLLMServer
 from service.core.runtime import Runtime
 from service.core.startup import Startup, last_log_line
+from service.core.storage import storage_env, vllm_adapter_root
 from service.db.tables import Adapter
 from service.training.registry import reload_ready_adapters
 
@@ -52,6 +54,7 @@ async def start_model_services(runtime: Runtime, startup: Startup | None = None)
         runtime.vllm,
         max_lora_rank=settings.vllm_max_lora_rank,
         lock_dir=settings.data_dir / "locks",
+        remote_root=vllm_adapter_root(settings),
     )
     from service.serving.records import build_query_service
 
@@ -73,6 +76,8 @@ async def _start_local(runtime: Runtime, startup: Startup) -> tuple[list[str], s
     servers: list[LocalVLLMServer] = []
     for index in range(count):
         config = VLLMServerConfig.from_settings(settings, runtime.model_dir, api_key=key)
+        if vllm_adapter_root(settings):  # the children fetch adapters from the same bucket
+            config.env.update(storage_env(settings))
         if count > 1:
             config.log_path = settings.data_dir / "logs" / f"vllm-{index}.log"
             share = cpu_share(index, count)
@@ -97,10 +102,12 @@ async def _start_local(runtime: Runtime, startup: Startup) -> tuple[list[str], s
     return [server.url for server in servers], key
 
 
-def _resolver(runtime: Runtime) -> Callable[[str], Awaitable[Path | None]]:
-    """Where a ready adapter's files are, by served name (for loading on demand)."""
+def _resolver(runtime: Runtime) -> Callable[[str], Awaitable[Path | str | None]]:
+    """Where a ready adapter's files are, by served name (for loading on demand): a local
+    folder, or with DOCADAPT_VLLM_ADAPTER_SOURCE=bucket the folder's s3:// URL."""
+    root = vllm_adapter_root(runtime.settings)
 
-    def find(name: str) -> Path | None:
+    def find(name: str) -> Path | str | None:
         with runtime.session_factory() as session:
             row = session.scalars(
                 select(Adapter).where(Adapter.served_name == name, Adapter.status == "ready")
@@ -109,13 +116,17 @@ def _resolver(runtime: Runtime) -> Callable[[str], Awaitable[Path | None]]:
                 return None
             key = row.artifact_key
         try:
+            if root:  # checked when it was activated; vLLM's plugin verifies what it fetches
+                if not runtime.storage.exists(f"{key}/{MANIFEST}"):
+                    raise FileNotFoundError(key)
+                return f"{root}/{key}"
             # The storage's own folder, or a verified local copy of the bucket's.
             return runtime.storage.local_folder(key)
         except FileNotFoundError:
             log.error("ready adapter %s has no files in %s", name, runtime.storage.describe())
             return None
 
-    async def resolve(name: str) -> Path | None:
+    async def resolve(name: str) -> Path | str | None:
         if not runtime.adapters_enabled:
             return None
         return await asyncio.to_thread(find, name)

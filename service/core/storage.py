@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from adapters.artifacts_s3 import check_key
 from service.core.errors import DISK_FULL_MESSAGE, InsufficientStorage, ServiceUnavailable
 
 if TYPE_CHECKING:
@@ -61,18 +62,6 @@ class StorageUnavailable(ServiceUnavailable):
     a 503 whose message says what to fix, never a 500 with a stack trace."""
 
     code = "storage_unavailable"
-
-
-def check_key(key: str) -> str:
-    """`key` when it is a relative path of plain parts; ValueError otherwise (an absolute path,
-    a backslash or NUL, or an empty, "." or ".." part), in every backend alike."""
-    if not isinstance(key, str) or not key:
-        raise ValueError("storage key is empty")
-    if key.startswith("/") or "\\" in key or "\0" in key:
-        raise ValueError(f"storage key is not a relative path: {key!r}")
-    if any(part in ("", ".", "..") for part in key.split("/")):
-        raise ValueError(f"storage key has an empty, '.' or '..' part: {key!r}")
-    return key
 
 
 class Storage(Protocol):
@@ -225,10 +214,26 @@ def open_storage(settings: Settings) -> Storage:
 
 
 def storage_env(settings: Settings) -> dict[str, str]:
-    """The DOCADAPT_* variables that give a worker process the same storage as `settings`."""
-    env = {"DOCADAPT_STORAGE_URL": settings.storage_url or ""}
+    """The DOCADAPT_* variables that give a worker process (or a local vLLM child) the same
+    storage as `settings`, and the same choice of what vLLM loads adapters from."""
+    env = {
+        "DOCADAPT_STORAGE_URL": settings.storage_url or "",
+        # Workers activate adapters too: they send vLLM what the API would.
+        "DOCADAPT_VLLM_ADAPTER_SOURCE": settings.vllm_adapter_source,
+    }
     if settings.s3_endpoint_url:
         env["DOCADAPT_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
     if settings.s3_region:
         env["DOCADAPT_S3_REGION"] = settings.s3_region
     return env
+
+
+def vllm_adapter_root(settings: Settings) -> str | None:
+    """The s3://bucket/prefix below which vLLM is sent adapters' URLs (DOCADAPT_VLLM_ADAPTER_SOURCE
+    =bucket; docadapt's vLLM plugin fetches them), or None: vLLM gets local paths."""
+    if settings.vllm_adapter_source != "bucket" or not settings.storage_url:
+        return None
+    from adapters.artifacts_s3 import parse_s3_url
+
+    bucket, prefix = parse_s3_url(settings.storage_url)
+    return f"s3://{bucket}/{prefix}".rstrip("/")

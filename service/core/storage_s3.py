@@ -4,7 +4,9 @@
 A folder stored with `put_folder` ends with a manifest object (each file's size and SHA-256),
 written last: `local_folder` copies only folders whose manifest is there, checks every file
 against it, and renames the verified copy into the local cache in one step. The copy is kept and
-reused while the bucket's manifest is unchanged, so each machine downloads a folder once.
+reused while the bucket's manifest is unchanged, so each machine downloads a folder once. That
+download lives in adapters/artifacts_s3.py, shared with the vLLM plugin that loads adapters
+straight from the bucket (adapters/vllm/remote_load.py).
 Every failure of the bucket (unreachable, refused credentials, no such bucket) becomes a
 StorageUnavailable that says what to fix; a missing object is a FileNotFoundError as on disk."""
 
@@ -12,23 +14,25 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
-import os
-import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from filelock import FileLock
-
+from adapters.artifacts_s3 import (
+    MANIFEST,
+    MISSING_CODES,
+    ArtifactDamaged,
+    drop_cached,
+    fetch_folder,
+    parse_s3_url,
+    sha256_file,
+)
+from adapters.artifacts_s3 import s3_client as _client
 from service.core.storage import StorageUnavailable, check_key
 
-MANIFEST = ".docadapt-manifest.json"
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+__all__ = ["MANIFEST", "S3Storage", "parse_s3_url"]
+
 _CREDENTIAL_CODES = {
     "403",
     "AccessDenied",
@@ -40,48 +44,7 @@ _CREDENTIAL_CODES = {
     "InvalidToken",
     "SignatureDoesNotMatch",
 }
-_MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
-_CHUNK = 1 << 20
-
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """(bucket, prefix) of `s3://bucket/prefix`; ValueError naming the setting otherwise."""
-    parsed = urlparse(url)
-    if parsed.scheme != "s3" or not _BUCKET.match(parsed.netloc or ""):
-        raise ValueError(
-            f"DOCADAPT_STORAGE_URL must be s3://bucket/prefix with a bucket name of 3 to 63 "
-            f"lowercase letters, digits, dots and hyphens, not {url!r}"
-        )
-    if parsed.query or parsed.fragment or parsed.params:
-        raise ValueError(f"DOCADAPT_STORAGE_URL takes no query or fragment: {url!r}")
-    prefix = parsed.path.strip("/")
-    if prefix:
-        check_key(prefix)
-    return parsed.netloc, prefix
-
-
-def _client(endpoint_url: str | None, region: str | None, attempts: int, connect_s: float) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    config = Config(
-        connect_timeout=connect_s,
-        read_timeout=60,
-        retries={"max_attempts": attempts, "mode": "standard"},
-        # Path-style URLs (endpoint/bucket/key): what MinIO, Ceph and most other servers take.
-        s3={"addressing_style": "path"} if endpoint_url else None,
-    )
-    return boto3.session.Session().client(
-        "s3", endpoint_url=endpoint_url or None, region_name=region or None, config=config
-    )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
+_MISSING_CODES = MISSING_CODES
 
 
 class S3Storage:
@@ -208,8 +171,7 @@ class S3Storage:
         self._delete([self._name(key), *below])
         # This machine's copy goes too (other machines' copies are never used again: their
         # folder's manifest is gone from the bucket).
-        shutil.rmtree(self.cache_dir / "folders" / key, ignore_errors=True)
-        (self.cache_dir / "manifests" / f"{key}.json").unlink(missing_ok=True)
+        drop_cached(self.cache_dir, key)
 
     def put_folder(self, key: str, folder: Path) -> None:
         """Drop the manifest, upload every file, delete files of an earlier version, then write
@@ -223,7 +185,7 @@ class S3Storage:
         with self._errors("store a folder"):
             self._client.delete_object(Bucket=self.bucket, Key=self._name(f"{key}/{MANIFEST}"))
             for name, path in files.items():
-                manifest[name] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+                manifest[name] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
                 with path.open("rb") as fh:
                     self._client.put_object(
                         Bucket=self.bucket, Key=self._name(f"{key}/{name}"), Body=fh
@@ -235,60 +197,14 @@ class S3Storage:
 
     def local_folder(self, key: str) -> Path:
         """The cached copy of the folder at `key`, downloaded and verified first when the cache
-        lacks it or holds another version. One process at a time per key (a file lock)."""
-        try:
-            wanted = self.read_bytes(f"{key}/{MANIFEST}")
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                errno.ENOENT, f"no finished folder in {self.describe()}", key
-            ) from None
-        target = self.cache_dir / "folders" / check_key(key)
-        mark = self.cache_dir / "manifests" / f"{key}.json"
-        locks = self.cache_dir / "locks"
-        for folder in (target.parent, mark.parent, locks):
-            folder.mkdir(parents=True, exist_ok=True)
-        lock_name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".lock"
-        with FileLock(str(locks / lock_name)):
-            if target.is_dir() and mark.is_file() and mark.read_bytes() == wanted:
-                return target
-            self._materialize(key, json.loads(wanted)["files"], target, mark, wanted)
-        return target
-
-    def _materialize(
-        self, key: str, files: dict[str, Any], target: Path, mark: Path, manifest: bytes
-    ) -> None:
-        staged = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-        old = staged.with_name(staged.name + "-old")
-        try:
-            for name, want in files.items():
-                self._download(f"{key}/{check_key(name)}", staged / name, want)
-            mark.unlink(missing_ok=True)
-            if target.exists():
-                os.rename(target, old)
-            os.rename(staged, target)
-            tmp_mark = mark.with_name(mark.name + ".tmp")
-            tmp_mark.write_bytes(manifest)
-            os.replace(tmp_mark, mark)
-        finally:
-            shutil.rmtree(staged, ignore_errors=True)
-            shutil.rmtree(old, ignore_errors=True)
-
-    def _download(self, key: str, dest: Path, want: dict[str, Any]) -> None:
-        """Stream one object to `dest`, checking its size and SHA-256 against the manifest."""
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        h, size = hashlib.sha256(), 0
-        with self._errors("read a file", key), dest.open("wb") as fh:
-            body = self._client.get_object(Bucket=self.bucket, Key=self._name(key))["Body"]
-            for chunk in body.iter_chunks(_CHUNK):
-                h.update(chunk)
-                size += len(chunk)
-                fh.write(chunk)
-        if size != want["size"] or h.hexdigest() != want["sha256"]:
-            raise StorageUnavailable(
-                f"{key} in the file storage ({self.describe()}) is not what was stored "
-                f"({size} bytes, sha256 {h.hexdigest()[:12]}; the manifest says {want['size']} "
-                f"bytes, {str(want['sha256'])[:12]}): it was changed or damaged, store it again"
-            )
+        lacks it or holds another version (adapters.artifacts_s3.fetch_folder)."""
+        with self._errors("read a folder", key):
+            try:
+                return fetch_folder(
+                    self._client, self.bucket, self._name(key), self.cache_dir, key, self.describe()
+                )
+            except ArtifactDamaged as exc:
+                raise StorageUnavailable(str(exc)) from exc
 
     def check(self) -> None:
         with self._errors("reach the bucket"):

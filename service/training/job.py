@@ -15,6 +15,7 @@ from adapters.knowledge import KnowledgeProbe
 from adapters.train import TrainConfig, TrainingCancelled, TrainProgress, train
 from adapters.training_data import DocumentSentences, build_examples, chat_prompt
 from service.core.errors import Unprocessable
+from service.core.storage import vllm_adapter_root
 from service.db.tables import Adapter, AugmentedExample, Document
 from service.evaluate.probes import knowledge_probes, question_probes
 from service.jobs.context import JobCancelled, JobContext, WorkerStopping
@@ -247,6 +248,7 @@ class TrainingExecutor:
                 client,
                 max_lora_rank=ctx.settings.vllm_max_lora_rank,
                 lock_dir=ctx.settings.data_dir / "locks",
+                remote_root=vllm_adapter_root(ctx.settings),
             )
             return await registry.activate(
                 ctx.session_factory, ctx.storage, loader, ctx.subject_id or ""

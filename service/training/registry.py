@@ -322,9 +322,10 @@ async def activate(
         key = adapter.artifact_key
         served = adapter.served_name
     try:
-        # vLLM loads a local folder: the storage's own, or a verified copy of the bucket's.
+        # The storage's own folder, or a verified copy of the bucket's: checked here, and what
+        # vLLM loads unless the loader sends it the bucket's URL (DOCADAPT_VLLM_ADAPTER_SOURCE).
         path = await asyncio.to_thread(storage.local_folder, key)
-        await loader.load(served, path)
+        await loader.load(served, path, key=key)
         canary = await canary_check(loader.client, served)
         ok, reason = canary.passed, canary.reason
     except Exception as exc:  # noqa: BLE001 - any load failure becomes the adapter's status
@@ -356,7 +357,7 @@ async def reload_ready_adapters(
             continue
         try:
             path = await asyncio.to_thread(storage.local_folder, row.artifact_key)
-            await loader.load(row.served_name, path)
+            await loader.load(row.served_name, path, key=row.artifact_key)
             loaded += 1
         except Exception as exc:  # noqa: BLE001 - one bad adapter must not block the others
             log.error("could not reload adapter %s: %s", row.id, exc)
