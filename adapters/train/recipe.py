@@ -33,7 +33,12 @@ from adapters.train.distributed import Distributed
 from adapters.train.early_stopping import auto_eval_every, plateaued
 from adapters.train.history import History, metrics_of, plot_loss_curve
 from adapters.train.packing import Row, cycle_take, epoch_order, pack_examples, padded_size
-from adapters.train.precision import autocast_for, resolve_precision
+from adapters.train.precision import (
+    attention_for,
+    autocast_for,
+    resolve_precision,
+    store_frozen_weights_for,
+)
 from adapters.train.step import CausalLMLoss, evaluate, lr_multiplier, pad_id_of, train_step
 from adapters.training_data import TrainingSet
 
@@ -172,7 +177,7 @@ def _setup(
         if config.eval_every is not None
         else auto_eval_every(total_steps, steps_per_epoch)
     )
-    model, loss_module = _load_model(config, model_dir, dist)
+    model, loss_module = _load_model(config, model_dir, dist, precision)
     trainable = [p for p in model.parameters() if p.requires_grad]
     # The fused kernel updates all LoRA tensors in one pass (CPU and CUDA alike).
     optimizer = torch.optim.AdamW(
@@ -219,15 +224,20 @@ def _load_rows(
 
 
 def _load_model(
-    config: TrainConfig, model_dir: Path | str, dist: Distributed
+    config: TrainConfig, model_dir: Path | str, dist: Distributed, precision: str
 ) -> tuple[nn.Module, nn.Module]:
-    """The peft model (fp32 base weights, LoRA on the target linears) on this rank's device, and
-    the loss module that trains it (data-parallel across ranks under torchrun)."""
+    """The peft model (LoRA on the target linears, fp32 but for the frozen linear weights under
+    autocast) on this rank's device, and the loss module that trains it (data-parallel across
+    ranks under torchrun)."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    device = dist.device
     base = AutoModelForCausalLM.from_pretrained(
-        str(model_dir), dtype=torch.float32, local_files_only=True
+        str(model_dir),
+        dtype=torch.float32,
+        local_files_only=True,
+        attn_implementation=attention_for(precision, device),
     )
     lora = LoraConfig(
         task_type="CAUSAL_LM",
@@ -238,8 +248,8 @@ def _load_model(
         bias="none",
         use_dora=False,
     )
-    device = dist.device
     model = get_peft_model(base, lora).to(device)
+    store_frozen_weights_for(precision, model)
     loss_module: nn.Module = CausalLMLoss(model)
     if dist.world_size > 1:
         loss_module = nn.parallel.DistributedDataParallel(

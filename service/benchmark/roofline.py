@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -88,28 +89,68 @@ def training_flops_per_token(
 
 
 def matmul_gflops(
-    shapes: list[LinearShape], rows: int, dtype: torch.dtype = torch.float32, repeats: int = 5
+    shapes: list[LinearShape],
+    rows: int,
+    dtype: torch.dtype = torch.float32,
+    repeats: int = 5,
+    rank: int = 0,
 ) -> float:
-    """This machine's best matmul rate (GFLOP/s) on the model's linear layers with `rows` token
-    rows: each distinct shape timed as the forward pass multiplies (x @ W.T) and as the backward
-    computes the input's gradient (grad @ W), weighted by how often the model uses the shape.
-    The fastest of `repeats` timings after warm-up, since this is meant as a ceiling."""
-    counts = Counter((s.in_features, s.out_features) for s in shapes)
+    """This machine's best matmul rate (GFLOP/s) on the products one training step of the model
+    makes with `rows` token rows: each distinct linear shape timed as the forward multiplies
+    (x @ W.T) and as the backward computes the input's gradient (grad @ W); with a LoRA `rank`,
+    each adapted shape's six low-rank products too (down and up projections forward, their input
+    gradients, and their weight gradients). Thin rank-16 products run several times slower than
+    the square ones, so leaving them out would promise a ceiling no step can reach. Each product
+    is weighted by how often the model makes it; the fastest of `repeats` timings after warm-up
+    is taken, since this is meant as a ceiling."""
+    counts = Counter((s.in_features, s.out_features, s.adapted) for s in shapes)
     flops = seconds = 0.0
-    for (k, n), count in counts.items():
-        weight = torch.randn(n, k, dtype=dtype)
-        inputs, grads = torch.randn(rows, k, dtype=dtype), torch.randn(rows, n, dtype=dtype)
-        for product in (
-            partial(nn.functional.linear, inputs, weight),
-            partial(torch.mm, grads, weight),
-        ):
-            product()
-            product()
-            fastest = float("inf")
-            for _ in range(repeats):
-                started = time.perf_counter()
-                product()
-                fastest = min(fastest, time.perf_counter() - started)
-            flops += count * 2 * rows * k * n
-            seconds += count * fastest
+    for (k, n, adapted), count in counts.items():
+        products = _base_products(rows, k, n, dtype)
+        if adapted and rank:
+            products += _lora_products(rows, k, n, rank, dtype)
+        for product, product_flops in products:
+            flops += count * product_flops
+            seconds += count * _fastest(product, repeats)
     return flops / seconds / 1e9
+
+
+def _base_products(rows: int, k: int, n: int, dtype: torch.dtype) -> list[tuple[Callable, int]]:
+    """A frozen linear layer's products: forward, and the backward's input gradient."""
+    weight = torch.randn(n, k, dtype=dtype)
+    inputs, grads = torch.randn(rows, k, dtype=dtype), torch.randn(rows, n, dtype=dtype)
+    multiply_adds = rows * k * n
+    return [
+        (partial(nn.functional.linear, inputs, weight), 2 * multiply_adds),
+        (partial(torch.mm, grads, weight), 2 * multiply_adds),
+    ]
+
+
+def _lora_products(
+    rows: int, k: int, n: int, rank: int, dtype: torch.dtype
+) -> list[tuple[Callable, int]]:
+    """A LoRA pair's products (A: rank x k, B: n x rank): forward, input and weight gradients."""
+    a, b = torch.randn(rank, k, dtype=dtype), torch.randn(n, rank, dtype=dtype)
+    x, h = torch.randn(rows, k, dtype=dtype), torch.randn(rows, rank, dtype=dtype)
+    grads = torch.randn(rows, n, dtype=dtype)
+    down, up = 2 * rows * k * rank, 2 * rows * rank * n
+    return [
+        (partial(nn.functional.linear, x, a), down),  # h = x A^T
+        (partial(nn.functional.linear, h, b), up),  # y = h B^T
+        (partial(torch.mm, grads, b), up),  # dh = dy B
+        (partial(torch.mm, h, a), down),  # dx = dh A
+        (partial(torch.mm, grads.t(), h), up),  # dB = dy^T h
+        (partial(torch.mm, h.t(), x), down),  # dA = dh^T x
+    ]
+
+
+def _fastest(product: Callable, repeats: int) -> float:
+    """The fastest of `repeats` timings of `product`, after two untimed calls."""
+    product()
+    product()
+    fastest = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        product()
+        fastest = min(fastest, time.perf_counter() - started)
+    return fastest

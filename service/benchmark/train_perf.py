@@ -196,7 +196,9 @@ def matmul_ceiling(
     dtype = {"bf16-autocast": torch.bfloat16, "fp16-autocast": torch.float16}.get(
         config.precision, torch.float32
     )
-    gflops = matmul_gflops(shapes, rows=config.batch_size * config.max_seq_length, dtype=dtype)
+    gflops = matmul_gflops(
+        shapes, rows=config.batch_size * config.max_seq_length, dtype=dtype, rank=config.rank
+    )
     ceiling = gflops * 1e9 / flops.total
     return {
         "gflop_per_token": round(flops.total / 1e9, 4),

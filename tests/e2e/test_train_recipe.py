@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from adapters.peft_validation import validate_peft_adapter
 from adapters.train import TrainConfig, TrainingCancelled, TrainProgress, TrainResult, train
@@ -252,3 +253,65 @@ def test_torchrun_trains_one_adapter_data_parallel_on_two_processes(
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["world_size"], metrics["device"], metrics["steps"]) == (2, "cpu", 2)
     assert validate_peft_adapter(out / "adapter", base_model_dir, max_lora_rank=16) == []
+
+
+def _one_step_gradients(
+    base_model_dir: Path, precision: str, *, keep_fp32_weights: bool, attention: str | None = None
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The summed loss and LoRA gradients of one step of the recipe's model and loss on two
+    packed rows, built as the recipe builds them (or with its frozen weights left fp32 or its
+    attention implementation overridden, to compare)."""
+    import adapters.train.recipe as recipe
+    from adapters.train.distributed import Distributed
+    from adapters.train.packing import collate, pack_examples
+    from adapters.train.precision import autocast_for
+
+    device = torch.device("cpu")
+    torch.manual_seed(0)
+    with pytest.MonkeyPatch.context() as patch:
+        if keep_fp32_weights:
+            patch.setattr(recipe, "store_frozen_weights_for", lambda *_: None)
+        if attention is not None:
+            patch.setattr(recipe, "attention_for", lambda *_: attention)
+        model, loss_module = recipe._load_model(
+            CONFIG, base_model_dir, Distributed(0, 1, device), precision
+        )
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base_model_dir), local_files_only=True)
+    examples = build_examples(DOCUMENTS, AUGMENTED, seed=0).examples
+    rows = pack_examples(tokenizer, examples, max_seq_length=64)[:2]
+    assert any(0 in row.positions[1:] for row in rows)  # several examples share a row
+    with autocast_for(precision, device)():
+        loss, _ = loss_module(**collate(rows, tokenizer.eos_token_id, device))
+    loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+    return loss.detach(), grads
+
+
+def test_frozen_weights_kept_in_bf16_train_exactly_as_autocast_would(base_model_dir: Path) -> None:
+    """Under bf16 autocast the recipe stores the frozen linear weights in bf16, which autocast
+    would round them to on every forward anyway: the step's loss and every LoRA gradient are the
+    same, bit for bit, as with the weights kept fp32."""
+    loss, grads = _one_step_gradients(base_model_dir, "bf16-autocast", keep_fp32_weights=False)
+    loss32, grads32 = _one_step_gradients(base_model_dir, "bf16-autocast", keep_fp32_weights=True)
+    assert torch.equal(loss, loss32)
+    assert grads.keys() == grads32.keys() and len(grads) > 0
+    assert all(torch.equal(grads[name], grads32[name]) for name in grads)
+
+
+def test_eager_attention_trains_packed_rows_like_sdpa(base_model_dir: Path) -> None:
+    """The CPU bf16 recipe uses transformers' eager attention (faster there); on packed rows
+    (several examples per row, kept apart by restarting position ids) it computes the same loss
+    and gradients as SDPA, to fp32 rounding."""
+    loss, grads = _one_step_gradients(
+        base_model_dir, "fp32", keep_fp32_weights=True, attention="eager"
+    )
+    loss_sdpa, grads_sdpa = _one_step_gradients(
+        base_model_dir, "fp32", keep_fp32_weights=True, attention="sdpa"
+    )
+    assert loss.item() == pytest.approx(loss_sdpa.item(), rel=1e-5)
+    # Per tensor, the difference's norm against the gradient's (element-wise, summation order
+    # leaves single entries near zero a few 1e-5 apart).
+    for name, grad in grads.items():
+        assert (grad - grads_sdpa[name]).norm() <= 1e-4 * grads_sdpa[name].norm(), name

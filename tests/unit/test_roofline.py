@@ -76,3 +76,25 @@ def test_matmul_rate_is_timed_per_shape() -> None:
     rate = matmul_gflops(shapes, rows=32, dtype=torch.float32, repeats=2)
     # A 2-core CPU does tens of GFLOP/s; anything outside this range means a units slip.
     assert 0.01 < rate < 100_000
+
+
+def test_timed_lora_products_are_the_flops_the_count_charges() -> None:
+    """The six low-rank products timed for an adapted layer cost what training_flops_per_token
+    charges a LoRA pair per token (forward, input gradient, weight gradient), times the rows."""
+    from service.benchmark.roofline import _base_products, _lora_products
+
+    rows, k, n, rank = 8, 64, 32, 4
+    lora = sum(f for _, f in _lora_products(rows, k, n, rank, torch.float32))
+    base = sum(f for _, f in _base_products(rows, k, n, torch.float32))
+    one_layer = training_flops_per_token(
+        [LinearShape("a", k, n, True)], rank=rank, layers=0, query_width=0, seq_len=1
+    )
+    assert lora + base == rows * one_layer.total
+    for product, _ in _lora_products(rows, k, n, rank, torch.float32):
+        product()  # the shapes multiply
+
+
+def test_a_lora_rank_adds_its_products_to_the_timed_mix() -> None:
+    shapes = [LinearShape("a", 64, 64, True)]
+    rate = matmul_gflops(shapes, rows=32, dtype=torch.float32, repeats=2, rank=4)
+    assert 0.01 < rate < 100_000
