@@ -1,7 +1,7 @@
-"""The numeric precision a run trains in: trained weights stay fp32; "auto" autocasts to bf16 where the
-hardware has native bf16 (CUDA with bf16, or CPUs with AVX512-BF16/AMX), fp16 with a grad scaler
-on older GPUs, and stays fp32 elsewhere: on an AVX2-only CPU bf16 autocast ran ~30x slower than
-fp32."""
+"""The numeric precision a run trains in: trained weights stay fp32; "auto" autocasts to bf16
+where the hardware has native bf16 (CUDA with bf16, or CPUs with AVX512-BF16/AMX), fp16 with a
+grad scaler on older GPUs, and stays fp32 elsewhere: on an AVX2-only CPU bf16 autocast ran ~30x
+slower than fp32."""
 
 from __future__ import annotations
 
