@@ -1,8 +1,9 @@
-"""Augmentation benchmark: concurrency, prefix cache, and reversal precision on a real teacher.
+"""Augmentation benchmark: concurrency, prefix cache, reversal precision and throughput on a real
+teacher.
 
     python -m service.benchmark.augment_perf --teacher-url http://127.0.0.1:8900 [--out perf.json]
 
-Three measurements, each on fresh synthetic text (a run nonce keeps vLLM's prefix cache from
+Four measurements, each on fresh synthetic text (a run nonce keeps vLLM's prefix cache from
 carrying anything over from an earlier run):
 1. concurrency: the same local-strategy workload (N sentence units, n=1, temperature 0, a fixed
    token limit) sent one request at a time, then with the configured concurrency. Two sets of
@@ -17,6 +18,9 @@ carrying anything over from an earlier run):
    The decomposed strategy (with and without its rule tables) and the free-form local strategy
    (with and without the gate) write reversals; an independent judge (its own phrase table, not
    the engine's) calls each output a correct reversal, a contradiction, or other.
+4. throughput: generated tokens per second of the global strategy over a ~1.5k-token corpus
+   shared by every prompt, with `concurrency` requests of n sequences in flight, and of the
+   local strategy on as many units; their ratio.
 """
 
 from __future__ import annotations
@@ -225,15 +229,14 @@ async def measure_concurrency(
     return out
 
 
-async def measure_prefix_cache(
-    url: str, model: str, corpus_tokens: int, documents: int, targets: int, max_tokens: int
-) -> dict[str, Any]:
-    """Latency of global requests sent one at a time: the first (cold corpus) vs the rest."""
+def global_corpus(corpus_tokens: int, documents: int) -> list[Unit]:
+    """About `corpus_tokens` tokens of fresh nonsense-word facts in `documents` documents; the
+    run nonce in every title keeps vLLM's prefix cache from holding any of it already."""
     nonce = uuid.uuid4().hex[:8]
     rng = random.Random(nonce)
     facts = make_facts(max(documents, corpus_tokens // 12), rng.randrange(1 << 30))
     per_doc = max(1, len(facts) // documents)
-    docs = [
+    return [
         Unit(
             f"g{i:03d}",
             f"g{i:03d}",
@@ -242,6 +245,13 @@ async def measure_prefix_cache(
         )
         for i in range(len(facts) // per_doc)
     ]
+
+
+async def measure_prefix_cache(
+    url: str, model: str, corpus_tokens: int, documents: int, targets: int, max_tokens: int
+) -> dict[str, Any]:
+    """Latency of global requests sent one at a time: the first (cold corpus) vs the rest."""
+    docs = global_corpus(corpus_tokens, documents)
     template = builtin_template("global")
     docs_by_id = {d.id: d for d in docs}
     ids = [d.id for d in docs]
@@ -272,6 +282,56 @@ async def measure_prefix_cache(
         "target": PREFIX_TARGET,
         "meets_target": later / latencies[0] <= PREFIX_TARGET,
     }
+
+
+async def measure_throughput(
+    url: str,
+    model: str,
+    *,
+    corpus_tokens: int,
+    documents: int,
+    concurrency: int,
+    outputs_per_unit: int,
+    global_max_tokens: int,
+    local_max_tokens: int,
+) -> dict[str, Any]:
+    """Generated tokens per second of the global strategy over a shared corpus (every prompt is
+    the whole corpus, then its target), and of the local strategy on as many units, both run
+    as a job runs them (`concurrency` requests of `outputs_per_unit` sequences in flight)."""
+    docs = global_corpus(corpus_tokens, documents)
+    facts = make_facts(len(docs), random.Random(uuid.uuid4().int).randrange(1 << 30))
+    local_units = _nonce_units(facts, f"tp{uuid.uuid4().hex[:6]}")
+    params = AugmentParams(
+        outputs_per_unit=outputs_per_unit,
+        max_tokens=local_max_tokens,
+        global_max_tokens=global_max_tokens,
+    )
+    out: dict[str, Any] = {
+        "documents": len(docs),
+        "concurrency": concurrency,
+        "outputs_per_unit": outputs_per_unit,
+        "sequences_in_flight": min(concurrency, len(docs)) * outputs_per_unit,
+    }
+    for strategy, units in (("global", docs), ("local", local_units)):
+        async with Teacher(
+            TeacherConfig(base_url=url, model=model, concurrency=concurrency, timeout_s=1200)
+        ) as teacher:
+            started = time.perf_counter()
+            result = await run_strategy(strategy, units, teacher, params)
+            wall = time.perf_counter() - started
+        stats = result.stats
+        out[strategy] = {
+            "wall_s": round(wall, 2),
+            "requests": stats.requests,
+            "prompt_tokens": stats.prompt_tokens,
+            "completion_tokens": stats.completion_tokens,
+            "tokens_per_second": round(stats.completion_tokens / wall, 1),
+            "failed_units": stats.units_failed,
+        }
+    out["global_over_local"] = round(
+        out["global"]["tokens_per_second"] / max(out["local"]["tokens_per_second"], 1e-9), 3
+    )
+    return out
 
 
 async def measure_reversal_precision(url: str, model: str, count: int, seed: int) -> dict[str, Any]:
@@ -349,6 +409,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             args.targets,
             args.global_max_tokens,
         )
+    if "throughput" in args.parts:
+        report["throughput"] = await measure_throughput(
+            args.teacher_url,
+            args.teacher_model,
+            corpus_tokens=args.throughput_corpus_tokens,
+            documents=args.documents,
+            concurrency=args.concurrency,
+            outputs_per_unit=args.outputs_per_unit,
+            global_max_tokens=args.throughput_max_tokens,
+            local_max_tokens=args.throughput_max_tokens,
+        )
     return report
 
 
@@ -363,8 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--parts",
         nargs="+",
-        default=["precision", "concurrency", "prefix"],
-        choices=["precision", "concurrency", "prefix"],
+        default=["precision", "concurrency", "prefix", "throughput"],
+        choices=["precision", "concurrency", "prefix", "throughput"],
         help="which measurements to run",
     )
     parser.add_argument("--units", type=int, default=24, help="local units per run")
@@ -379,6 +450,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", type=int, default=6, help="global requests timed")
     parser.add_argument(
         "--global-max-tokens", type=int, default=32, help="tokens generated per global request"
+    )
+    parser.add_argument(
+        "--throughput-corpus-tokens",
+        type=int,
+        default=1500,
+        help="size of the shared corpus of the throughput measurement, in tokens",
+    )
+    parser.add_argument(
+        "--throughput-max-tokens",
+        type=int,
+        default=128,
+        help="tokens generated per sequence in the throughput measurement (global and local)",
+    )
+    parser.add_argument(
+        "--outputs-per-unit",
+        type=int,
+        default=AugmentParams.outputs_per_unit,
+        help="completions per prompt (n) in the throughput measurement",
     )
     parser.add_argument(
         "--facts", type=int, default=30, help="synthetic facts for the reversal precision"
