@@ -1,21 +1,15 @@
 """Global strategy: each document as a target, read against the rest of the collection.
 
 The prompt holds the shared corpus first, in one fixed order (sorted by document id), and the
-target last, so that vLLM's prefix cache reuses the corpus across targets. When the whole corpus
-fits, the first target to start sends the shared prefix alone with a one-token answer, and every
-target's own request waits for it: the corpus is prefilled once, and all targets then decode
-together (sending one whole target first instead left the cores decoding three sequences for a
-third of the run). When the corpus does not fit
+target last, so that vLLM's prefix cache reuses the corpus across targets; the first target is
+sent alone to fill that cache before the rest go out concurrently. When the corpus does not fit
 the token budget, each target gets the documents most relevant to it (BM25), and a coverage pass
 makes sure every document serves as context for some target.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import logging
-import os
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -31,8 +25,6 @@ from service.augment.prompts import PromptTemplate, resolve_template
 from service.augment.runner import count_completion, run_units
 from service.augment.teacher import Completion, Sampling, Teacher
 from service.augment.types import Example, OnUnitDone, StrategyResult, Unit, UnitResult, YieldStats
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -167,45 +159,6 @@ class _Setup:
     plan: ContextPlan
     texts: dict[str, str]  # each document's text, cut where the plan says it must be
     dedup: Deduplicator
-    warmer: _PrefixWarmer
-
-
-class _PrefixWarmer:
-    """Puts the prompts' shared prefix (the corpus) into vLLM's prefix cache once, before any
-    target's request: the first caller sends it with a one-token answer and counts that request
-    in its own unit's figures; every caller waits for it. Requests sent together would each
-    prefill the corpus themselves (vLLM looks up cached blocks only when it admits a request)."""
-
-    def __init__(self, prefix: str | None) -> None:
-        self.prefix = prefix
-        self._sent: asyncio.Future[Completion] | None = None
-
-    async def wait(self, teacher: Teacher, stats: YieldStats) -> None:
-        if self.prefix is None:
-            return
-        if self._sent is None:
-            self._sent = asyncio.ensure_future(
-                teacher.complete(self.prefix, Sampling(n=1, temperature=0.0, max_tokens=1))
-            )
-            try:
-                completion = await self._sent
-            except Exception as exc:  # the targets' own requests still work, only slower
-                log.warning("prefilling the global corpus failed: %s", exc)
-                return
-            count_completion(stats, completion)
-            stats.generated -= len(completion.texts)  # a cache fill, not an output
-            return
-        try:
-            await asyncio.shield(self._sent)
-        except Exception:
-            return  # reported by the caller that sent it
-
-
-def _shared_prefix(prompts: Sequence[str]) -> str | None:
-    """What every prompt begins with, when there are several and they share something."""
-    if len(prompts) < 2:
-        return None
-    return os.path.commonprefix(list(prompts)) or None
 
 
 def _setup(
@@ -225,16 +178,7 @@ def _setup(
         d.id: _cut(d.text, room // 2, count) if d.id in plan.truncated else d.text for d in docs
     }
     dedup = Deduplicator(params.global_filters.near_duplicate_threshold)
-    prefix = (
-        _shared_prefix(
-            [render_prompt(template, docs_by_id, plan.contexts[d.id], d, texts) for d in docs[:2]]
-        )
-        if plan.whole_corpus
-        else None
-    )
-    return docs, _Setup(
-        teacher, params, template, sampling, docs_by_id, plan, texts, dedup, _PrefixWarmer(prefix)
-    )
+    return docs, _Setup(teacher, params, template, sampling, docs_by_id, plan, texts, dedup)
 
 
 def _statements(setup: _Setup, completion: Completion, stats: YieldStats) -> list[str]:
@@ -258,7 +202,6 @@ async def _process(setup: _Setup, target: Unit, stats: YieldStats) -> UnitResult
     texts = setup.texts
     context_ids = setup.plan.contexts[target.id]
     prompt = render_prompt(setup.template, setup.docs_by_id, context_ids, target, texts)
-    await setup.warmer.wait(setup.teacher, stats)
     completion = await setup.teacher.complete(prompt, setup.sampling)
     count_completion(stats, completion)
     statements = _statements(setup, completion, stats)
@@ -317,6 +260,5 @@ async def run(
         on_unit_done=on_unit_done,
         skip_unit_ids=skip_unit_ids,
         keep_examples=params.keep_examples,
-        # Without one corpus shared by all, the first target's prompt is the best cache fill.
-        first_alone=not setup.plan.whole_corpus,
+        first_alone=True,
     )
