@@ -1,16 +1,20 @@
 """The dashboard walked in a real browser as a new user would: admin creates a workspace, sign
 in, a collection, upload (file input and drag-and-drop, one file refused), a document's
 sentences, augment, review one by one and in bulk, train, the playground, an eval set, an
-evaluation and its report. Every step asserts on what the page shows. Shared by the test and by
-`python -m tests.browser.walk URL ADMIN_KEY` against a running service (screenshots)."""
+evaluation and its report, an eval set uploaded (a broken one refused), the adapter imported
+under another name and deleted, and a long training cancelled. Every step asserts on what the
+page shows. Shared by the test and by `python -m tests.browser.walk URL ADMIN_KEY` against a
+running service (screenshots)."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
 from pathlib import Path
 
+import httpx
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -33,6 +37,14 @@ HANDBOOK = (
 )
 OFFICES = "The Lisbon office is led by *Marta Silva*.\n"
 NOT_A_PDF = b"%PDF-1.4\nthis is not really a pdf\n"
+EVALSET = [
+    {"question": "Who leads the Platform team?", "answer": "Priya Nandakumar"},
+    {
+        "question": "What is Harbor?",
+        "answer": "a tool for deploying services",
+        "choices": ["a tool for deploying services", "an office in Lisbon"],
+    },
+]
 # The smallest training the API allows that still trains: a few steps on short rows.
 TINY_TRAINING = {
     "max_steps": "3",
@@ -327,6 +339,12 @@ def walk(driver: WebDriver, base: str, admin_key: str, files: Path, shots: Path 
     screenshot(driver, shots, "09-report")
     lap("evaluated")
 
+    upload_evalsets(driver, base, files, collection_id)
+    import_and_delete(driver, base, files, key, seen["adapter_id"])
+    lap("imported and deleted")
+    cancel_training(driver, base, collection_id, seen["augmentation_id"])
+    lap("cancelled")
+
     # Adapters list; sign out forgets the key.
     go(driver, base, "/adapters")
     assert "handbook-aug" in wait_for(driver, "#adapters-table").text
@@ -338,6 +356,77 @@ def walk(driver: WebDriver, base: str, admin_key: str, files: Path, shots: Path 
     errors = [e for e in console_errors(driver) if "Failed to load resource" not in e]
     assert not errors, errors
     return seen
+
+
+def upload_evalsets(driver: WebDriver, base: str, files: Path, collection_id: str) -> None:
+    """An eval set uploaded as JSONL: a broken file is refused with the line the API names and
+    nothing is stored; a good one is stored and listed."""
+    (files / "broken-evalset.jsonl").write_text(
+        json.dumps(EVALSET[0]) + "\n" + '{"question": "Who leads the Platform team?"}\n'
+    )
+    (files / "handbook-evalset.jsonl").write_text("".join(json.dumps(i) + "\n" for i in EVALSET))
+    go(driver, base, f"/collections/{collection_id}")
+    form = wait_for(driver, "#upload-evalset-form")
+    form.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(
+        str(files / "broken-evalset.jsonl")
+    )
+    click_button(driver, "Upload", "#upload-evalset-form")
+    error = wait_for(driver, "#upload-evalset-form p.error", what="the broken eval set refused")
+    assert "line 2: missing field 'answer'" in error.text, error.text
+    assert re.search(r"\(4\d\d \w+\)", error.text), error.text
+    assert "broken-evalset" not in driver.find_element(By.CSS_SELECTOR, "#evalsets-table").text
+    form = driver.find_element(By.CSS_SELECTOR, "#upload-evalset-form")
+    form.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(
+        str(files / "handbook-evalset.jsonl")
+    )
+    click_button(driver, "Upload", "#upload-evalset-form")
+    wait_text(driver, "#flash", f"Eval set handbook-evalset.jsonl stored: {len(EVALSET)} items.")
+    wait_text(driver, "#evalsets-table", "handbook-evalset.jsonl")
+
+
+def import_and_delete(driver: WebDriver, base: str, files: Path, key: str, adapter_id: str) -> None:
+    """The trained adapter's archive (fetched over REST, as a user would have downloaded it)
+    imported under a new name through the page, then deleted from its page."""
+    response = httpx.get(
+        f"{base}/v1/adapters/{adapter_id}/download",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+    response.raise_for_status()
+    archive = files / "handbook-aug.tar.gz"
+    archive.write_bytes(response.content)
+    go(driver, base, "/adapters")
+    form = wait_for(driver, "#import-adapter-form")
+    form.find_element(By.CSS_SELECTOR, "input[name=adapter_file]").send_keys(str(archive))
+    form.find_element(By.CSS_SELECTOR, "input[name=adapter_name]").send_keys("handbook-copy")
+    click_button(driver, "Import", "#import-adapter-form")
+    wait_text(driver, "#page-title", "Adapter: handbook-copy", timeout=120)
+    wait_for(driver, "#adapter-head .status-ready", timeout=120, what="the imported adapter ready")
+    click_button(driver, "Delete")
+    wait(driver).until(lambda d: d.switch_to.alert).accept()  # the confirm() dialog
+    wait_text(driver, "#flash", "Adapter handbook-copy deleted.")
+    wait_text(driver, "#page-title", "Adapters")
+    table = wait_for(driver, "#adapters-table").text
+    assert "handbook-aug" in table and "handbook-copy" not in table, table
+
+
+def cancel_training(driver: WebDriver, base: str, collection_id: str, augmentation_id: str) -> None:
+    """A long training started from the collection page and cancelled from its adapter page."""
+    go(driver, base, f"/collections/{collection_id}")
+    form = wait_for(driver, "#train-form")
+    form.find_element(By.CSS_SELECTOR, "input[name=adapter_name]").send_keys("handbook-long")
+    Select(form.find_element(By.CSS_SELECTOR, "select[name=augmentation_id]")).select_by_value(
+        augmentation_id
+    )
+    form.find_element(By.TAG_NAME, "summary").click()
+    for name, value in {**TINY_TRAINING, "max_steps": "2000"}.items():
+        form.find_element(By.CSS_SELECTOR, f"input[name={name}]").send_keys(value)
+    click_button(driver, "Train adapter", "#train-form")
+    wait_text(driver, "#page-title", "Adapter: handbook-long")
+    wait_for(driver, ".job-progress .cancel-job", timeout=60, what="the cancel button").click()
+    wait_text(driver, "#flash", "Cancel requested")
+    wait_for(driver, ".job-progress[data-status=cancelled]", timeout=300, what="the job cancelled")
+    assert not driver.find_elements(By.CSS_SELECTOR, ".job-progress .cancel-job")
 
 
 if __name__ == "__main__":  # python -m tests.browser.walk URL ADMIN_KEY [SHOTS_DIR]

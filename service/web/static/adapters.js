@@ -98,8 +98,8 @@ export function trainForm(collectionId, augmentations) {
 
 export async function adaptersPage() {
   const { data } = await api("/v1/adapters");
-  const file = h("input", { type: "file", accept: ".tar.gz,.tgz,.zip", required: true });
-  const name = h("input", { type: "text", required: true, maxlength: 100 });
+  const file = h("input", { type: "file", accept: ".tar.gz,.tgz,.zip", required: true, name: "adapter_file" });
+  const name = h("input", { type: "text", required: true, maxlength: 100, name: "adapter_name" });
   const out = h("div");
   page(
     "Adapters",
@@ -126,6 +126,7 @@ export async function adaptersPage() {
       "form",
       {
         class: "card",
+        id: "import-adapter-form",
         onsubmit: async (e) => {
           e.preventDefault();
           out.replaceChildren();

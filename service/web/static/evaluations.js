@@ -141,6 +141,7 @@ function uploadForm(col, refresh) {
     "form",
     {
       class: "card",
+      id: "upload-evalset-form",
       onsubmit: async (e) => {
         e.preventDefault();
         out.replaceChildren();
