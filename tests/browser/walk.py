@@ -326,6 +326,17 @@ def walk(driver: WebDriver, base: str, admin_key: str, files: Path, shots: Path 
         assert mode in rec, rec
     results = driver.find_element(By.CSS_SELECTOR, "#results-table").text
     assert "handbook-aug" in results and ("right" in results or "wrong" in results), results
+    # The results filtered to one mode (fetched again from the API with ?mode=), all on one page.
+    Select(driver.find_element(By.CSS_SELECTOR, "select[name=results_mode]")).select_by_value(
+        "base"
+    )
+
+    def only_base(table):
+        modes = [td.text for td in table.find_elements(By.CSS_SELECTOR, "tbody td:first-child")]
+        return modes and set(modes) == {"base"} and re.search(r"(\d+) of \1 results", table.text)
+
+    wait_for(driver, "#results-table", only_base, what="only base's results")
+    assert not driver.find_element(By.ID, "more-results").is_displayed()
     wait(driver).until(
         lambda d: d.execute_script(
             "const i = document.querySelector('#cost-curve'); return i && i.naturalWidth > 0"

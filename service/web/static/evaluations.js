@@ -273,11 +273,10 @@ export async function evaluationPage(id) {
 }
 
 async function renderReport(box, ev) {
-  const [rep, html, png, results] = await Promise.all([
+  const [rep, html, png] = await Promise.all([
     api(`/v1/evaluations/${ev.id}/report?format=json`),
     api(`/v1/evaluations/${ev.id}/report?format=html`, { as: "text" }),
     api(`/v1/evaluations/${ev.id}/cost-curve.png`, { as: "blob" }).catch(() => null),
-    api(`/v1/evaluations/${ev.id}/results?limit=200`),
   ]);
   const set = await api(`/v1/evalsets/${ev.evalset_id}`).catch(() => ({ items: [] }));
   const questions = new Map((set.items || []).map((it, i) => [String(it.id ?? i), it.question]));
@@ -308,7 +307,7 @@ async function renderReport(box, ev) {
     table("Accuracy first, then cost", ["Mode", "Kind", "Accuracy", "Against the best", "Per query", "Per correct answer", "One-time"], recRows, { id: "recommendation-table" }),
     png ? h("figure", {}, h("img", { src: URL.createObjectURL(png), alt: "Cumulative cost of each mode against the number of queries", class: "cost-curve", id: "cost-curve" }), h("figcaption", {}, "Cost curve: cumulative cost against queries")) : null,
     h("h2", {}, "Per-item results"),
-    resultsTable(results, questions),
+    await resultsSection(ev.id, Object.keys(rec.modes || {}), questions),
     h("h2", {}, "The full report"),
     h(
       "div",
@@ -320,25 +319,55 @@ async function renderReport(box, ev) {
   );
 }
 
-function resultsTable(results, questions) {
-  const rows = results.data.map((r) =>
+const RESULTS_PAGE = 200;
+
+/** Per-item results, a page at a time (GET .../results with offset and limit), filtered by mode. */
+async function resultsSection(evaluationId, modes, questions) {
+  const box = h("div", { id: "results" });
+  const mode = h("select", { name: "results_mode" }, [h("option", { value: "" }, "all modes"), ...modes.map((m) => h("option", { value: m }, m))]);
+  const caption = h("caption");
+  const body = h("tbody");
+  const more = h("button", { type: "button", id: "more-results" }, `Show ${RESULTS_PAGE} more`);
+  let shown = 0;
+  const load = async (reset) => {
+    if (reset) {
+      shown = 0;
+      body.replaceChildren();
+    }
+    const filter = mode.value ? `&mode=${encodeURIComponent(mode.value)}` : "";
+    const batch = await api(`/v1/evaluations/${evaluationId}/results?offset=${shown}&limit=${RESULTS_PAGE}${filter}`);
+    body.append(...batch.data.map((r) => resultRow(r, questions)));
+    shown += batch.data.length;
+    caption.textContent = `${shown} of ${batch.total} results`;
+    more.hidden = shown >= batch.total;
+  };
+  mode.addEventListener("change", () => load(true).catch((err) => flash(err.message, "error")));
+  more.addEventListener("click", () => load(false).catch((err) => flash(err.message, "error")));
+  await load(true);
+  const headers = ["Mode", "Question", "Category", "Answer", "Chosen", "Scored", "Prompt tokens", "Latency"];
+  return fill(
+    box,
+    field("Show the results of", mode),
     h(
-      "tr",
-      { class: r.correct ? "right" : "wrong" },
-      h("td", {}, r.mode),
-      h("td", {}, questions.get(r.item_id) ?? r.item_id),
-      h("td", {}, r.category ?? "—"),
-      h("td", {}, r.answer),
-      h("td", {}, r.prediction ?? "—"),
-      h("td", {}, r.correct ? "right" : "wrong"),
-      h("td", { class: "num" }, r.prompt_tokens),
-      h("td", { class: "num" }, `${(r.latency_s ?? 0).toFixed(2)} s`),
+      "div",
+      { class: "table-wrap" },
+      h("table", { id: "results-table" }, caption, h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))), body),
     ),
+    more,
   );
-  return table(
-    `${results.data.length} of ${results.total} results`,
-    ["Mode", "Question", "Category", "Answer", "Chosen", "Scored", "Prompt tokens", "Latency"],
-    rows,
-    { id: "results-table" },
+}
+
+function resultRow(r, questions) {
+  return h(
+    "tr",
+    { class: r.correct ? "right" : "wrong" },
+    h("td", {}, r.mode),
+    h("td", {}, questions.get(r.item_id) ?? r.item_id),
+    h("td", {}, r.category ?? "—"),
+    h("td", {}, r.answer),
+    h("td", {}, r.prediction ?? "—"),
+    h("td", {}, r.correct ? "right" : "wrong"),
+    h("td", { class: "num" }, r.prompt_tokens),
+    h("td", { class: "num" }, `${(r.latency_s ?? 0).toFixed(2)} s`),
   );
 }
