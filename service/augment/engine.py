@@ -13,21 +13,24 @@ totals: units, requests (failed, retried), tokens, and the yield per stage.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Collection, Sequence
+from dataclasses import replace
 
 from service.augment.filters.verify import verify
 from service.augment.params import STRATEGIES, AugmentParams
+from service.augment.runner import run_units
 from service.augment.strategies import decomposed, global_, linked, local, qa
 from service.augment.teacher import Teacher
 from service.augment.types import OnUnitDone, StrategyName, StrategyResult, Unit, UnitResult
 
-_RUNNERS = {
-    "local": local.run,
-    "decomposed": decomposed.run,
-    "global": global_.run,
-    "linked": linked.run,
-    "qa": qa.run,
+# Each strategy's `prepare(units, teacher, params)` says what to run per unit; the runner runs it.
+_PREPARE = {
+    "local": local.prepare,
+    "decomposed": decomposed.prepare,
+    "global": global_.prepare,
+    "linked": linked.prepare,
+    "qa": qa.prepare,
 }
-assert set(_RUNNERS) == set(STRATEGIES)
+assert set(_PREPARE) == set(STRATEGIES)
 
 
 async def run_strategy(
@@ -43,7 +46,7 @@ async def run_strategy(
     Raises ValueError for an unknown strategy or invalid parameters (check `params.validate()`
     before a job starts to answer 422 instead).
     """
-    if strategy not in _RUNNERS:
+    if strategy not in _PREPARE:
         raise ValueError(f"unknown strategy {strategy!r}; one of {', '.join(STRATEGIES)}")
     errors = params.validate()
     if errors:
@@ -55,4 +58,13 @@ async def run_strategy(
             verify(example)
         return on_unit_done(result) if on_unit_done is not None else None
 
-    return await _RUNNERS[strategy](units, teacher, params, verified, frozenset(skip_unit_ids))
+    work = _PREPARE[strategy](units, teacher, params)
+    if params.unit_concurrency:
+        work = replace(work, concurrency=params.unit_concurrency)
+    return await run_units(
+        strategy,
+        work,
+        on_unit_done=verified,
+        skip_unit_ids=frozenset(skip_unit_ids),
+        keep_examples=params.keep_examples,
+    )

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
 
 import jinja2
 
@@ -20,6 +21,17 @@ from service.augment.types import (
 )
 
 ProcessUnit = Callable[[Unit, YieldStats], Awaitable[UnitResult]]
+
+
+@dataclass(frozen=True)
+class UnitWork:
+    """What a strategy's `prepare` hands the runner: units, the work on one, how many at once."""
+
+    units: Sequence[Unit]
+    process: ProcessUnit
+    concurrency: int
+    first_alone: bool = False
+    """Send the first unit before any other (global: it fills the prefix cache the rest reuse)."""
 
 
 def count_completion(stats: YieldStats, completion: Completion) -> None:
@@ -54,22 +66,19 @@ async def _guarded(process: ProcessUnit, unit: Unit) -> UnitResult:
 
 async def run_units(
     strategy: StrategyName,
-    units: Sequence[Unit],
-    process: ProcessUnit,
+    work: UnitWork,
     *,
-    concurrency: int,
     on_unit_done: OnUnitDone | None = None,
     skip_unit_ids: Collection[str] = (),
     keep_examples: bool = True,
-    first_alone: bool = False,
 ) -> StrategyResult:
-    """Process every unit not in `skip_unit_ids`, at most `concurrency` at a time.
+    """Process every unit of `work` not in `skip_unit_ids`, at most `work.concurrency` at a time.
 
     Each finished unit goes to `on_unit_done` (awaited if it returns an awaitable) before its
-    counts join the totals; callbacks run one at a time, in completion order. `first_alone`
-    sends the first unit before any other (global: it fills the prefix cache the rest reuse).
-    Cancelling the caller cancels the units in flight; finished ones were already handed over.
+    counts join the totals; callbacks run one at a time, in completion order. Cancelling the
+    caller cancels the units in flight; finished ones were already handed over.
     """
+    units, process, concurrency = work.units, work.process, work.concurrency
     stats = YieldStats(units_total=len(units))
     todo = [u for u in units if u.id not in skip_unit_ids]
     stats.units_skipped = len(units) - len(todo)
@@ -88,7 +97,7 @@ async def run_units(
             examples.extend(result.examples)
 
     queue = iter(todo)
-    if first_alone and todo:
+    if work.first_alone and todo:
         await handle(await _guarded(process, next(queue)))
     pending: set[asyncio.Task[UnitResult]] = set()
     try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -37,14 +37,14 @@ from service.augment.relations import (
     rule_triple,
     tokens,
 )
-from service.augment.runner import count_completion, run_units
+from service.augment.runner import UnitWork, count_completion
 from service.augment.structure import (
     collection_names,
     made_by_rule,
     rewrites,
 )
 from service.augment.teacher import Completion, Sampling, Teacher
-from service.augment.types import Example, OnUnitDone, StrategyResult, Unit, UnitResult, YieldStats
+from service.augment.types import Example, Unit, UnitResult, YieldStats
 
 _DETERMINERS = frozenset(
     {
@@ -398,21 +398,10 @@ async def _process(setup: _Setup, unit: Unit, stats: YieldStats) -> UnitResult:
     return UnitResult(unit.id, unit.document_id, examples, stats)
 
 
-async def run(
-    units: Sequence[Unit],
-    teacher: Teacher,
-    params: AugmentParams,
-    on_unit_done: OnUnitDone | None = None,
-    skip_unit_ids: Collection[str] = (),
-) -> StrategyResult:
+def prepare(units: Sequence[Unit], teacher: Teacher, params: AugmentParams) -> UnitWork:
     """Reversals of every sentence of every unit; see `run_strategy`."""
-    return await run_units(
-        "decomposed",
+    return UnitWork(
         units,
         functools.partial(_process, _setup(units, teacher, params)),
-        concurrency=params.unit_concurrency
-        or (2 * teacher.config.concurrency if teacher is not None else 8),
-        on_unit_done=on_unit_done,
-        skip_unit_ids=skip_unit_ids,
-        keep_examples=params.keep_examples,
+        concurrency=2 * teacher.config.concurrency if teacher is not None else 8,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from service.augment.filters.postprocess import (
@@ -22,9 +22,9 @@ from service.augment.filters.postprocess import (
 )
 from service.augment.params import AugmentParams
 from service.augment.prompts import PromptTemplate, resolve_template
-from service.augment.runner import count_completion, run_units
+from service.augment.runner import UnitWork, count_completion
 from service.augment.teacher import Completion, Sampling, Teacher
-from service.augment.types import Example, OnUnitDone, StrategyResult, Unit, UnitResult, YieldStats
+from service.augment.types import Example, Unit, UnitResult, YieldStats
 
 
 @dataclass(frozen=True)
@@ -243,22 +243,12 @@ async def _process(setup: _Setup, target: Unit, stats: YieldStats) -> UnitResult
     return UnitResult(target.id, target.document_id, examples, stats)
 
 
-async def run(
-    units: Sequence[Unit],
-    teacher: Teacher,
-    params: AugmentParams,
-    on_unit_done: OnUnitDone | None = None,
-    skip_unit_ids: Collection[str] = (),
-) -> StrategyResult:
+def prepare(units: Sequence[Unit], teacher: Teacher, params: AugmentParams) -> UnitWork:
     """One prompt per target document (units are whole documents); see `run_strategy`."""
     docs, setup = _setup(units, teacher, params)
-    return await run_units(
-        "global",
+    return UnitWork(
         docs,
         functools.partial(_process, setup),
-        concurrency=params.unit_concurrency or teacher.config.concurrency,
-        on_unit_done=on_unit_done,
-        skip_unit_ids=skip_unit_ids,
-        keep_examples=params.keep_examples,
+        concurrency=teacher.config.concurrency,
         first_alone=True,
     )

@@ -20,12 +20,12 @@ The free-form global prompt asks a teacher to connect a document to the corpus i
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from service.augment.filters.postprocess import Deduplicator, filter_statements, split_sentences
 from service.augment.params import AugmentParams
-from service.augment.runner import run_units
+from service.augment.runner import UnitWork
 from service.augment.structure import (
     collection_names,
     made_by_rule,
@@ -48,7 +48,7 @@ from service.augment.structure.phrases import (
 )
 from service.augment.structure.words import _MODALS
 from service.augment.teacher import Teacher
-from service.augment.types import Example, OnUnitDone, StrategyResult, Unit, UnitResult, YieldStats
+from service.augment.types import Example, Unit, UnitResult, YieldStats
 
 _UNIVERSAL = {"all": "all", "every": "all", "each": "all", "no": "no", "some": "some"}
 
@@ -414,13 +414,7 @@ def _statements(sentence: str) -> list[str]:
     return [sentence]
 
 
-async def run(
-    units: Sequence[Unit],
-    teacher: Teacher,
-    params: AugmentParams,
-    on_unit_done: OnUnitDone | None = None,
-    skip_unit_ids: Collection[str] = (),
-) -> StrategyResult:
+def prepare(units: Sequence[Unit], teacher: Teacher, params: AugmentParams) -> UnitWork:
     """Inferences whose first premise lies in each unit; see `run_strategy`. The teacher is not
     asked: every step is a rule on the parse."""
     del teacher
@@ -485,12 +479,4 @@ async def run(
             )
         return UnitResult(unit.id, unit.document_id, examples, stats)
 
-    return await run_units(
-        "linked",
-        units,
-        process,
-        concurrency=8,
-        on_unit_done=on_unit_done,
-        skip_unit_ids=skip_unit_ids,
-        keep_examples=params.keep_examples,
-    )
+    return UnitWork(units, process, concurrency=8)

@@ -3,23 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 
 from service.augment.filters.postprocess import Deduplicator, filter_statements, split_statements
 from service.augment.params import AugmentParams
 from service.augment.prompts import resolve_template
-from service.augment.runner import count_completion, run_units
+from service.augment.runner import UnitWork, count_completion
 from service.augment.teacher import Teacher
-from service.augment.types import Example, OnUnitDone, StrategyResult, Unit, UnitResult, YieldStats
+from service.augment.types import Example, Unit, UnitResult, YieldStats
 
 
-async def run(
-    units: Sequence[Unit],
-    teacher: Teacher,
-    params: AugmentParams,
-    on_unit_done: OnUnitDone | None = None,
-    skip_unit_ids: Collection[str] = (),
-) -> StrategyResult:
+def prepare(units: Sequence[Unit], teacher: Teacher, params: AugmentParams) -> UnitWork:
     """Augment each unit (sentence or passage) on its own; see `run_strategy`."""
     template = resolve_template("local", params.templates.get("local"))
     sampling = params.sampling(params.max_tokens, template.stop)
@@ -67,12 +61,4 @@ async def run(
         ]
         return UnitResult(unit.id, unit.document_id, examples, stats)
 
-    return await run_units(
-        "local",
-        units,
-        process,
-        concurrency=params.unit_concurrency or 2 * teacher.config.concurrency,
-        on_unit_done=on_unit_done,
-        skip_unit_ids=skip_unit_ids,
-        keep_examples=params.keep_examples,
-    )
+    return UnitWork(units, process, concurrency=2 * teacher.config.concurrency)

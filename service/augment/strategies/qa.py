@@ -24,26 +24,20 @@ questions are left out of training with the sentences.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 
 from service.augment.filters.postprocess import split_sentences
 from service.augment.params import AugmentParams
-from service.augment.runner import run_units
+from service.augment.runner import UnitWork
 from service.augment.structure import _drop_glued_heading, made_by_rule
 from service.augment.teacher import Teacher
-from service.augment.types import Example, OnUnitDone, StrategyResult, Unit, UnitResult, YieldStats
+from service.augment.types import Example, Unit, UnitResult, YieldStats
 
 # Far more than any collection's facts: every question the generator can write is kept.
 _ALL_ITEMS = 1_000_000
 
 
-async def run(
-    units: Sequence[Unit],
-    teacher: Teacher,
-    params: AugmentParams,
-    on_unit_done: OnUnitDone | None = None,
-    skip_unit_ids: Collection[str] = (),
-) -> StrategyResult:
+def prepare(units: Sequence[Unit], teacher: Teacher, params: AugmentParams) -> UnitWork:
     """Question-answer pairs whose first source sentence lies in each unit; see `run_strategy`.
     The teacher is not asked: the questions are made by rule on the parse."""
     del teacher
@@ -104,12 +98,4 @@ async def run(
             )
         return UnitResult(unit.id, unit.document_id, examples, stats)
 
-    return await run_units(
-        "qa",
-        units,
-        process,
-        concurrency=8,
-        on_unit_done=on_unit_done,
-        skip_unit_ids=skip_unit_ids,
-        keep_examples=params.keep_examples,
-    )
+    return UnitWork(units, process, concurrency=8)
