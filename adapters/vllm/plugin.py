@@ -257,15 +257,7 @@ def _grouped_expand(original: Callable[..., None]) -> Callable[..., None]:
         weights = _lora_matrices(lora_b_weights)
         # LoRA and model may pad their outputs differently: only the common columns count.
         width = min(weights.shape[-2], output_tensor.shape[1])
-        weights = weights[:, :width]
-        if not add_inputs:
-            output_tensor[:, :width] = 0
-        for slot, rows in plan.groups:
-            product = _grouped_product(inputs, weights, slot, rows, output_tensor.dtype)
-            if rows is None:
-                output_tensor[:, :width] += product
-            else:
-                output_tensor[rows, :width] += product
+        _grouped_update(inputs, weights[:, :width], output_tensor, plan, 0, width, add_inputs)
         return None
 
     return bgmv_expand
@@ -300,17 +292,31 @@ def _grouped_expand_slice(original: Callable[..., None]) -> Callable[..., None]:
                 x, lora_b_weights, output_tensor, indices, slice_offset, slice_size, add_inputs
             )
         end = slice_offset + slice_size
-        if not add_inputs:
-            output_tensor[:, slice_offset:end] = 0
-        for slot, rows in plan.groups:
-            product = _grouped_product(inputs, weights, slot, rows, output_tensor.dtype)
-            if rows is None:
-                output_tensor[:, slice_offset:end] += product
-            else:
-                output_tensor[rows, slice_offset:end] += product
+        _grouped_update(inputs, weights, output_tensor, plan, slice_offset, end, add_inputs)
         return None
 
     return bgmv_expand_slice
+
+
+def _grouped_update(
+    inputs: torch.Tensor,
+    weights: torch.Tensor,
+    output_tensor: torch.Tensor,
+    plan: _Plan,
+    col_start: int,
+    col_end: int,
+    add_inputs: bool,
+) -> None:
+    """output[:, col_start:col_end] (+)= inputs @ weights[slot].T per group of the plan; rows
+    without an adapter get nothing added (or zeros when the op overwrites)."""
+    if not add_inputs:
+        output_tensor[:, col_start:col_end] = 0
+    for slot, rows in plan.groups:
+        product = _grouped_product(inputs, weights, slot, rows, output_tensor.dtype)
+        if rows is None:
+            output_tensor[:, col_start:col_end] += product
+        else:
+            output_tensor[rows, col_start:col_end] += product
 
 
 # --- sgmv: the path vLLM's CPU runner takes for every batch (it always sets is_prefill) --------

@@ -26,6 +26,7 @@ from service.core.jsonl import JSONL_TYPES
 from service.core.runtime import Runtime
 from service.core.security import keys_match
 from service.core.storage import disk_full
+from service.db.session import session_scope
 from service.db.tables import Workspace
 from service.workspaces.records import workspace_for_key
 
@@ -38,15 +39,9 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:
-    session = runtime.session_factory()
-    try:
+    """One session per request: committed when the route returns, rolled back when it raises."""
+    with session_scope(runtime.session_factory) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

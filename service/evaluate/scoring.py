@@ -214,12 +214,9 @@ class Scorer:
         pred_sum, pred_norm = _argmax(sums), _argmax(norms)
         answer = item.answer_index
         verdict = {"mc_sum": pred_sum == answer, "mc_norm": pred_norm == answer}
-        return ItemResult(
-            item_id=item.id,
-            mode=mode.name,
-            mode_kind=mode.kind,
-            model=mode.model,
-            category=item.category,
+        return _result(
+            item,
+            mode,
             kind="multiple_choice",
             correct=verdict["mc_sum"],
             scores=verdict,
@@ -290,12 +287,9 @@ class Scorer:
             "exact": exact_match(text, item.answer),
             "contains": contains_answer(text, item.answer),
         }
-        return ItemResult(
-            item_id=item.id,
-            mode=mode.name,
-            mode_kind=mode.kind,
-            model=mode.model,
-            category=item.category,
+        return _result(
+            item,
+            mode,
             kind="generation",
             correct=verdict["exact"],
             scores=verdict,
@@ -389,12 +383,9 @@ class Scorer:
         cacheable: int,
     ) -> ItemResult:
         metrics = MC_METRICS if kind == "multiple_choice" else GEN_METRICS
-        return ItemResult(
-            item_id=item.id,
-            mode=mode.name,
-            mode_kind=mode.kind,
-            model=mode.model,
-            category=item.category,
+        return _result(
+            item,
+            mode,
             kind=kind,
             correct=False,
             scores=dict.fromkeys(metrics, False),
@@ -435,3 +426,15 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
             break
         n += 1
     return n
+
+
+def _result(item: EvalItem, mode: Mode, **fields: Any) -> ItemResult:
+    """An item's result under a mode: who it is (item, mode, model, category) and `fields`."""
+    return ItemResult(
+        item_id=item.id,
+        mode=mode.name,
+        mode_kind=mode.kind,
+        model=mode.model,
+        category=item.category,
+        **fields,
+    )

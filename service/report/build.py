@@ -259,9 +259,9 @@ def _per_query(
     for mode, profile in profiles.items():
         per_query[mode] = {}
         for cached in (False, True):
-            cost = asdict(per_query_cost(profile, prices, prefix_cached=cached))
-            cost["usd_per_correct"] = cost_per_correct(cost["usd"], accuracy[mode])
-            per_query[mode][KEYS[cached]] = cost
+            cost = per_query_cost(profile, prices, prefix_cached=cached)
+            cost.usd_per_correct = cost_per_correct(cost.usd, accuracy[mode])
+            per_query[mode][KEYS[cached]] = cost.model_dump()
     return per_query
 
 

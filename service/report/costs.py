@@ -29,6 +29,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
+from service.report.schemas import QueryCost
+
 if TYPE_CHECKING:
     from service.core.config import Settings
 
@@ -191,20 +193,6 @@ class QueryProfile:
     cacheable_tokens: float = 0.0  # the repeated (shared context) prefix of the prompt
     latency_cold_s: float | None = None
     latency_warm_s: float | None = None
-
-
-@dataclass(frozen=True)
-class QueryCost:
-    """One mode's cost per query under one caching assumption, with its parts."""
-
-    usd: float
-    input_usd: float
-    cached_input_usd: float
-    output_usd: float
-    compute_usd: float
-    prefix_cached: bool
-    latency_s: float | None
-    assumption: str
 
 
 def per_query_cost(profile: QueryProfile, prices: Prices, *, prefix_cached: bool) -> QueryCost:

@@ -125,25 +125,33 @@ class QueryService:
         self, workspace_id: str, request: ChatCompletionRequest | Mapping[str, Any]
     ) -> JSONResult | StreamResult:
         """Answer a chat completions request (a body dict or a parsed request) for a workspace."""
-        started = time.perf_counter()
-        req = parse_chat_request(request)
-        check_request(req, self.limits)
-        target = await self._resolve(workspace_id, req.model, req.retrieval)
-        prepared = await self._in_pool(self._prepare_chat, req, target)
-        return await self._forward(workspace_id, prepared, started)
+        return await self._answer(workspace_id, request, parse_chat_request, self._prepare_chat)
 
     async def completion(
         self, workspace_id: str, request: CompletionRequest | Mapping[str, Any]
     ) -> JSONResult | StreamResult:
         """Answer a completions request (a body dict or a parsed request) for a workspace."""
-        started = time.perf_counter()
-        req = parse_completion_request(request)
-        check_request(req, self.limits)
-        target = await self._resolve(workspace_id, req.model, req.retrieval)
-        prepared = await self._in_pool(self._prepare_completion, req, target)
-        return await self._forward(workspace_id, prepared, started)
+        return await self._answer(
+            workspace_id, request, parse_completion_request, self._prepare_completion
+        )
 
     # ---- internals -----------------------------------------------------------------------
+
+    async def _answer(
+        self,
+        workspace_id: str,
+        request: Any,
+        parse: Callable[[Any], Any],
+        prepare: Callable[[Any, Any], Any],
+    ) -> JSONResult | StreamResult:
+        """Parse and check the request, resolve its model, build the upstream call (in the
+        tokenizer pool: it tokenizes), send it."""
+        started = time.perf_counter()
+        req = parse(request)
+        check_request(req, self.limits)
+        target = await self._resolve(workspace_id, req.model, req.retrieval)
+        prepared = await self._in_pool(prepare, req, target)
+        return await self._forward(workspace_id, prepared, started)
 
     async def _in_pool(self, fn: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._tokenize_pool, fn, *args)
