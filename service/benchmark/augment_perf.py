@@ -358,7 +358,6 @@ async def measure_reversal_precision(url: str, model: str, count: int, seed: int
             verdicts = {"correct": 0, "contradiction": 0, "other": 0}
             samples: dict[str, list[str]] = {"contradiction": [], "other": []}
             facts_right: set[str] = set()
-            reversal_shaped = 0
             for ex in result.examples:
                 fact = by_unit[ex.unit_ids[0]]
                 verdict = judge(fact, ex.text)
@@ -367,8 +366,6 @@ async def measure_reversal_precision(url: str, model: str, count: int, seed: int
                     facts_right.add(ex.unit_ids[0])
                 elif len(samples[verdict]) < 4:
                     samples[verdict].append(f"{fact.statement} -> {ex.text}")
-                if ex.text.lower().startswith(fact.right):
-                    reversal_shaped += 1
             judged = verdicts["correct"] + verdicts["contradiction"]
             out[label] = {
                 "examples": len(result.examples),

@@ -34,8 +34,6 @@ from service.collections.ingest.segment import segment
 
 RULE_STRATEGIES = ("decomposed", "linked")
 TEACHER_STRATEGIES = ("local", "global")
-# Targets of issue 12 on the development set (embedded teacher) and the synthetic sets.
-TARGETS = {"precision": 0.85, "contradictions": 0.03, "reversal_recall": 0.50}
 
 
 def devset_units(devset: DevSet, strategy: str) -> list[Unit]:

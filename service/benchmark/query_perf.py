@@ -220,16 +220,7 @@ async def _run(
 
         if adapter is None:
             tmp = tempfile.TemporaryDirectory(prefix="docadapt-perf-")
-            adapter = f"perf-{uuid.uuid4().hex[:10]}"
-            log(f"making a random LoRA (r=16, all linear layers), loaded as {adapter}")
-            path = await asyncio.to_thread(
-                make_random_lora,
-                model_dir,
-                Path(tmp.name) / "lora",
-                r=16,
-                target_modules=RECIPE_TARGETS,
-            )
-            await client.load_lora_adapter(adapter, str(path))
+            adapter = await _load_random_lora(client, model_dir, Path(tmp.name), log)
             made_adapter = True
 
         def count(text: str) -> int:
@@ -274,6 +265,19 @@ async def _run(
         if tmp is not None:
             tmp.cleanup()
         await client.aclose()
+
+
+async def _load_random_lora(
+    client: VLLMClient, model_dir: Path, tmp: Path, log: Callable[[str], None]
+) -> str:
+    """A random r=16 LoRA on every linear layer (what the recipe trains), loaded; its name."""
+    adapter = f"perf-{uuid.uuid4().hex[:10]}"
+    log(f"making a random LoRA (r=16, all linear layers), loaded as {adapter}")
+    path = await asyncio.to_thread(
+        make_random_lora, model_dir, tmp / "lora", r=16, target_modules=RECIPE_TARGETS
+    )
+    await client.load_lora_adapter(adapter, str(path))
+    return adapter
 
 
 class _Asker:

@@ -171,15 +171,6 @@ class Knowledge:
             parent = self.parent[parent]
         return out
 
-    def descendants(self, category: str) -> set[str]:
-        out: set[str] = set()
-        todo = list(self.children[category])
-        while todo:
-            c = todo.pop()
-            out.add(c)
-            todo.extend(self.children[c])
-        return out
-
     def related(self, a: str, b: str) -> bool:
         """Same category, or one is an ancestor of the other."""
         return a == b or a in self.ancestors(b) or b in self.ancestors(a)
