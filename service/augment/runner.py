@@ -7,11 +7,16 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from service.augment.teacher import Completion, TeacherError
+if TYPE_CHECKING:
+    from service.augment.prompts import PromptTemplate
+
+from service.augment.teacher import Completion, Sampling, TeacherError
 from service.augment.types import (
+    Example,
     OnUnitDone,
     StrategyName,
     StrategyResult,
@@ -42,6 +47,33 @@ def count_completion(stats: YieldStats, completion: Completion) -> None:
     stats.completion_tokens += completion.completion_tokens
     stats.cached_prompt_tokens += completion.cached_prompt_tokens
     stats.generated += len(completion.texts)
+
+
+def taught_example(
+    strategy: StrategyName,
+    unit: Unit,
+    text: str,
+    template: PromptTemplate,
+    sampling: Sampling,
+    completion: Completion,
+    teacher_model: str,
+    **extra: Any,
+) -> Example:
+    """A statement the teacher wrote about `unit` in `completion`, with where it came from."""
+    return Example(
+        text=text,
+        strategy=strategy,
+        document_id=unit.document_id,
+        unit_ids=[unit.id],
+        source_text=unit.text,
+        **template.provenance(),
+        teacher_model=teacher_model,
+        sampling=sampling.to_dict(),
+        prompt_tokens=completion.prompt_tokens,
+        completion_tokens=completion.completion_tokens,
+        request_ids=[completion.request_id],
+        **extra,
+    )
 
 
 async def _guarded(process: ProcessUnit, unit: Unit) -> UnitResult:

@@ -22,9 +22,9 @@ from service.augment.filters.postprocess import (
 )
 from service.augment.params import AugmentParams
 from service.augment.prompts import PromptTemplate, resolve_template
-from service.augment.runner import UnitWork, count_completion
+from service.augment.runner import UnitWork, count_completion, taught_example
 from service.augment.teacher import Completion, Sampling, Teacher
-from service.augment.types import Example, Unit, UnitResult, YieldStats
+from service.augment.types import Unit, UnitResult, YieldStats
 
 
 @dataclass(frozen=True)
@@ -220,18 +220,14 @@ async def _process(setup: _Setup, target: Unit, stats: YieldStats) -> UnitResult
     )
     others = [i for i in context_ids if i != target.id]
     examples = [
-        Example(
-            text=text,
-            strategy="global",
-            document_id=target.document_id,
-            unit_ids=[target.id],
-            source_text=target.text,
-            **setup.template.provenance(),
-            teacher_model=setup.teacher.model,
-            sampling=setup.sampling.to_dict(),
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            request_ids=[completion.request_id],
+        taught_example(
+            "global",
+            target,
+            text,
+            setup.template,
+            setup.sampling,
+            completion,
+            setup.teacher.model,
             context_document_ids=others,
             detail={
                 "whole_corpus": setup.plan.whole_corpus,

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from service.augment.filters.postprocess import Deduplicator, filter_statements, split_statements
 from service.augment.params import AugmentParams
 from service.augment.prompts import resolve_template
-from service.augment.runner import UnitWork, count_completion
+from service.augment.runner import UnitWork, count_completion, taught_example
 from service.augment.teacher import Teacher
-from service.augment.types import Example, Unit, UnitResult, YieldStats
+from service.augment.types import Unit, UnitResult, YieldStats
 
 
 def prepare(units: Sequence[Unit], teacher: Teacher, params: AugmentParams) -> UnitWork:
@@ -44,19 +44,7 @@ def prepare(units: Sequence[Unit], teacher: Teacher, params: AugmentParams) -> U
             foreign_names=template.example_names,
         )
         examples = [
-            Example(
-                text=text,
-                strategy="local",
-                document_id=unit.document_id,
-                unit_ids=[unit.id],
-                source_text=unit.text,
-                **template.provenance(),
-                teacher_model=teacher.model,
-                sampling=sampling.to_dict(),
-                prompt_tokens=completion.prompt_tokens,
-                completion_tokens=completion.completion_tokens,
-                request_ids=[completion.request_id],
-            )
+            taught_example("local", unit, text, template, sampling, completion, teacher.model)
             for text in kept
         ]
         return UnitResult(unit.id, unit.document_id, examples, stats)
