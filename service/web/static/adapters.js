@@ -4,7 +4,6 @@
 import { api, schemaProperties, watchJob } from "./api.js";
 import {
   cancelButton,
-  errorBox,
   field,
   flash,
   fmtDate,
@@ -15,10 +14,13 @@ import {
   h,
   jobProgress,
   lineChart,
+  linkHead,
+  listTable,
   page,
   pageSignal,
   saveBlob,
   statusBadge,
+  submitForm,
   table,
 } from "./ui.js";
 
@@ -50,30 +52,21 @@ export function trainForm(collectionId, augmentations) {
   );
   const hp = HYPERPARAMETERS.map(([key, label, attrs, help]) => [key, h("input", { type: "number", name: key, ...attrs }), label, help]);
   const out = h("div");
-  const form = h(
-    "form",
-    {
-      class: "card",
-      id: "train-form",
-      onsubmit: async (e) => {
-        e.preventDefault();
-        out.replaceChildren();
-        const body = { name: name.value, hyperparameters: {} };
-        if (aug.value) {
-          body.augmentation_id = aug.value;
-          body.examples = examples.value;
-        }
-        for (const [key, input] of hp) {
-          if (input.value !== "") body.hyperparameters[key] = Number(input.value);
-        }
-        try {
-          const adapter = await api(`/v1/collections/${collectionId}/adapters`, { method: "POST", body });
-          flash(`Training ${adapter.name} started.`);
-          location.hash = `#/adapters/${adapter.id}`;
-        } catch (err) {
-          out.replaceChildren(errorBox(err));
-        }
-      },
+  const form = submitForm(
+    { class: "card", id: "train-form" },
+    out,
+    async () => {
+      const body = { name: name.value, hyperparameters: {} };
+      if (aug.value) {
+        body.augmentation_id = aug.value;
+        body.examples = examples.value;
+      }
+      for (const [key, input] of hp) {
+        if (input.value !== "") body.hyperparameters[key] = Number(input.value);
+      }
+      const adapter = await api(`/v1/collections/${collectionId}/adapters`, { method: "POST", body });
+      flash(`Training ${adapter.name} started.`);
+      location.hash = `#/adapters/${adapter.id}`;
     },
     h("h3", {}, "Train an adapter"),
     field("Adapter name", name, "Unique in the workspace; queries name it as their model."),
@@ -103,44 +96,31 @@ export async function adaptersPage() {
   const out = h("div");
   page(
     "Adapters",
-    data.length
-      ? table(
-          "Adapters in this workspace",
-          ["Adapter", "Status", "Source", "Collection", "Knowledge check", "Created"],
-          data.map((a) =>
-            h(
-              "tr",
-              {},
-              h("th", { scope: "row" }, h("a", { href: `#/adapters/${a.id}` }, a.name)),
-              h("td", {}, statusBadge(a.status)),
-              h("td", {}, a.source),
-              h("td", {}, a.collection_id ? h("a", { href: `#/collections/${a.collection_id}` }, a.collection_id) : "—"),
-              h("td", {}, a.metrics?.knowledge?.summary ?? "—"),
-              h("td", {}, fmtDate(a.created_at)),
-            ),
-          ),
-          { id: "adapters-table" },
-        )
-      : h("p", { class: "empty" }, "No adapters yet: train one from a collection's page."),
-    h(
-      "form",
-      {
-        class: "card",
-        id: "import-adapter-form",
-        onsubmit: async (e) => {
-          e.preventDefault();
-          out.replaceChildren();
-          const form = new FormData();
-          form.append("name", name.value);
-          form.append("file", file.files[0]);
-          try {
-            const a = await api("/v1/adapters/import", { method: "POST", body: form });
-            flash(`Adapter ${a.name} imported.`);
-            location.hash = `#/adapters/${a.id}`;
-          } catch (err) {
-            out.replaceChildren(errorBox(err));
-          }
-        },
+    listTable(
+      data,
+      "No adapters yet: train one from a collection's page.",
+      "Adapters in this workspace",
+      ["Adapter", "Status", "Source", "Collection", "Knowledge check", "Created"],
+      (a) => [
+        linkHead(`#/adapters/${a.id}`, a.name),
+        h("td", {}, statusBadge(a.status)),
+        h("td", {}, a.source),
+        h("td", {}, a.collection_id ? h("a", { href: `#/collections/${a.collection_id}` }, a.collection_id) : "—"),
+        h("td", {}, a.metrics?.knowledge?.summary ?? "—"),
+        h("td", {}, fmtDate(a.created_at)),
+      ],
+      { id: "adapters-table" },
+    ),
+    submitForm(
+      { class: "card", id: "import-adapter-form" },
+      out,
+      async () => {
+        const form = new FormData();
+        form.append("name", name.value);
+        form.append("file", file.files[0]);
+        const a = await api("/v1/adapters/import", { method: "POST", body: form });
+        flash(`Adapter ${a.name} imported.`);
+        location.hash = `#/adapters/${a.id}`;
       },
       h("h2", {}, "Import an adapter"),
       field("PEFT LoRA adapter (.tar.gz or .zip)", file),
@@ -304,12 +284,12 @@ function renderLineage(section, a) {
       h("dt", {}, "Created / ready"),
       h("dd", {}, `${fmtDate(a.created_at)} / ${fmtDate(a.ready_at)}`),
     ),
-    docs.length
-      ? table(
-          "Documents and the versions (text sha256) it was trained on",
-          ["Document", "Version"],
-          docs.map(([d, sha]) => h("tr", {}, h("th", { scope: "row" }, h("a", { href: `#/documents/${d}` }, d)), h("td", { class: "mono" }, String(sha).slice(0, 16)))),
-        )
-      : null,
+    listTable(
+      docs,
+      null,
+      "Documents and the versions (text sha256) it was trained on",
+      ["Document", "Version"],
+      ([d, sha]) => [linkHead(`#/documents/${d}`, d), h("td", { class: "mono" }, String(sha).slice(0, 16))],
+    ),
   );
 }

@@ -2,7 +2,7 @@
 // admin view. Each page lives in its own module and only calls the REST API.
 
 import { api, apiKey, signIn, signOut } from "./api.js";
-import { errorBox, field, flash, h, leavePage, page } from "./ui.js";
+import { errorBox, field, flash, h, leavePage, page, submitForm } from "./ui.js";
 import { collectionPage, collectionsPage, documentPage } from "./collections.js";
 import { augmentationPage } from "./augmentations.js";
 import { adapterPage, adaptersPage } from "./adapters.js";
@@ -102,23 +102,15 @@ function signInPage() {
     spellcheck: "false",
   });
   const out = h("div");
-  const form = h(
-    "form",
-    {
-      class: "card narrow",
-      onsubmit: async (e) => {
-        e.preventDefault();
-        out.replaceChildren();
-        try {
-          // Any authenticated read tells whether the key is valid.
-          await api("/v1/collections", { key: key.value.trim() });
-          signIn(key.value);
-          flash("Signed in.");
-          location.hash = "#/collections";
-        } catch (err) {
-          out.replaceChildren(errorBox(err));
-        }
-      },
+  const form = submitForm(
+    { class: "card narrow" },
+    out,
+    async () => {
+      // Any authenticated read tells whether the key is valid.
+      await api("/v1/collections", { key: key.value.trim() });
+      signIn(key.value);
+      flash("Signed in.");
+      location.hash = "#/collections";
     },
     field(
       "Workspace API key",
@@ -140,60 +132,52 @@ function adminPage() {
   const adminKey = h("input", { type: "password", autocomplete: "off", required: true });
   const name = h("input", { type: "text", required: true, maxlength: 200 });
   const out = h("div", { "aria-live": "polite" });
-  const form = h(
-    "form",
-    {
-      class: "card narrow",
-      onsubmit: async (e) => {
-        e.preventDefault();
-        out.replaceChildren();
-        try {
-          const ws = await api("/v1/workspaces", {
-            method: "POST",
-            body: { name: name.value },
-            key: adminKey.value.trim(),
-          });
-          const keyOut = h("output", { class: "secret", id: "new-api-key" }, ws.api_key);
-          out.replaceChildren(
+  const form = submitForm(
+    { class: "card narrow" },
+    out,
+    async () => {
+      const ws = await api("/v1/workspaces", {
+        method: "POST",
+        body: { name: name.value },
+        key: adminKey.value.trim(),
+      });
+      const keyOut = h("output", { class: "secret", id: "new-api-key" }, ws.api_key);
+      out.replaceChildren(
+        h(
+          "div",
+          { class: "card ok-box" },
+          h("h2", {}, `Workspace ${ws.name} created`),
+          h("p", {}, "Its API key is shown once; keep it somewhere safe:"),
+          keyOut,
+          h(
+            "div",
+            { class: "row" },
             h(
-              "div",
-              { class: "card ok-box" },
-              h("h2", {}, `Workspace ${ws.name} created`),
-              h("p", {}, "Its API key is shown once; keep it somewhere safe:"),
-              keyOut,
-              h(
-                "div",
-                { class: "row" },
-                h(
-                  "button",
-                  {
-                    type: "button",
-                    onclick: () => navigator.clipboard?.writeText(ws.api_key).then(
-                      () => flash("Key copied."),
-                      () => flash("Copy it by hand: the clipboard is not available.", "error"),
-                    ),
-                  },
-                  "Copy key",
+              "button",
+              {
+                type: "button",
+                onclick: () => navigator.clipboard?.writeText(ws.api_key).then(
+                  () => flash("Key copied."),
+                  () => flash("Copy it by hand: the clipboard is not available.", "error"),
                 ),
-                h(
-                  "button",
-                  {
-                    type: "button",
-                    onclick: () => {
-                      signIn(ws.api_key);
-                      flash(`Signed in to ${ws.name}.`);
-                      location.hash = "#/collections";
-                    },
-                  },
-                  "Sign in with this key",
-                ),
-              ),
+              },
+              "Copy key",
             ),
-          );
-        } catch (err) {
-          out.replaceChildren(errorBox(err));
-        }
-      },
+            h(
+              "button",
+              {
+                type: "button",
+                onclick: () => {
+                  signIn(ws.api_key);
+                  flash(`Signed in to ${ws.name}.`);
+                  location.hash = "#/collections";
+                },
+              },
+              "Sign in with this key",
+            ),
+          ),
+        ),
+      );
     },
     field("Admin key", adminKey, "The service's admin key (docadapt-data/admin_key); sent once, never stored."),
     field("Workspace name", name),

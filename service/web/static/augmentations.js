@@ -5,7 +5,7 @@ import { api, schemaProperties, watchJob } from "./api.js";
 import {
   cancelButton,
   checkbox,
-  errorBox,
+  checkedValues,
   field,
   flash,
   fmtDate,
@@ -13,10 +13,13 @@ import {
   fill,
   h,
   jobProgress,
+  listTable,
   page,
   pageSignal,
   statusBadge,
+  submitForm,
   table,
+  withErrorBox,
 } from "./ui.js";
 
 const STRATEGIES = ["decomposed", "linked", "qa", "local", "global"];
@@ -52,38 +55,28 @@ export async function augmentationForm(collectionId) {
   const teacherModel = h("input", { type: "text", name: "teacher_model" });
   const teacherKey = h("input", { type: "password", name: "teacher_api_key", autocomplete: "off" });
   const out = h("div");
-  const form = h(
-    "form",
-    {
-      class: "card",
-      id: "augment-form",
-      onsubmit: async (e) => {
-        e.preventDefault();
-        out.replaceChildren();
-        const strategies = [...form.querySelectorAll("input[name=strategy]:checked")].map((x) => x.value);
-        const body = {
-          strategies,
-          unit: unit.value,
-          outputs_per_unit: Number(outputs.value),
-          temperature: Number(temperature.value),
-          max_tokens: Number(maxTokens.value),
-          gate: gate.querySelector("input").checked,
-        };
-        if (redact.value) body.redact_pii = redact.value === "true";
-        const teacher = {};
-        if (teacherName.value) teacher.name = teacherName.value;
-        if (teacherUrl.value) teacher.base_url = teacherUrl.value;
-        if (teacherModel.value) teacher.model = teacherModel.value;
-        if (teacherKey.value) teacher.api_key = teacherKey.value;
-        if (Object.keys(teacher).length) body.teacher = teacher;
-        try {
-          const aug = await api(`/v1/collections/${collectionId}/augmentations`, { method: "POST", body });
-          flash("Augmentation started.");
-          location.hash = `#/augmentations/${aug.id}`;
-        } catch (err) {
-          out.replaceChildren(errorBox(err));
-        }
-      },
+  const form = submitForm(
+    { class: "card", id: "augment-form" },
+    out,
+    async () => {
+      const body = {
+        strategies: checkedValues(form, "strategy"),
+        unit: unit.value,
+        outputs_per_unit: Number(outputs.value),
+        temperature: Number(temperature.value),
+        max_tokens: Number(maxTokens.value),
+        gate: gate.querySelector("input").checked,
+      };
+      if (redact.value) body.redact_pii = redact.value === "true";
+      const teacher = {};
+      if (teacherName.value) teacher.name = teacherName.value;
+      if (teacherUrl.value) teacher.base_url = teacherUrl.value;
+      if (teacherModel.value) teacher.model = teacherModel.value;
+      if (teacherKey.value) teacher.api_key = teacherKey.value;
+      if (Object.keys(teacher).length) body.teacher = teacher;
+      const aug = await api(`/v1/collections/${collectionId}/augmentations`, { method: "POST", body });
+      flash("Augmentation started.");
+      location.hash = `#/augmentations/${aug.id}`;
     },
     h("h3", {}, "Start an augmentation"),
     h(
@@ -182,28 +175,26 @@ function renderStats(box, aug) {
       {},
       `${st.examples ?? 0} examples · estimated precision ${st.estimated_precision ?? "—"} · ${st.prompt_tokens ?? 0} prompt + ${st.completion_tokens ?? 0} completion tokens to the teacher · ${fmtSeconds(st.wall_s)}`,
     ),
-    names.length
-      ? table(
-          "What each strategy produced, stage by stage",
-          ["Strategy", "Units done", "Generated", "Parsed", "Dropped", "Kept", "Est. precision", "Flagged"],
-          names.map((n) => {
-            const s = per[n];
-            return h(
-              "tr",
-              {},
-              h("th", { scope: "row" }, n),
-              h("td", { class: "num" }, `${s.units_done ?? 0} of ${s.units_total ?? "?"}${s.units_failed ? ` (${s.units_failed} failed)` : ""}`),
-              h("td", { class: "num" }, s.generated ?? 0),
-              h("td", { class: "num", title: reasons(s.unparsed) }, s.parsed ?? 0),
-              h("td", { class: "num" }, `${sum(s.dropped)}${sum(s.dropped) ? ` (${reasons(s.dropped)})` : ""}`),
-              h("td", { class: "num" }, s.kept ?? 0),
-              h("td", { class: "num" }, s.estimated_precision ?? "—"),
-              h("td", { class: "num" }, s.flagged ?? 0),
-            );
-          }),
-          { id: "yield-table" },
-        )
-      : h("p", { class: "empty" }, "No unit has finished yet."),
+    listTable(
+      names,
+      "No unit has finished yet.",
+      "What each strategy produced, stage by stage",
+      ["Strategy", "Units done", "Generated", "Parsed", "Dropped", "Kept", "Est. precision", "Flagged"],
+      (n) => {
+        const s = per[n];
+        return [
+          h("th", { scope: "row" }, n),
+          h("td", { class: "num" }, `${s.units_done ?? 0} of ${s.units_total ?? "?"}${s.units_failed ? ` (${s.units_failed} failed)` : ""}`),
+          h("td", { class: "num" }, s.generated ?? 0),
+          h("td", { class: "num", title: reasons(s.unparsed) }, s.parsed ?? 0),
+          h("td", { class: "num" }, `${sum(s.dropped)}${sum(s.dropped) ? ` (${reasons(s.dropped)})` : ""}`),
+          h("td", { class: "num" }, s.kept ?? 0),
+          h("td", { class: "num" }, s.estimated_precision ?? "—"),
+          h("td", { class: "num" }, s.flagged ?? 0),
+        ];
+      },
+      { id: "yield-table" },
+    ),
   );
 }
 
@@ -235,27 +226,19 @@ async function examplesReview(section, aug) {
     if (state.flagged) f.flagged = state.flagged === "true";
     return f;
   };
-  const bulk = async (decision, ids) => {
-    out.replaceChildren();
-    try {
+  const bulk = (decision, ids) =>
+    withErrorBox(out, async () => {
       const payload = ids ? { decision, example_ids: ids } : { decision, filter: filterBody() };
       const r = await api(`/v1/augmentations/${aug.id}/review`, { method: "POST", body: payload });
       flash(`${r.updated} examples ${decision === "approve" ? "approved" : decision === "reject" ? "rejected" : "reset"}.`);
       await reload();
-    } catch (err) {
-      out.replaceChildren(errorBox(err));
-    }
-  };
+    });
   const selected = () => [...body.querySelectorAll("input[name=pick]:checked")].map((x) => Number(x.value));
-  const one = async (exampleId, decision) => {
-    out.replaceChildren();
-    try {
+  const one = (exampleId, decision) =>
+    withErrorBox(out, async () => {
       await api(`/v1/augmentations/${aug.id}/examples/${exampleId}/review`, { method: "POST", body: { decision } });
       await reload();
-    } catch (err) {
-      out.replaceChildren(errorBox(err));
-    }
-  };
+    });
   const reload = async () => {
     const r = await api(`/v1/augmentations/${aug.id}/examples?${query()}`);
     const c = r.counts;

@@ -3,16 +3,17 @@
 
 import { api } from "./api.js";
 import {
-  errorBox,
   field,
   flash,
   fmtDate,
   fill,
   h,
+  linkHead,
+  listTable,
   page,
   plural,
   statusBadge,
-  table,
+  submitForm,
 } from "./ui.js";
 import { augmentationForm } from "./augmentations.js";
 import { trainForm } from "./adapters.js";
@@ -23,24 +24,16 @@ export async function collectionsPage() {
   const name = h("input", { type: "text", required: true, maxlength: 200 });
   const description = h("textarea", { rows: 2, maxlength: 5000 });
   const out = h("div");
-  const form = h(
-    "form",
-    {
-      class: "card",
-      onsubmit: async (e) => {
-        e.preventDefault();
-        out.replaceChildren();
-        try {
-          const col = await api("/v1/collections", {
-            method: "POST",
-            body: { name: name.value, description: description.value },
-          });
-          flash(`Collection ${col.name} created.`);
-          location.hash = `#/collections/${col.id}`;
-        } catch (err) {
-          out.replaceChildren(errorBox(err));
-        }
-      },
+  const form = submitForm(
+    { class: "card" },
+    out,
+    async () => {
+      const col = await api("/v1/collections", {
+        method: "POST",
+        body: { name: name.value, description: description.value },
+      });
+      flash(`Collection ${col.name} created.`);
+      location.hash = `#/collections/${col.id}`;
     },
     h("h2", {}, "New collection"),
     field("Name", name),
@@ -51,24 +44,20 @@ export async function collectionsPage() {
   page("Collections", list, form);
   const { data } = await api("/v1/collections");
   list.replaceChildren(
-    data.length
-      ? table(
-          "Your collections",
-          ["Name", "Documents", "Sentences", "Tokens", "Created"],
-          data.map((c) =>
-            h(
-              "tr",
-              {},
-              h("th", { scope: "row" }, h("a", { href: `#/collections/${c.id}` }, c.name)),
-              h("td", { class: "num" }, c.document_count),
-              h("td", { class: "num" }, c.sentence_count),
-              h("td", { class: "num" }, c.token_count),
-              h("td", {}, fmtDate(c.created_at)),
-            ),
-          ),
-          { id: "collections-table" },
-        )
-      : h("p", { class: "empty" }, "No collections yet: create one below."),
+    listTable(
+      data,
+      "No collections yet: create one below.",
+      "Your collections",
+      ["Name", "Documents", "Sentences", "Tokens", "Created"],
+      (c) => [
+        linkHead(`#/collections/${c.id}`, c.name),
+        h("td", { class: "num" }, c.document_count),
+        h("td", { class: "num" }, c.sentence_count),
+        h("td", { class: "num" }, c.token_count),
+        h("td", {}, fmtDate(c.created_at)),
+      ],
+      { id: "collections-table" },
+    ),
   );
 }
 
@@ -145,45 +134,42 @@ export async function collectionPage(id) {
 }
 
 function documentsTable(data, refresh) {
-  if (!data.length) return h("p", { class: "empty" }, "No documents yet: upload some below.");
-  return table(
+  return listTable(
+    data,
+    "No documents yet: upload some below.",
     "Documents in this collection",
     ["File", "Type", "Sentences", "Passages", "Tokens", "Size", ""],
-    data.map((d) =>
+    (d) => [
+      linkHead(`#/documents/${d.id}`, d.filename),
+      h("td", {}, d.media_type),
+      h("td", { class: "num" }, d.sentence_count),
+      h("td", { class: "num" }, d.passage_count),
+      h("td", { class: "num" }, d.token_count),
+      h("td", { class: "num" }, `${d.size_bytes} B`),
       h(
-        "tr",
+        "td",
         {},
-        h("th", { scope: "row" }, h("a", { href: `#/documents/${d.id}` }, d.filename)),
-        h("td", {}, d.media_type),
-        h("td", { class: "num" }, d.sentence_count),
-        h("td", { class: "num" }, d.passage_count),
-        h("td", { class: "num" }, d.token_count),
-        h("td", { class: "num" }, `${d.size_bytes} B`),
         h(
-          "td",
-          {},
-          h(
-            "button",
-            {
-              type: "button",
-              class: "small",
-              "aria-label": `Delete ${d.filename}`,
-              onclick: async () => {
-                if (!confirm(`Delete ${d.filename}?`)) return;
-                try {
-                  await api(`/v1/documents/${d.id}`, { method: "DELETE" });
-                  flash(`${d.filename} deleted.`);
-                  await refresh();
-                } catch (err) {
-                  flash(err.message, "error");
-                }
-              },
+          "button",
+          {
+            type: "button",
+            class: "small",
+            "aria-label": `Delete ${d.filename}`,
+            onclick: async () => {
+              if (!confirm(`Delete ${d.filename}?`)) return;
+              try {
+                await api(`/v1/documents/${d.id}`, { method: "DELETE" });
+                flash(`${d.filename} deleted.`);
+                await refresh();
+              } catch (err) {
+                flash(err.message, "error");
+              }
             },
-            "Delete",
-          ),
+          },
+          "Delete",
         ),
       ),
-    ),
+    ],
     { id: "documents-table" },
   );
 }
@@ -246,25 +232,21 @@ async function augmentationsSection(section, collectionId) {
   const { data } = await api(`/v1/collections/${collectionId}/augmentations`);
   fill(section, 
     h("h2", { id: "aug-h" }, "Augmentations"),
-    data.length
-      ? table(
-          "Augmentations of this collection",
-          ["Augmentation", "Status", "Strategies", "Examples", "Est. precision", "Created"],
-          data.map((a) =>
-            h(
-              "tr",
-              {},
-              h("th", { scope: "row" }, h("a", { href: `#/augmentations/${a.id}` }, a.id)),
-              h("td", {}, statusBadge(a.status)),
-              h("td", {}, (a.params.strategies || []).join(", ")),
-              h("td", { class: "num" }, a.stats?.examples ?? "—"),
-              h("td", { class: "num" }, a.stats?.estimated_precision ?? "—"),
-              h("td", {}, fmtDate(a.created_at)),
-            ),
-          ),
-          { id: "augmentations-table" },
-        )
-      : h("p", { class: "empty" }, "No augmentations yet."),
+    listTable(
+      data,
+      "No augmentations yet.",
+      "Augmentations of this collection",
+      ["Augmentation", "Status", "Strategies", "Examples", "Est. precision", "Created"],
+      (a) => [
+        linkHead(`#/augmentations/${a.id}`, a.id),
+        h("td", {}, statusBadge(a.status)),
+        h("td", {}, (a.params.strategies || []).join(", ")),
+        h("td", { class: "num" }, a.stats?.examples ?? "—"),
+        h("td", { class: "num" }, a.stats?.estimated_precision ?? "—"),
+        h("td", {}, fmtDate(a.created_at)),
+      ],
+      { id: "augmentations-table" },
+    ),
     await augmentationForm(collectionId),
   );
 }
@@ -277,22 +259,18 @@ async function adaptersSection(section, collectionId) {
   const mine = data.filter((a) => a.collection_id === collectionId);
   fill(section, 
     h("h2", { id: "ad-h" }, "Adapters"),
-    mine.length
-      ? table(
-          "Adapters trained on this collection",
-          ["Adapter", "Status", "Augmentation", "Created"],
-          mine.map((a) =>
-            h(
-              "tr",
-              {},
-              h("th", { scope: "row" }, h("a", { href: `#/adapters/${a.id}` }, a.name)),
-              h("td", {}, statusBadge(a.status)),
-              h("td", {}, a.augmentation_id || "none (plain fine-tuning)"),
-              h("td", {}, fmtDate(a.created_at)),
-            ),
-          ),
-        )
-      : h("p", { class: "empty" }, "No adapters yet."),
+    listTable(
+      mine,
+      "No adapters yet.",
+      "Adapters trained on this collection",
+      ["Adapter", "Status", "Augmentation", "Created"],
+      (a) => [
+        linkHead(`#/adapters/${a.id}`, a.name),
+        h("td", {}, statusBadge(a.status)),
+        h("td", {}, a.augmentation_id || "none (plain fine-tuning)"),
+        h("td", {}, fmtDate(a.created_at)),
+      ],
+    ),
     trainForm(collectionId, augs.data),
   );
 }

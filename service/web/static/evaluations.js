@@ -6,6 +6,7 @@ import { api, schemaProperties, watchJob } from "./api.js";
 import {
   cancelButton,
   checkbox,
+  checkedValues,
   errorBox,
   field,
   flash,
@@ -15,10 +16,13 @@ import {
   fill,
   h,
   jobProgress,
+  linkHead,
+  listTable,
   page,
   pageSignal,
   saveBlob,
   statusBadge,
+  submitForm,
   table,
 } from "./ui.js";
 
@@ -43,41 +47,33 @@ export async function evaluationSection(section, col) {
   const refresh = () => evaluationSection(section, col);
   fill(section, 
     h("h2", { id: "ev-h" }, "Evaluations"),
-    sets.data.length
-      ? table(
-          "Eval sets",
-          ["Eval set", "Source", "Status", "Items", "Categories"],
-          sets.data.map((s) =>
-            h(
-              "tr",
-              {},
-              h("th", { scope: "row" }, s.name, h("br"), h("small", { class: "mono" }, s.id)),
-              h("td", {}, s.source),
-              h("td", {}, statusBadge(s.status || "ready")),
-              h("td", { class: "num" }, s.item_count),
-              h("td", {}, (s.categories || []).join(", ")),
-            ),
-          ),
-          { id: "evalsets-table" },
-        )
-      : h("p", { class: "empty" }, "No eval sets yet."),
-    evals.data.length
-      ? table(
-          "Evaluations of this collection",
-          ["Evaluation", "Status", "Modes", "Created"],
-          evals.data.map((e) =>
-            h(
-              "tr",
-              {},
-              h("th", { scope: "row" }, h("a", { href: `#/evaluations/${e.id}` }, e.id)),
-              h("td", {}, statusBadge(e.status)),
-              h("td", {}, modeNames(e).join(", ")),
-              h("td", {}, fmtDate(e.created_at)),
-            ),
-          ),
-          { id: "evaluations-table" },
-        )
-      : null,
+    listTable(
+      sets.data,
+      "No eval sets yet.",
+      "Eval sets",
+      ["Eval set", "Source", "Status", "Items", "Categories"],
+      (s) => [
+        h("th", { scope: "row" }, s.name, h("br"), h("small", { class: "mono" }, s.id)),
+        h("td", {}, s.source),
+        h("td", {}, statusBadge(s.status || "ready")),
+        h("td", { class: "num" }, s.item_count),
+        h("td", {}, (s.categories || []).join(", ")),
+      ],
+      { id: "evalsets-table" },
+    ),
+    listTable(
+      evals.data,
+      null,
+      "Evaluations of this collection",
+      ["Evaluation", "Status", "Modes", "Created"],
+      (e) => [
+        linkHead(`#/evaluations/${e.id}`, e.id),
+        h("td", {}, statusBadge(e.status)),
+        h("td", {}, modeNames(e).join(", ")),
+        h("td", {}, fmtDate(e.created_at)),
+      ],
+      { id: "evaluations-table" },
+    ),
     h(
       "div",
       { class: "grid2" },
@@ -99,29 +95,20 @@ function generateForm(col, refresh) {
   const progress = jobProgress();
   progress.hidden = true;
   const out = h("div");
-  const form = h(
-    "form",
-    {
-      class: "card",
-      id: "generate-evalset-form",
-      onsubmit: async (e) => {
-        e.preventDefault();
-        out.replaceChildren();
-        const categories = [...form.querySelectorAll("input[name=category]:checked")].map((x) => x.value);
-        try {
-          const set = await api(`/v1/collections/${col.id}/evalsets`, {
-            method: "POST",
-            body: { generate: { categories, max_items: Number(maxItems.value), hold_out: Number(holdOut.value) } },
-          });
-          progress.hidden = false;
-          const job = await watchJob(set.job.id, (j) => progress.update(j), pageSignal());
-          if (job?.status === "succeeded") flash(`Eval set ${set.name} generated.`);
-          else out.replaceChildren(errorBox({ message: `Generation ${job?.status}: ${job?.error ?? ""}` }));
-          await refresh();
-        } catch (err) {
-          out.replaceChildren(errorBox(err));
-        }
-      },
+  const form = submitForm(
+    { class: "card", id: "generate-evalset-form" },
+    out,
+    async () => {
+      const categories = checkedValues(form, "category");
+      const set = await api(`/v1/collections/${col.id}/evalsets`, {
+        method: "POST",
+        body: { generate: { categories, max_items: Number(maxItems.value), hold_out: Number(holdOut.value) } },
+      });
+      progress.hidden = false;
+      const job = await watchJob(set.job.id, (j) => progress.update(j), pageSignal());
+      if (job?.status === "succeeded") flash(`Eval set ${set.name} generated.`);
+      else out.replaceChildren(errorBox({ message: `Generation ${job?.status}: ${job?.error ?? ""}` }));
+      await refresh();
     },
     h("h3", {}, "Generate an eval set from the documents"),
     h("fieldset", {}, h("legend", {}, "Categories"), h("div", { class: "checks" }, cats)),
@@ -137,27 +124,18 @@ function generateForm(col, refresh) {
 function uploadForm(col, refresh) {
   const file = h("input", { type: "file", accept: ".jsonl,.ndjson,.txt", required: true, name: "evalset_file" });
   const out = h("div");
-  return h(
-    "form",
-    {
-      class: "card",
-      id: "upload-evalset-form",
-      onsubmit: async (e) => {
-        e.preventDefault();
-        out.replaceChildren();
-        const f = file.files[0];
-        try {
-          const set = await api(`/v1/collections/${col.id}/evalsets?name=${encodeURIComponent(f.name)}`, {
-            method: "POST",
-            body: await f.text(),
-            headers: { "Content-Type": "application/x-ndjson" },
-          });
-          flash(`Eval set ${set.name} stored: ${set.item_count} items.`);
-          await refresh();
-        } catch (err) {
-          out.replaceChildren(errorBox(err));
-        }
-      },
+  return submitForm(
+    { class: "card", id: "upload-evalset-form" },
+    out,
+    async () => {
+      const f = file.files[0];
+      const set = await api(`/v1/collections/${col.id}/evalsets?name=${encodeURIComponent(f.name)}`, {
+        method: "POST",
+        body: await f.text(),
+        headers: { "Content-Type": "application/x-ndjson" },
+      });
+      flash(`Eval set ${set.name} stored: ${set.item_count} items.`);
+      await refresh();
     },
     h("h3", {}, "Upload an eval set (JSONL)"),
     field("File", file, 'One item a line: {"question", "answer", "choices"?, "category"?}.'),
@@ -178,30 +156,21 @@ function startForm(col, sets, adapters, props) {
   const topK = h("input", { type: "number", min: 1, max: 50, value: 3, name: "rag_top_k" });
   const latency = checkbox("Measure latency (cold and warm)", { name: "measure_latency", checked: true }, props.measure_latency?.description);
   const out = h("div");
-  const form = h(
-    "form",
-    {
-      class: "card",
-      id: "evaluation-form",
-      onsubmit: async (e) => {
-        e.preventDefault();
-        out.replaceChildren();
-        const body = {
-          collection_id: col.id,
-          evalset_id: evalset.value,
-          modes: [...form.querySelectorAll("input[name=mode]:checked")].map((x) => x.value),
-          adapter_ids: [...form.querySelectorAll("input[name=adapter]:checked")].map((x) => x.value),
-          rag_top_k: Number(topK.value),
-          measure_latency: latency.querySelector("input").checked,
-        };
-        try {
-          const ev = await api("/v1/evaluations", { method: "POST", body });
-          flash("Evaluation started.");
-          location.hash = `#/evaluations/${ev.id}`;
-        } catch (err) {
-          out.replaceChildren(errorBox(err));
-        }
-      },
+  const form = submitForm(
+    { class: "card", id: "evaluation-form" },
+    out,
+    async () => {
+      const body = {
+        collection_id: col.id,
+        evalset_id: evalset.value,
+        modes: checkedValues(form, "mode"),
+        adapter_ids: checkedValues(form, "adapter"),
+        rag_top_k: Number(topK.value),
+        measure_latency: latency.querySelector("input").checked,
+      };
+      const ev = await api("/v1/evaluations", { method: "POST", body });
+      flash("Evaluation started.");
+      location.hash = `#/evaluations/${ev.id}`;
     },
     h("h3", {}, "Start an evaluation"),
     field("Eval set", evalset),
@@ -225,24 +194,20 @@ export async function evaluationsPage() {
   page(
     "Evaluations",
     h("p", { class: "muted" }, "Start an evaluation from a collection's page."),
-    data.length
-      ? table(
-          "Evaluations in this workspace",
-          ["Evaluation", "Status", "Collection", "Modes", "Created"],
-          data.map((e) =>
-            h(
-              "tr",
-              {},
-              h("th", { scope: "row" }, h("a", { href: `#/evaluations/${e.id}` }, e.id)),
-              h("td", {}, statusBadge(e.status)),
-              h("td", {}, h("a", { href: `#/collections/${e.collection_id}` }, e.collection_id)),
-              h("td", {}, modeNames(e).join(", ")),
-              h("td", {}, fmtDate(e.created_at)),
-            ),
-          ),
-          { id: "evaluations-table" },
-        )
-      : h("p", { class: "empty" }, "No evaluations yet."),
+    listTable(
+      data,
+      "No evaluations yet.",
+      "Evaluations in this workspace",
+      ["Evaluation", "Status", "Collection", "Modes", "Created"],
+      (e) => [
+        linkHead(`#/evaluations/${e.id}`, e.id),
+        h("td", {}, statusBadge(e.status)),
+        h("td", {}, h("a", { href: `#/collections/${e.collection_id}` }, e.collection_id)),
+        h("td", {}, modeNames(e).join(", ")),
+        h("td", {}, fmtDate(e.created_at)),
+      ],
+      { id: "evaluations-table" },
+    ),
   );
 }
 

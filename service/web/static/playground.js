@@ -2,7 +2,7 @@
 // bare base model, side by side, streamed; each answer with its prompt tokens, latency and cost.
 
 import { api, apiKey } from "./api.js";
-import { checkbox, errorBox, field, fmtUsd, h, page } from "./ui.js";
+import { checkbox, errorBox, field, fmtUsd, h, page, submitForm } from "./ui.js";
 
 function prices() {
   try {
@@ -44,36 +44,31 @@ export async function playgroundPage() {
   };
   const answers = h("div", { class: "answers", id: "answers" });
   const out = h("div");
-  const form = h(
-    "form",
-    {
-      class: "card",
-      id: "playground-form",
-      onsubmit: async (e) => {
-        e.preventDefault();
-        out.replaceChildren();
-        const chosen = Object.entries(modes)
-          .filter(([, box]) => box.querySelector("input").checked)
-          .map(([m]) => m);
-        if (!chosen.length) {
-          out.replaceChildren(errorBox({ message: "Choose at least one mode." }));
-          return;
-        }
-        if (chosen.some((m) => m.startsWith("adapter")) && !adapter.value) {
-          out.replaceChildren(errorBox({ message: "No ready adapter: train one first, or leave the adapter modes out." }));
-          return;
-        }
-        const runs = chosen.map((m) => request(m, adapter.value, collection.value, Number(topK.value)));
-        const cards = runs.map((r) => answerCard(r.label));
-        answers.replaceChildren(...cards);
-        const button = form.querySelector("button[type=submit]");
-        button.disabled = true;
-        // One after another, so each latency is the model's alone, not a share of the CPU.
-        for (let i = 0; i < runs.length; i++) {
-          await ask(runs[i].body, question.value, Number(maxTokens.value), cards[i]);
-        }
-        button.disabled = false;
-      },
+  const form = submitForm(
+    { class: "card", id: "playground-form" },
+    out,
+    async () => {
+      const chosen = Object.entries(modes)
+        .filter(([, box]) => box.querySelector("input").checked)
+        .map(([m]) => m);
+      if (!chosen.length) {
+        out.replaceChildren(errorBox({ message: "Choose at least one mode." }));
+        return;
+      }
+      if (chosen.some((m) => m.startsWith("adapter")) && !adapter.value) {
+        out.replaceChildren(errorBox({ message: "No ready adapter: train one first, or leave the adapter modes out." }));
+        return;
+      }
+      const runs = chosen.map((m) => request(m, adapter.value, collection.value, Number(topK.value)));
+      const cards = runs.map((r) => answerCard(r.label));
+      answers.replaceChildren(...cards);
+      const button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      // One after another, so each latency is the model's alone, not a share of the CPU.
+      for (let i = 0; i < runs.length; i++) {
+        await ask(runs[i].body, question.value, Number(maxTokens.value), cards[i]);
+      }
+      button.disabled = false;
     },
     field("Question", question),
     h(

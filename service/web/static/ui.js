@@ -69,6 +69,31 @@ export function errorBox(err) {
   return h("p", { class: "error", role: "alert" }, `${err.message}${code}`);
 }
 
+/** Clear `out`, run `action`, and show its error in `out` if it fails: a refusal stays next to
+ * the form or buttons that asked. */
+export async function withErrorBox(out, action) {
+  out.replaceChildren();
+  try {
+    return await action();
+  } catch (err) {
+    out.replaceChildren(errorBox(err));
+  }
+}
+
+/** A form whose submit stays on the page and runs `submit(event)` through withErrorBox(out). */
+export function submitForm(attrs, out, submit, ...children) {
+  const onsubmit = (e) => {
+    e.preventDefault();
+    return withErrorBox(out, () => submit(e));
+  };
+  return h("form", { ...attrs, onsubmit }, ...children);
+}
+
+/** The values of the checked inputs named `name` inside `root` (a group of checkboxes). */
+export function checkedValues(root, name) {
+  return [...root.querySelectorAll(`input[name=${name}]:checked`)].map((x) => x.value);
+}
+
 export function field(label, control, help) {
   const id = control.id || `f-${Math.random().toString(36).slice(2, 9)}`;
   control.id = id;
@@ -98,6 +123,18 @@ export function table(caption, headers, rows, attrs = {}) {
       h("tbody", {}, rows),
     ),
   );
+}
+
+/** A table of `items`, one row of `row(item)`'s cells each, or the `empty` line when there are
+ * none (`empty` null: nothing at all). */
+export function listTable(items, empty, caption, headers, row, attrs) {
+  if (!items.length) return empty === null ? null : h("p", { class: "empty" }, empty);
+  return table(caption, headers, items.map((item) => h("tr", {}, row(item))), attrs);
+}
+
+/** A row's heading cell: the item's name, linked to its own page. */
+export function linkHead(href, text) {
+  return h("th", { scope: "row" }, h("a", { href }, text));
 }
 
 export function statusBadge(status) {
