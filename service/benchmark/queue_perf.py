@@ -30,7 +30,6 @@ import statistics
 import subprocess
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from multiprocessing.process import BaseProcess
@@ -42,6 +41,7 @@ from sqlalchemy import text
 
 from service.benchmark.perf_cli import perf_parser, print_figures
 from service.core.config import Settings
+from service.db.scratch import new_database, scratch_postgres
 from service.db.session import make_engine, make_session_factory, migrate
 from service.db.tables import Workspace
 from service.jobs import records
@@ -86,25 +86,11 @@ def postgres_server(database_url: str | None) -> Iterator[str]:
     if database_url:
         yield database_url
         return
-    import pgserver
-
-    with tempfile.TemporaryDirectory(prefix="docadapt-queue-pg-") as folder:
-        server = pgserver.get_server(folder, cleanup_mode="stop")
-        try:
-            yield server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
-        finally:
-            server.cleanup()
-
-
-def new_database(admin_url: str) -> str:
-    """Create an empty database on the server of `admin_url`; returns its SQLAlchemy URL."""
-    name = f"q_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(admin_url).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    head, sep, query = admin_url.partition("?")
-    return f"{head.rsplit('/', 1)[0]}/{name}{sep}{query}"
+    with (
+        tempfile.TemporaryDirectory(prefix="docadapt-queue-pg-") as folder,
+        scratch_postgres(folder) as url,
+    ):
+        yield url
 
 
 def libpq_url(sqlalchemy_url: str) -> str:
@@ -373,10 +359,12 @@ def run_benchmark(
     theirs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="docadapt-queue-data-") as data_dir:
         for _ in range(repeats):
-            url = new_database(admin_url)
+            url = new_database(admin_url, "q")
             mine.append(run_docadapt(url, Path(data_dir), model_dir, jobs, workers, timeout_s))
             if with_library:
-                theirs.append(run_procrastinate(new_database(admin_url), jobs, workers, timeout_s))
+                theirs.append(
+                    run_procrastinate(new_database(admin_url, "q"), jobs, workers, timeout_s)
+                )
     (server_version,) = sql_rows(admin_url, "SHOW server_version")[0]
     figures: dict[str, Any] = {
         **machine(),

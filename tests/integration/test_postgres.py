@@ -4,7 +4,6 @@ at start, the REST flows with workspace scoping, and the job queue's claims, whe
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
 from service.core.config import Settings
+from service.db.scratch import new_database, scratch_postgres
 from service.db.session import make_engine, make_session_factory, migrate
 from service.db.tables import Job, Workspace
 from service.jobs import records
@@ -28,24 +28,14 @@ from tests.integration.test_races import (
 @pytest.fixture(scope="module")
 def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A PostgreSQL server for this module; yields its SQLAlchemy URL (maintenance database)."""
-    import pgserver
-
-    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
-    try:
-        yield server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
-    finally:
-        server.cleanup()
+    with scratch_postgres(tmp_path_factory.mktemp("pgdata")) as url:
+        yield url
 
 
 @pytest.fixture
 def database_url(postgres_server: str) -> str:
     """A fresh, empty database on the server for one test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(postgres_server).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return postgres_server.replace("/postgres?", f"/{name}?", 1)
+    return new_database(postgres_server, "t")
 
 
 def test_the_app_migrates_and_scopes_every_read_on_postgres(
