@@ -8,6 +8,16 @@ from service.core.schemas import Timestamp, is_none
 from service.jobs.schemas import JobPublic
 
 
+def _train_config_schema(schema: dict[str, Any]) -> None:
+    """The OpenAPI schema of `hyperparameters`: TrainConfig's fields, types, bounds and defaults,
+    from its own definition (the rank's maximum is the server's --max-lora-rank). Imported only
+    when the document is built: importing `adapters.train` loads torch."""
+    from adapters.train.config import TrainConfig
+
+    schema["properties"] = TrainConfig.json_schema()["properties"]
+    schema["additionalProperties"] = False  # unknown keys are refused with 422
+
+
 class AdapterCreate(BaseModel):
     """Train an adapter on a collection: plain fine-tuning without `augmentation_id`, augmented
     fine-tuning with one."""
@@ -41,6 +51,7 @@ class AdapterCreate(BaseModel):
         "refused with 422. None are needed: by default training stops once the knowledge check "
         "(probes from the documents) stops improving, with epochs (20) and max_steps as upper "
         "bounds.",
+        json_schema_extra=_train_config_schema,
     )
 
 

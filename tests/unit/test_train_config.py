@@ -63,6 +63,67 @@ def test_several_problems_are_all_reported() -> None:
     assert len(problems) == 3
 
 
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"batch_size": True}, "batch_size must be a valid integer, got True"),
+        ({"alpha": False}, "alpha must be a valid number, got False"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a finite number, got nan"),
+        ({"max_grad_norm": float("inf")}, "max_grad_norm must be a finite number, got inf"),
+        ({"seed": "1"}, "seed must be a valid integer, got '1'"),
+        ({"epochs": 2.0}, "epochs must be a valid integer, got 2.0"),
+        ({"alpha": 0}, "alpha must be greater than 0, got 0"),
+        (
+            {"max_steps": 10_000_001},
+            "max_steps must be less than or equal to 10000000, got 10000001",
+        ),
+    ],
+)
+def test_strict_types_bool_is_no_int_and_nan_is_no_number(changes: dict, message: str) -> None:
+    assert TrainConfig(**changes).validate(max_lora_rank=16) == [message]
+
+
+def test_ints_are_numbers_and_the_bounds_are_inclusive_where_they_say_so() -> None:
+    edges = TrainConfig(
+        alpha=4096,
+        dropout=0,
+        learning_rate=1,
+        warmup_ratio=0,
+        max_grad_norm=0,
+        epochs=10_000,
+        max_steps=10_000_000,
+        max_seq_length=16,
+        seed=2**63 - 1,
+        checkpoint_every=0,
+        eval_every=0,
+    )
+    assert edges.validate(max_lora_rank=16) == []
+    assert TrainConfig(rank=16).validate(max_lora_rank=16) == []
+    assert TrainConfig(warmup_ratio=0.999).validate(max_lora_rank=16) == []
+
+
+def test_the_openapi_schema_shows_the_fields_from_the_same_definition() -> None:
+    from service.training.schemas import AdapterCreate
+
+    hyper = AdapterCreate.model_json_schema()["properties"]["hyperparameters"]
+    assert hyper["type"] == "object" and hyper["additionalProperties"] is False
+    props = hyper["properties"]
+    assert list(props) == list(asdict(TrainConfig()))
+    for name, default in asdict(TrainConfig()).items():
+        assert props[name]["default"] == default, name
+        assert props[name]["description"], name  # the field's docstring
+    assert props["rank"]["type"] == "integer" and props["rank"]["minimum"] == 1
+    assert "maximum" not in props["rank"]  # the server's --max-lora-rank, checked by validate
+    assert props["alpha"]["exclusiveMinimum"] == 0 and props["alpha"]["maximum"] == 4096
+    assert props["dropout"]["minimum"] == 0 and props["dropout"]["exclusiveMaximum"] == 1
+    assert props["seed"]["maximum"] == 2**63 - 1
+    assert props["lr_schedule"]["enum"] == ["cosine", "constant"]
+    assert props["target_modules"]["items"]["enum"] == list(DEFAULT_TARGET_MODULES)
+    assert props["target_modules"]["minItems"] == 1
+    assert {"type": "integer", "minimum": 1, "maximum": 10_000_000} in props["max_steps"]["anyOf"]
+    assert "$defs" not in TrainConfig.json_schema()  # nothing the field's schema would lose
+
+
 def test_from_dict_round_trips_and_refuses_unknown_keys() -> None:
     config = TrainConfig(rank=8, max_steps=30)
     assert TrainConfig.from_dict(asdict(config)) == config
