@@ -72,6 +72,7 @@ class VLLMServerConfig:
     served_model_name: str = BASE_MODEL_NAME
     host: str = "127.0.0.1"
     port: int = 0  # 0: pick a free port once; restarts reuse it
+    enable_lora: bool = True  # False: a teacher-only server, nothing to load or isolate
     max_lora_rank: int = 16
     max_loras: int = 4
     max_model_len: int = 8192
@@ -125,15 +126,18 @@ class VLLMServerConfig:
             "--port", str(port),
             "--dtype", self.dtype,
             "--max-model-len", str(self.max_model_len),
-            "--enable-lora",
-            "--max-lora-rank", str(self.max_lora_rank),
-            "--max-loras", str(self.max_loras),
             "--enable-prefix-caching",
             "--enable-prompt-tokens-details",  # usage reports cached prompt tokens (cost reports)
             "--disable-uvicorn-access-log",
         ]  # fmt: skip
-        if targets:
-            cmd += ["--lora-target-modules", *targets]
+        if self.enable_lora:
+            cmd += [
+                "--enable-lora",
+                "--max-lora-rank", str(self.max_lora_rank),
+                "--max-loras", str(self.max_loras),
+            ]  # fmt: skip
+            if targets:
+                cmd += ["--lora-target-modules", *targets]
         if self.resolved_block_size is not None:
             cmd += ["--block-size", str(self.resolved_block_size)]
         return cmd + list(self.extra_args)

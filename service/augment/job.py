@@ -99,7 +99,7 @@ class AugmentationExecutor:
         p = ctx.params
         params = build_params(p, count_tokens)
         teacher_cfg = teacher_config(
-            ctx.settings, p.get("teacher"), ctx.vllm_url, resolve_secret_key(ctx.settings)
+            ctx.settings, p.get("teacher"), _own_teacher_url(ctx), resolve_secret_key(ctx.settings)
         )
         redactor = self._redactor(ctx, params, teacher_cfg.base_url)
         plan = self._plan(ctx)
@@ -203,7 +203,10 @@ class AugmentationExecutor:
         """The job's PII redactor (None when it does not redact), with the decision recorded in
         the augmentation's stats; a resumed job keeps the placeholders it gave out before."""
         enabled, decision = redaction_policy(
-            ctx.settings.redact_pii, ctx.params.get("redact_pii"), teacher_url, ctx.vllm_url
+            ctx.settings.redact_pii,
+            ctx.params.get("redact_pii"),
+            teacher_url,
+            _own_teacher_url(ctx),
         )
         with ctx.session_factory() as session:
             aug = session.get(Augmentation, ctx.subject_id)
@@ -395,3 +398,9 @@ def augmentation_stats(
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(float(value), 3)
+
+
+def _own_teacher_url(ctx: JobContext) -> str | None:
+    """This service's own teacher: the teacher-only vLLM `docadapt serve` started
+    (DOCADAPT_TEACHER_VLLM_DTYPE), else the vLLM that serves queries."""
+    return ctx.settings.teacher_vllm_url or ctx.vllm_url

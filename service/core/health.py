@@ -72,6 +72,9 @@ async def readyz(request: Request) -> JSONResponse:
     checks["adapters"] = (
         "ok" if runtime.adapters_enabled else f"disabled: {runtime.adapters_disabled_reason}"
     )
+    teacher = runtime.extras.get("teacher_vllm_server")
+    if teacher is not None:  # informational: augmentation waits for it, queries never do
+        checks["teacher_vllm"] = "ok" if teacher.state == "ready" else teacher.state
     if runtime.worker_pool is not None:
         # Informational: a worker that died is restarted within seconds (service.jobs.pool).
         alive, total = len(runtime.worker_pool.pids), len(runtime.worker_pool.slots)

@@ -95,11 +95,37 @@ async def _start_local(runtime: Runtime, startup: Startup) -> tuple[list[str], s
                 ),
             )
         )
+    teacher = _teacher_server(runtime, key)
     # Before they start: a shutdown meanwhile stops them.
     runtime.vllm_server = servers[0]
-    runtime.extras["vllm_servers"] = servers
-    await asyncio.gather(*(server.astart() for server in servers))
+    runtime.extras["vllm_servers"] = servers + ([teacher] if teacher else [])
+    await asyncio.gather(*(server.astart() for server in runtime.extras["vllm_servers"]))
+    if teacher is not None:
+        runtime.extras["teacher_vllm_url"] = teacher.url
+        runtime.extras["teacher_vllm_server"] = teacher
+        log.info("teacher-only vLLM (%s) at %s", teacher.config.dtype, teacher.url)
     return [server.url for server in servers], key
+
+
+def _teacher_server(runtime: Runtime, key: str) -> LocalVLLMServer | None:
+    """The teacher-only vLLM of DOCADAPT_TEACHER_VLLM_DTYPE (None when not asked for): the base
+    model in that dtype, LoRA off, so no adapter ever runs on it and it needs no isolation check;
+    augmentation jobs send their default teacher's requests there."""
+    settings = runtime.settings
+    if settings.teacher_vllm_dtype is None:
+        return None
+    config = VLLMServerConfig.from_settings(
+        settings,
+        runtime.model_dir,
+        api_key=key,
+        port=0,  # DOCADAPT_VLLM_PORT is the serving vLLM's
+        dtype=settings.teacher_vllm_dtype,
+        enable_lora=False,
+        served_model_name=settings.teacher_model,
+        log_path=settings.data_dir / "logs" / "vllm-teacher.log",
+        warmup=False,  # the warm-up compiles prompt log-probabilities, which a teacher never asks
+    )
+    return LocalVLLMServer(config)
 
 
 def _resolver(runtime: Runtime) -> Callable[[str], Awaitable[Path | str | None]]:

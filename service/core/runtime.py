@@ -96,6 +96,7 @@ def start_worker_pool(runtime: Runtime, count: int) -> None:
         vllm_url=runtime.extras.get("vllm_url"),
         vllm_api_key=runtime.extras.get("vllm_api_key"),
         block_size=server.config.resolved_block_size if server else None,
+        teacher_vllm_url=runtime.extras.get("teacher_vllm_url"),
     )
     env.update(storage_env(runtime.settings))  # workers read and write the same files
     runtime.worker_pool = WorkerPool(

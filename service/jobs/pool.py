@@ -151,9 +151,11 @@ def worker_env(
     vllm_url: str | None,
     vllm_api_key: str | None,
     block_size: int | None,
+    teacher_vllm_url: str | None = None,
 ) -> dict[str, str]:
     """The environment of a worker: this service's data, database and vLLM (never its own)."""
     env = dict(os.environ)
+    env.pop("DOCADAPT_TEACHER_VLLM_DTYPE", None)  # the service started it; workers start none
     env["DOCADAPT_DATA_DIR"] = str(data_dir)
     env["DOCADAPT_DATABASE_URL"] = database_url
     if base_model_path:
@@ -164,4 +166,6 @@ def worker_env(
             env["DOCADAPT_VLLM_API_KEY"] = vllm_api_key
         if block_size:
             env["DOCADAPT_VLLM_BLOCK_SIZE"] = str(block_size)
+    if teacher_vllm_url:
+        env["DOCADAPT_TEACHER_VLLM_URL"] = teacher_vllm_url
     return env

@@ -90,3 +90,60 @@ def test_loader_refuses_bad_names_and_large_ranks_before_sending(tmp_path: Path)
     for bad in ("base", "../x", "has space", ""):
         with pytest.raises(AdapterRefused, match="not allowed"):
             loader.check(bad, tmp_path)
+
+
+def test_teacher_only_vllm_has_no_lora_and_its_own_port_log_and_dtype(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from service.core.config import Settings
+    from service.core.model_services import _teacher_server
+
+    settings = Settings(data_dir=tmp_path, teacher_vllm_dtype="bfloat16", vllm_port=8123)
+    runtime = SimpleNamespace(settings=settings, model_dir=tmp_path / "m")
+    teacher = _teacher_server(runtime, key="k")  # type: ignore[arg-type]
+    assert teacher is not None
+    cmd = teacher.config.command(port=9000)
+    assert cmd[cmd.index("--dtype") + 1] == "bfloat16"
+    assert cmd[cmd.index("--served-model-name") + 1] == settings.teacher_model
+    # Nothing an adapter needs: no LoRA slots, so no adapter can ever run on it.
+    for flag in ("--enable-lora", "--max-lora-rank", "--max-loras", "--lora-target-modules"):
+        assert flag not in cmd
+    assert teacher.config.port == 0 and teacher.config.api_key == "k"
+    assert teacher.config.resolved_log_path.name == "vllm-teacher.log"
+    off = SimpleNamespace(settings=Settings(data_dir=tmp_path), model_dir=tmp_path)
+    assert _teacher_server(off, key="k") is None  # type: ignore[arg-type]
+
+
+def test_teacher_vllm_setting_refuses_what_it_cannot_serve(tmp_path: Path) -> None:
+    import pydantic
+
+    from service.core.config import Settings
+
+    for conflict, words in (
+        ({"teacher_base_url": "http://teacher:8000/v1"}, "DOCADAPT_TEACHER_BASE_URL"),
+        ({"vllm_url": "http://vllm:8000"}, "DOCADAPT_VLLM_URL"),
+        ({"start_vllm": False}, "DOCADAPT_START_VLLM"),
+    ):
+        with pytest.raises(pydantic.ValidationError, match=words):
+            Settings(data_dir=tmp_path, teacher_vllm_dtype="bfloat16", **conflict)
+    with pytest.raises(pydantic.ValidationError):
+        Settings(data_dir=tmp_path, teacher_vllm_dtype="float16")  # not offered
+
+
+def test_workers_get_the_teacher_url_and_start_no_teacher_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.core.config import Settings
+    from service.jobs.pool import worker_env
+
+    monkeypatch.setenv("DOCADAPT_TEACHER_VLLM_DTYPE", "bfloat16")
+    env = worker_env(
+        tmp_path, "sqlite://", None, "http://127.0.0.1:1", "k", None, "http://127.0.0.1:2"
+    )
+    assert env["DOCADAPT_TEACHER_VLLM_URL"] == "http://127.0.0.1:2"
+    assert "DOCADAPT_TEACHER_VLLM_DTYPE" not in env
+    for name, value in env.items():  # a worker's settings load from exactly this environment
+        if name.startswith("DOCADAPT_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DOCADAPT_TEACHER_VLLM_DTYPE")
+    assert Settings().teacher_vllm_url == "http://127.0.0.1:2"
