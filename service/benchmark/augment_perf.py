@@ -21,6 +21,8 @@ carrying anything over from an earlier run):
 4. throughput: generated tokens per second of the global strategy over a ~1.5k-token corpus
    shared by every prompt, with `concurrency` requests of n sequences in flight, and of the
    local strategy on as many units; their ratio.
+5. teacher (`--parts teacher`, not by default; no --teacher-url): throughput on the serving
+   vLLM against a teacher-only vLLM in `--teacher-dtype`, both started here (teacher_perf.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,8 @@ from service.augment.strategies.global_ import render_prompt
 from service.augment.teacher import Sampling, Teacher, TeacherConfig
 from service.augment.types import Unit
 from service.benchmark.perf_cli import perf_parser
+from service.benchmark.teacher_perf import compare_teachers
+from service.core.config import Settings
 
 CONCURRENCY_TARGET = 6.0
 PREFIX_TARGET = 0.40
@@ -407,17 +412,29 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             args.global_max_tokens,
         )
     if "throughput" in args.parts:
-        report["throughput"] = await measure_throughput(
-            args.teacher_url,
-            args.teacher_model,
-            corpus_tokens=args.throughput_corpus_tokens,
-            documents=args.documents,
-            concurrency=args.concurrency,
-            outputs_per_unit=args.outputs_per_unit,
-            global_max_tokens=args.throughput_max_tokens,
-            local_max_tokens=args.throughput_max_tokens,
+        report["throughput"] = await _throughput(args, args.teacher_url)
+    if "teacher" in args.parts:
+        report["teacher_vllm"] = await compare_teachers(
+            Settings(),
+            args.teacher_dtype,
+            args.repeats,
+            lambda url: _throughput(args, url),
+            lambda line: print(line, file=sys.stderr, flush=True),
         )
     return report
+
+
+def _throughput(args: argparse.Namespace, url: str) -> Awaitable[dict[str, Any]]:
+    return measure_throughput(
+        url,
+        args.teacher_model,
+        corpus_tokens=args.throughput_corpus_tokens,
+        documents=args.documents,
+        concurrency=args.concurrency,
+        outputs_per_unit=args.outputs_per_unit,
+        global_max_tokens=args.throughput_max_tokens,
+        local_max_tokens=args.throughput_max_tokens,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -432,17 +449,15 @@ def main(argv: list[str] | None = None) -> int:
         "--parts",
         nargs="+",
         default=["precision", "concurrency", "prefix", "throughput"],
-        choices=["precision", "concurrency", "prefix", "throughput"],
-        help="which measurements to run",
+        choices=["precision", "concurrency", "prefix", "throughput", "teacher"],
+        help="which measurements to run; teacher (not by default) starts two vLLMs itself",
     )
+    parser.add_argument("--teacher-dtype", default="bfloat16", help="teacher-only vLLM's dtype")
+    parser.add_argument("--repeats", type=int, default=2, help="teacher: runs on each vLLM")
     parser.add_argument("--units", type=int, default=24, help="local units per run")
     parser.add_argument("--concurrency", type=int, default=16, help="teacher requests in flight")
-    parser.add_argument(
-        "--max-tokens", type=int, default=48, help="tokens generated per local request"
-    )
-    parser.add_argument(
-        "--corpus-tokens", type=int, default=3500, help="size of the global corpus in tokens"
-    )
+    parser.add_argument("--max-tokens", type=int, default=48, help="tokens per local request")
+    parser.add_argument("--corpus-tokens", type=int, default=3500, help="global corpus tokens")
     parser.add_argument("--documents", type=int, default=16, help="global corpus documents")
     parser.add_argument("--targets", type=int, default=6, help="global requests timed")
     parser.add_argument(
@@ -466,9 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         default=AugmentParams.outputs_per_unit,
         help="completions per prompt (n) in the throughput measurement",
     )
-    parser.add_argument(
-        "--facts", type=int, default=30, help="synthetic facts for the reversal precision"
-    )
+    parser.add_argument("--facts", type=int, default=30, help="facts for the reversal precision")
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic data")
     parser.add_argument("--out", type=Path, help="write the report as JSON here too")
     args = parser.parse_args(argv)

@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     teacher_vllm_dtype: Literal["bfloat16", "float32"] | None = Field(
         default=None,
         description="Start a second local vLLM for augmentation only, in this dtype, with LoRA "
-        "off: 'bfloat16' made global augmentation 3.1x faster on a CPU with AMX (README, "
+        "off: 'bfloat16' made global augmentation 2.7-3.1x faster on a CPU with AMX (README, "
         "Augmentation speed); the serving vLLM stays float32 (bf16's batch-dependent numerics "
         "fail the adapter isolation check, and a teacher-only server has no adapters to isolate). "
         "Needs a locally started vLLM; not with DOCADAPT_TEACHER_BASE_URL.",

@@ -21,6 +21,7 @@ from adapters.vllm.loader import AdapterLoader
 from adapters.vllm.replicas import split_urls
 from adapters.vllm.routing import connect
 from adapters.vllm.server import LocalVLLMServer
+from service.core.config import Settings
 from service.core.runtime import Runtime
 from service.core.startup import Startup, last_log_line
 from service.core.storage import storage_env, vllm_adapter_root
@@ -108,24 +109,32 @@ async def _start_local(runtime: Runtime, startup: Startup) -> tuple[list[str], s
 
 
 def _teacher_server(runtime: Runtime, key: str) -> LocalVLLMServer | None:
-    """The teacher-only vLLM of DOCADAPT_TEACHER_VLLM_DTYPE (None when not asked for): the base
-    model in that dtype, LoRA off, so no adapter ever runs on it and it needs no isolation check;
-    augmentation jobs send their default teacher's requests there."""
+    """The teacher-only vLLM of DOCADAPT_TEACHER_VLLM_DTYPE (None when not asked for)."""
     settings = runtime.settings
     if settings.teacher_vllm_dtype is None:
         return None
-    config = VLLMServerConfig.from_settings(
+    return LocalVLLMServer(
+        teacher_server_config(settings, runtime.model_dir, key, settings.teacher_vllm_dtype)
+    )
+
+
+def teacher_server_config(
+    settings: Settings, model_dir: Path, key: str | None, dtype: str
+) -> VLLMServerConfig:
+    """A teacher-only vLLM: the base model in `dtype`, LoRA off, so no adapter ever runs on it
+    and it needs no isolation check; augmentation jobs send their default teacher's requests
+    there. `docadapt perf augment --parts teacher` starts the same one."""
+    return VLLMServerConfig.from_settings(
         settings,
-        runtime.model_dir,
+        model_dir,
         api_key=key,
         port=0,  # DOCADAPT_VLLM_PORT is the serving vLLM's
-        dtype=settings.teacher_vllm_dtype,
+        dtype=dtype,
         enable_lora=False,
         served_model_name=settings.teacher_model,
         log_path=settings.data_dir / "logs" / "vllm-teacher.log",
         warmup=False,  # the warm-up compiles prompt log-probabilities, which a teacher never asks
     )
-    return LocalVLLMServer(config)
 
 
 def _resolver(runtime: Runtime) -> Callable[[str], Awaitable[Path | str | None]]:

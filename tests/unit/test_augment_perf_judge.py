@@ -25,3 +25,27 @@ def test_facts_are_balanced_and_distinct() -> None:
     names = [n for f in facts for n in (f.left, f.right)]
     assert len(set(names)) == len(names) == 60
     assert len({f.dim for f in facts}) == 10
+
+
+def test_teacher_comparison_reports_every_run_the_medians_and_the_speedup() -> None:
+    from service.benchmark.teacher_perf import summarize
+
+    def run(global_tps: float, local_tps: float) -> dict:
+        return {
+            "global": {"tokens_per_second": global_tps},
+            "local": {"tokens_per_second": local_tps},
+        }
+
+    out = summarize(
+        {
+            "serving": [run(50, 60), run(56, 70), run(53, 64)],
+            "teacher": [run(160, 240), run(170, 250), run(150, 260)],
+        },
+        "bfloat16",
+    )
+    assert out["serving_global_tokens_per_second"] == [50, 56, 53]
+    assert (out["serving_global_median"], out["teacher_global_median"]) == (53, 160)
+    assert out["global_speedup"] == round(160 / 53, 2) and out["local_speedup"] == round(
+        250 / 64, 2
+    )
+    assert "LoRA off" in out["teacher"] and "bfloat16" in out["teacher"]
