@@ -10,9 +10,13 @@ not used, so each probe has one answer the documents support. Built from the par
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from adapters.knowledge import KNOWLEDGE_TARGET
 from service.evaluate.evalset import EvalItem, generated_id
@@ -139,24 +143,66 @@ def question_probes(
     return probes
 
 
+@dataclass(frozen=True)
+class BaseScores:
+    """Where the base model's probe results are kept: every adapter of a collection trained on
+    the same documents gets the same probes, and the base model answers them the same way each
+    time, so only the adapter is scored after the first (`model` identifies the base model)."""
+
+    folder: Path
+    model: str
+
+    def path(self, probes: Sequence[EvalItem]) -> Path:
+        items = [p.model_dump(mode="json") for p in probes]
+        key = json.dumps({"model": self.model, "probes": items, "v": 1}, sort_keys=True)
+        return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+
+    def load(self, probes: Sequence[EvalItem]) -> dict[str, bool] | None:
+        try:
+            right = json.loads(self.path(probes).read_text())
+        except (OSError, ValueError):
+            return None  # not scored yet, or a file another worker was writing: score again
+        return right if isinstance(right, dict) and set(right) == {p.id for p in probes} else None
+
+    def save(self, probes: Sequence[EvalItem], right: dict[str, bool]) -> None:
+        path = self.path(probes)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps(right))
+        partial.replace(path)  # atomic: a reader sees the whole file or none
+
+
 async def knowledge_check(  # type: ignore[no-untyped-def]
-    scorer, served_name: str, probes: Sequence[EvalItem], training: dict | None = None
+    scorer,
+    served_name: str,
+    probes: Sequence[EvalItem],
+    training: dict | None = None,
+    base_scores: BaseScores | None = None,
 ) -> dict:
     """Probe accuracy of the adapter and of the base model, and what to do when the adapter is
     below `TARGET`, told from how its training ended (`training`: its metrics). `scorer` is a
-    `service.evaluate.scoring.Scorer`."""
+    `service.evaluate.scoring.Scorer`; the base model's results come from `base_scores` when it
+    has them for these probes."""
     from service.evaluate.scoring import Mode
 
     if not probes:
         return {"probes": 0, "note": "no sentence of the documents made a probe"}
-    results = await scorer.score(probes, [Mode.adapter(served_name, "adapter"), Mode.base()])
+    base_right = base_scores.load(probes) if base_scores is not None else None
+    modes = [Mode.adapter(served_name, "adapter")] + ([Mode.base()] if base_right is None else [])
+    results = await scorer.score(probes, modes)
+    correct = {(r.mode, r.item_id): r.correct for r in results}
+    if base_right is None:
+        base_right = {p.id: correct[("base", p.id)] for p in probes}
+        if base_scores is not None and not any(r.error for r in results if r.mode == "base"):
+            base_scores.save(probes, base_right)
+    correct |= {("base", item_id): ok for item_id, ok in base_right.items()}
     asks_question = {p.id: p.category == QUESTION_CATEGORY for p in probes}
     right = {"adapter": 0, "base": 0}
     questions = {"adapter": 0, "base": 0}
-    for r in results:
-        right[r.mode] += int(r.correct)
-        if asks_question.get(r.item_id):
-            questions[r.mode] += int(r.correct)
+    for (mode, item_id), ok in correct.items():
+        right[mode] += int(ok)
+        if asks_question.get(item_id):
+            questions[mode] += int(ok)
     n = len(probes)
     adapter, base = right["adapter"] / n, right["base"] / n
     chance = sum(1 / len(p.choices or ()) for p in probes) / n

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from service.evaluate.probes import CHOICES, knowledge_probes, what_to_change
 
 SENTENCES = [
@@ -55,3 +57,50 @@ def test_advice_below_the_target_follows_how_training_ended() -> None:
     capped = what_to_change({"steps": 200, "planned_steps": 200, "stopped_early_at": None})
     assert "all 200 steps" in capped and "epochs" in capped
     assert "train longer" in what_to_change({})
+
+
+def test_the_base_models_probe_results_are_scored_once_per_probe_set(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from service.evaluate.evalset import EvalItem
+    from service.evaluate.probes import BaseScores, knowledge_check
+
+    class CountingScorer:
+        """Stands in for vLLM: the base model knows probe p0, the adapter p0 and p1."""
+
+        def __init__(self) -> None:
+            self.modes: list[list[str]] = []
+
+        async def score(self, probes, modes):  # type: ignore[no-untyped-def]
+            self.modes.append([m.name for m in modes])
+            knows = {"adapter": {"p0", "p1"}, "base": {"p0"}}
+            return [
+                SimpleNamespace(
+                    mode=m.name, item_id=p.id, correct=p.id in knows[m.name], error=None
+                )
+                for m in modes
+                for p in probes
+            ]
+
+    probes = [
+        EvalItem(
+            id=f"p{i}", question=f"Ada runs the {i} ___", answer="mill", choices=("mill", "dock")
+        )
+        for i in range(4)
+    ]
+    cache = BaseScores(tmp_path / "kb", model="fingerprint-a")
+    scorer = CountingScorer()
+    first = asyncio.run(knowledge_check(scorer, "ad1", probes, base_scores=cache))
+    second = asyncio.run(knowledge_check(scorer, "ad2", probes, base_scores=cache))
+    assert scorer.modes == [["adapter", "base"], ["adapter"]]  # the base scored once
+    for out in (first, second):
+        assert (out["adapter"], out["base"], out["probes"]) == (0.5, 0.25, 4)
+    # Other probes, or another base model, are scored again.
+    asyncio.run(knowledge_check(scorer, "ad3", probes[:3], base_scores=cache))
+    other_model = BaseScores(tmp_path / "kb", model="fingerprint-b")
+    asyncio.run(knowledge_check(scorer, "ad4", probes, base_scores=other_model))
+    assert scorer.modes[2:] == [["adapter", "base"], ["adapter", "base"]]
+    # A file cut short (a worker stopped while writing it elsewhere) means: score again.
+    cache.path(probes).write_text('{"p0": tr')
+    asyncio.run(knowledge_check(scorer, "ad5", probes, base_scores=cache))
+    assert scorer.modes[-1] == ["adapter", "base"]
