@@ -11,9 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-if TYPE_CHECKING:
-    from service.augment.prompts import PromptTemplate
-
 from service.augment.teacher import Completion, Sampling, TeacherError
 from service.augment.types import (
     Example,
@@ -24,6 +21,9 @@ from service.augment.types import (
     UnitResult,
     YieldStats,
 )
+
+if TYPE_CHECKING:
+    from service.augment.prompts import PromptTemplate
 
 ProcessUnit = Callable[[Unit, YieldStats], Awaitable[UnitResult]]
 

@@ -161,7 +161,7 @@ class BaseScores:
         try:
             right = json.loads(self.path(probes).read_text())
         except (OSError, ValueError):
-            return None  # not scored yet, or a file another worker was writing: score again
+            return None  # not scored yet (or unreadable): score the base model again
         return right if isinstance(right, dict) and set(right) == {p.id for p in probes} else None
 
     def save(self, probes: Sequence[EvalItem], right: dict[str, bool]) -> None:

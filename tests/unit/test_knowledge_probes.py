@@ -100,7 +100,7 @@ def test_the_base_models_probe_results_are_scored_once_per_probe_set(tmp_path) -
     other_model = BaseScores(tmp_path / "kb", model="fingerprint-b")
     asyncio.run(knowledge_check(scorer, "ad4", probes, base_scores=other_model))
     assert scorer.modes[2:] == [["adapter", "base"], ["adapter", "base"]]
-    # A file cut short (a worker stopped while writing it elsewhere) means: score again.
+    # An unreadable file (a disk filled up, an edit by hand) means: score the base again.
     cache.path(probes).write_text('{"p0": tr')
     asyncio.run(knowledge_check(scorer, "ad5", probes, base_scores=cache))
     assert scorer.modes[-1] == ["adapter", "base"]
