@@ -5,6 +5,7 @@ throughput measurement alternated between them `repeats` times; medians and thei
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -19,8 +20,6 @@ async def compare_teachers(
     settings: Settings, dtype: str, repeats: int, measure: Measure, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """`measure(url)` (a throughput measurement) on each server in turn, `repeats` times."""
-    import asyncio
-
     from adapters.base_model import materialize_base_model
     from adapters.vllm.config import VLLMServerConfig
     from adapters.vllm.server import LocalVLLMServer
@@ -48,13 +47,15 @@ async def compare_teachers(
     finally:
         for server in servers.values():
             await asyncio.to_thread(server.stop)
-    return summarize(runs, dtype)
+    return summarize(runs, settings.vllm_dtype, dtype)
 
 
-def summarize(runs: dict[str, list[dict[str, Any]]], dtype: str) -> dict[str, Any]:
+def summarize(
+    runs: dict[str, list[dict[str, Any]]], serving_dtype: str, dtype: str
+) -> dict[str, Any]:
     """Per server and strategy: every run's tokens/s and the median; the teacher's speed-up."""
     out: dict[str, Any] = {
-        "serving": f"{Settings.model_fields['vllm_dtype'].default}, LoRA on (the default teacher)",
+        "serving": f"{serving_dtype}, LoRA on (the default teacher)",
         "teacher": f"{dtype}, LoRA off (DOCADAPT_TEACHER_VLLM_DTYPE={dtype})",
     }
     for name, results in runs.items():

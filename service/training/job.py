@@ -214,7 +214,7 @@ class TrainingExecutor:
     async def _knowledge_check(self, ctx: JobContext) -> dict[str, Any]:
         """Probes from the adapter's own documents, scored for the adapter and the base model
         (`service.evaluate.probes`): whether training took."""
-        from adapters.base_model import load_tokenizer, model_fingerprint
+        from adapters.base_model import load_tokenizer
         from adapters.vllm.config import kv_block_size
         from adapters.vllm.routing import connect
         from service.evaluate.probes import BaseScores, knowledge_check
@@ -227,12 +227,13 @@ class TrainingExecutor:
             tokenizer = load_tokenizer(ctx.model_dir)
             probes = all_probes(session, adapter, tokenizer)
             training = dict(adapter.metrics or {})
+            # The fingerprint of the base model it was trained on, recorded when it was requested.
+            base_scores = BaseScores(
+                ctx.settings.data_dir / "cache" / "knowledge-base", adapter.base_model_hash
+            )
         key = ctx.settings.vllm_api_key
         client = connect(str(ctx.vllm_url), api_key=key.get_secret_value() if key else None)
         scorer = Scorer(client, tokenizer, kv_block_tokens=kv_block_size(ctx.settings))
-        base_scores = BaseScores(
-            ctx.settings.data_dir / "cache" / "knowledge-base", model_fingerprint(ctx.model_dir)
-        )
         try:
             return await knowledge_check(scorer, served, probes, training, base_scores)
         finally:

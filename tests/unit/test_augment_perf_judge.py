@@ -41,6 +41,7 @@ def test_teacher_comparison_reports_every_run_the_medians_and_the_speedup() -> N
             "serving": [run(50, 60), run(56, 70), run(53, 64)],
             "teacher": [run(160, 240), run(170, 250), run(150, 260)],
         },
+        "float32",
         "bfloat16",
     )
     assert out["serving_global_tokens_per_second"] == [50, 56, 53]
@@ -49,3 +50,4 @@ def test_teacher_comparison_reports_every_run_the_medians_and_the_speedup() -> N
         250 / 64, 2
     )
     assert "LoRA off" in out["teacher"] and "bfloat16" in out["teacher"]
+    assert out["serving"].startswith("float32, LoRA on")

@@ -290,8 +290,10 @@ const RESULTS_PAGE = 200;
 async function resultsSection(evaluationId, modes, questions) {
   const box = h("div", { id: "results" });
   const mode = h("select", { name: "results_mode" }, [h("option", { value: "" }, "all modes"), ...modes.map((m) => h("option", { value: m }, m))]);
-  const caption = h("caption");
-  const body = h("tbody");
+  const count = h("span");
+  const headers = ["Mode", "Question", "Category", "Answer", "Chosen", "Scored", "Prompt tokens", "Latency"];
+  const results = table(count, headers, [], { id: "results-table" });
+  const body = results.querySelector("tbody");
   const more = h("button", { type: "button", id: "more-results" }, `Show ${RESULTS_PAGE} more`);
   let shown = 0;
   const load = async (reset) => {
@@ -303,23 +305,13 @@ async function resultsSection(evaluationId, modes, questions) {
     const batch = await api(`/v1/evaluations/${evaluationId}/results?offset=${shown}&limit=${RESULTS_PAGE}${filter}`);
     body.append(...batch.data.map((r) => resultRow(r, questions)));
     shown += batch.data.length;
-    caption.textContent = `${shown} of ${batch.total} results`;
+    count.textContent = `${shown} of ${batch.total} results`;
     more.hidden = shown >= batch.total;
   };
   mode.addEventListener("change", () => load(true).catch((err) => flash(err.message, "error")));
   more.addEventListener("click", () => load(false).catch((err) => flash(err.message, "error")));
   await load(true);
-  const headers = ["Mode", "Question", "Category", "Answer", "Chosen", "Scored", "Prompt tokens", "Latency"];
-  return fill(
-    box,
-    field("Show the results of", mode),
-    h(
-      "div",
-      { class: "table-wrap" },
-      h("table", { id: "results-table" }, caption, h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))), body),
-    ),
-    more,
-  );
+  return fill(box, field("Show the results of", mode), results, more);
 }
 
 function resultRow(r, questions) {
