@@ -13,6 +13,7 @@ its own module here:
   killed worker leaves the old file or the new one; `train(..., resume=True)` continues from the
   newest checkpoint.
 - `precision`: fp32 weights, autocast to bf16 only where the hardware has native bf16.
+- `compiled`: torch.compile of the decoder's layers, where the rest of the run pays for it.
 - `distributed`: data parallelism under torchrun.
 - `__main__`: the command line.
 

@@ -97,9 +97,9 @@ def check_compatible(ckpt: dict[str, Any], config: TrainConfig, training_set: Tr
             f"checkpoint {ckpt['path']} was made from another training set; "
             "remove its folder or train with resume=False"
         )
-    # How often to checkpoint or evaluate, and the precision a new machine resolves "auto" to,
-    # may change between attempts; nothing else may.
-    free = ("checkpoint_every", "eval_every", "precision")
+    # How often to checkpoint or evaluate, the precision a new machine resolves "auto" to, and
+    # whether the step is compiled may change between attempts; nothing else may.
+    free = ("checkpoint_every", "eval_every", "precision", "compile")
     differing = sorted(
         k for k, v in asdict(config).items() if k not in free and ckpt["config"].get(k) != v
     )

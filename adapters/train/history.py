@@ -30,6 +30,8 @@ class History:
     padded_tokens: int = 0
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
+    compiled_at: int | None = None  # the step after which the decoder ran compiled
+    compile_seconds: float = 0.0  # what compiling added to the first compiled step
 
     def __post_init__(self) -> None:
         # Checkpoints store pairs as lists; keep them tuples in memory.
@@ -60,6 +62,8 @@ def metrics_of(
         "target_tokens_trained": history.target_tokens,
         "train_seconds": round(history.train_seconds, 3),
         "eval_seconds": round(history.eval_seconds, 3),
+        "compiled_at_step": history.compiled_at,
+        "compile_seconds": round(history.compile_seconds, 1),
         "tokens_per_second": history.tokens / max(history.train_seconds, 1e-9),
         "packing_efficiency": history.tokens / max(history.padded_tokens, 1),
         "examples": len(training_set.examples),

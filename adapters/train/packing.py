@@ -93,12 +93,19 @@ def cycle_take(order: list[int], offset: int, count: int, *, exact: bool) -> lis
     return taken
 
 
-def collate(rows: Sequence[Row], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Pad rows to the longest; padding gets its own position run and no labels."""
-    width = max(len(r.tokens) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    positions = torch.arange(width).repeat(len(rows), 1)
+def collate(
+    rows: Sequence[Row],
+    pad_id: int,
+    device: torch.device,
+    *,
+    shape: tuple[int, int] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Pad rows to the longest, or to `shape` (rows, width) when given: extra rows are all
+    padding; padding gets its own position run and no labels, so it adds nothing to the loss."""
+    n_rows, width = shape or (len(rows), max(len(r.tokens) for r in rows))
+    ids = torch.full((n_rows, width), pad_id, dtype=torch.long)
+    labels = torch.full((n_rows, width), IGNORE_INDEX, dtype=torch.long)
+    positions = torch.arange(width).repeat(n_rows, 1)
     for b, row in enumerate(rows):
         n = len(row.tokens)
         ids[b, :n] = torch.tensor(row.tokens)
@@ -116,6 +123,9 @@ def micro_batches(rows: Sequence[Row], batch_size: int) -> Iterator[Sequence[Row
         yield rows[start : start + batch_size]
 
 
-def padded_size(rows: Sequence[Row], batch_size: int) -> int:
-    """Token slots the micro-batches of `rows` occupy once padded (for packing efficiency)."""
+def padded_size(rows: Sequence[Row], batch_size: int, *, fixed: int | None = None) -> int:
+    """Token slots the micro-batches of `rows` occupy once padded (for packing efficiency); with
+    `fixed` (a width), each micro-batch is padded to `batch_size` rows of that width."""
+    if fixed:
+        return len(list(micro_batches(rows, batch_size))) * batch_size * fixed
     return sum(len(mb) * max(len(r.tokens) for r in mb) for mb in micro_batches(rows, batch_size))

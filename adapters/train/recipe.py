@@ -28,6 +28,7 @@ from adapters.train.checkpoints import (
     set_rng_state,
     write_json,
 )
+from adapters.train.compiled import CompilePlan, Ledger, shape_key, unavailable_reason
 from adapters.train.config import TrainConfig
 from adapters.train.distributed import Distributed
 from adapters.train.early_stopping import auto_eval_every, plateaued
@@ -62,6 +63,8 @@ class TrainProgress:
     held_out_loss: float | None
     knowledge: float | None = None
     """The latest knowledge check: share of probes the model answers right."""
+    compiling: bool = False
+    """The next step compiles the model (adapters.train.compiled); `eta_seconds` includes it."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,7 @@ class _Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
     autocast: Callable[[], AbstractContextManager]
+    compile_plan: CompilePlan
     history: History = field(default_factory=History)
     step: int = 0
 
@@ -204,6 +208,7 @@ def _setup(
         ),
         scaler=torch.amp.GradScaler(dist.device.type, enabled=precision == "fp16-autocast"),
         autocast=autocast_for(precision, dist.device),
+        compile_plan=_compile_plan(resolved, model, loss_module, dist),
     )
 
 
@@ -258,6 +263,32 @@ def _load_model(
     return model, loss_module
 
 
+def _compile_plan(
+    config: TrainConfig, model: nn.Module, loss_module: nn.Module, dist: Distributed
+) -> CompilePlan:
+    """When this run compiles its step (adapters.train.compiled); "auto" stays eager under
+    torchrun, where ranks timing their own steps could decide differently."""
+    head_on_labels_only = getattr(loss_module, "module", loss_module).head_on_labels_only
+    unavailable = unavailable_reason(dist.device)
+    if not head_on_labels_only:
+        unavailable = f"compiling does not support {model.config.model_type} models"
+    elif dist.world_size > 1 and config.compile == "auto":
+        unavailable = "data-parallel runs compile only with compile='on'"
+    if unavailable and config.compile == "on":
+        log.warning("training without compiling: %s", unavailable)
+    return CompilePlan(
+        mode=config.compile,
+        key=shape_key(config, model.config.to_dict(), dist.device),
+        ledger=Ledger.default() if dist.is_main else None,
+        unavailable=unavailable,
+    )
+
+
+def _start_compiling(run: _Run) -> None:
+    getattr(run.loss_module, "module", run.loss_module).compile_decoder()
+    run.history.compiled_at = run.step
+
+
 def _resume(run: _Run) -> None:
     """Continue from the newest checkpoint in the run's folder, when there is one."""
     ckpt = load_latest_checkpoint(run.ckpt_dir)
@@ -287,6 +318,8 @@ def _fit(
     """Optimizer steps until the planned last one, early stopping, or `should_stop`."""
     if run.step == 0:
         _measure(run, 0)
+    if run.compile_plan.at_start():
+        _start_compiling(run)
     session_start = time.perf_counter()
     session_steps = 0
     while run.step < run.total_steps and run.history.stopped_early is None:
@@ -321,6 +354,8 @@ def _optimizer_step(run: _Run, order: list[int]) -> float:
     offset = (run.step % run.steps_per_epoch) * run.rows_per_step
     step_rows = cycle_take(order, offset, run.rows_per_step, exact=dist.world_size > 1)
     my_rows = [run.train_rows[i] for i in step_rows[dist.rank :: dist.world_size]]
+    plan = run.compile_plan
+    fixed_width = run.config.max_seq_length if plan.switched else None
     t0 = time.perf_counter()
     loss, tokens, targets = train_step(
         run.loss_module,
@@ -333,12 +368,19 @@ def _optimizer_step(run: _Run, order: list[int]) -> float:
         dist.device,
         dist,
     )
-    history.train_seconds += time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    history.train_seconds += seconds
     run.step += 1
+    if plan.observe(seconds, run.total_steps - run.step):
+        _start_compiling(run)
+    elif plan.compile_seconds is not None:
+        history.compile_seconds = plan.compile_seconds
     history.loss.append((run.step, loss))
     history.tokens += tokens
     history.target_tokens += targets
-    history.padded_tokens += padded_size(my_rows, run.config.batch_size) * dist.world_size
+    history.padded_tokens += padded_size(my_rows, run.config.batch_size, fixed=fixed_width) * (
+        dist.world_size
+    )
     return loss
 
 
@@ -393,6 +435,8 @@ def _progress(
     run: _Run, epoch: int, loss: float, elapsed: float, session_steps: int
 ) -> TrainProgress:
     history = run.history
+    # Compiling is paid once: it is not a step's time.
+    seconds, steps = run.compile_plan.without_compile(elapsed, session_steps)
     return TrainProgress(
         step=run.step,
         total_steps=run.total_steps,
@@ -401,9 +445,11 @@ def _progress(
         learning_rate=run.scheduler.get_last_lr()[0],
         tokens_trained=history.tokens,
         tokens_per_second=history.tokens / max(history.train_seconds, 1e-9),
-        eta_seconds=(run.total_steps - run.step) * elapsed / session_steps,
+        eta_seconds=(run.total_steps - run.step) * seconds / steps
+        + run.compile_plan.expected_compile_seconds(),
         held_out_loss=history.held_out[-1][1] if history.held_out else None,
         knowledge=history.knowledge[-1][1] if history.knowledge else None,
+        compiling=run.compile_plan.compile_pending(),
     )
 
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adapters.knowledge import PLAIN_HEAD_MODEL_TYPES
+from adapters.train.compiled import CompiledLayers
 from adapters.train.config import TrainConfig
 from adapters.train.distributed import Distributed
 from adapters.train.packing import Row, collate, micro_batches
@@ -51,10 +52,31 @@ class CausalLMLoss(nn.Module):
     vocabulary) runs only where a label is: not on context, example ends or padding.
     """
 
+    compiled_decoder: CompiledLayers | None
+
     def __init__(self, peft_model: nn.Module) -> None:
         super().__init__()
         self.peft_model = peft_model
         self.head_on_labels_only = peft_model.config.model_type in PLAIN_HEAD_MODEL_TYPES
+        # Not a registered submodule: it shares the decoder's parameters, and state dicts and
+        # DDP must see them once.
+        self.__dict__["compiled_decoder"] = None
+
+    def compile_decoder(self) -> None:
+        """From now on, training forwards run the decoder's layers through torch.compile, with
+        fixed shapes (the caller pads every micro-batch to the same size); evaluation stays
+        eager (adapters.train.compiled)."""
+        if not self.head_on_labels_only:
+            raise ValueError(f"compiling is not supported for {self.peft_model.config.model_type}")
+        # A compiler failure (missing headers, an op inductor cannot lower) runs the layer
+        # eagerly instead of ending the job; the ledger then records no gain, and "auto" stops
+        # choosing to compile that shape.
+        torch._dynamo.config.suppress_errors = True
+        # Each run compiles afresh (from the disk cache when warm): compiled code kept from an
+        # earlier run of a long-lived worker would pile up guards until dynamo gives up on it.
+        torch._dynamo.reset()
+        decoder = self.peft_model.get_base_model().get_decoder()
+        self.__dict__["compiled_decoder"] = CompiledLayers(decoder)
 
     def forward(
         self, input_ids: torch.Tensor, position_ids: torch.Tensor, labels: torch.Tensor
@@ -62,7 +84,10 @@ class CausalLMLoss(nn.Module):
         keep = labels != IGNORE_INDEX
         if self.head_on_labels_only:
             causal_lm = self.peft_model.get_base_model()
-            hidden = causal_lm.get_decoder()(
+            decoder = causal_lm.get_decoder()
+            if self.training and self.compiled_decoder is not None:
+                decoder = self.compiled_decoder
+            hidden = decoder(
                 input_ids=input_ids, position_ids=position_ids, use_cache=False
             ).last_hidden_state
             logits = causal_lm.get_output_embeddings()(hidden[keep])
@@ -92,8 +117,11 @@ def train_step(
     targets = sum(sum(label != IGNORE_INDEX for label in r.labels) for r in rows)
     batches = list(micro_batches(rows, config.batch_size))
     loss_sum = 0.0
+    compiled = getattr(loss_module, "module", loss_module).compiled_decoder is not None
+    # A compiled decoder has one graph for one shape: every micro-batch gets the full size.
+    shape = (config.batch_size, config.max_seq_length) if compiled else None
     for i, batch in enumerate(batches):
-        inputs = collate(batch, pad_id, device)
+        inputs = collate(batch, pad_id, device, shape=shape)
         # DDP all-reduces gradients only on the last micro-batch of the step.
         sync = (
             nullcontext()

@@ -15,6 +15,11 @@ slows training, and the CPU-time figure shows what the training itself costs. On
 OpenMP threads that spin at barriers waste their time slices: start the process with
 OMP_WAIT_POLICY=PASSIVE (read when torch loads, so it must be in the environment).
 Targets (issue 5, 2-core CPU): >= 330 tokens/s, packing >= 95%, peak RSS < 6 GB.
+
+`--compile` picks how the step runs (adapters.train.compiled): the recipe's `auto`, `on` (timing
+starts after the step that compiled), `off`, or `compare`: eager and compiled runs in turn, in one
+process, and the median of the paired ratios; the compiled runs fill the service's inductor cache
+(`<data dir>/cache/torchinductor`), so later training jobs of the same shape find it warm.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import os
 import random
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -86,6 +92,7 @@ def run_train_benchmark(
     batch: int = 8,
     warmup_steps: int = 2,
     precision: str = "auto",
+    compile: str = "auto",
     out_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Train `steps` steps of `batch` x `seq_len` tokens and return the measured figures
@@ -100,6 +107,7 @@ def run_train_benchmark(
         batch_size=batch,
         max_seq_length=seq_len,
         precision=precision,  # type: ignore[arg-type]
+        compile=compile,  # type: ignore[arg-type]
         checkpoint_every=0,
         eval_every=0,
     )
@@ -125,7 +133,8 @@ def run_train_benchmark(
             resume=False,
         )
     wall = time.perf_counter() - started
-    (t0, c0, n0), (t1, c1, n1) = marks[warmup_steps - 1], marks[-1]
+    compiled_at = result.metrics["compiled_at_step"]
+    (t0, c0, n0), (t1, c1, n1) = _steady_window(marks, warmup_steps, compiled_at)
     figures = {
         "steps": steps,
         "seq_len": seq_len,
@@ -141,6 +150,9 @@ def run_train_benchmark(
         "tokens_trained": result.metrics["tokens_trained"],
         "wall_seconds": round(wall, 1),
         "final_loss": round(result.metrics["final_loss"], 4),
+        "compile": compile,
+        "compiled_at_step": compiled_at,
+        "compile_seconds": result.metrics["compile_seconds"],
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
@@ -154,6 +166,56 @@ def run_train_benchmark(
     return figures
 
 
+def _steady_window(
+    marks: list[tuple[float, float, int]], warmup_steps: int, compiled_at: int | None
+) -> tuple[tuple[float, float, int], tuple[float, float, int]]:
+    """The (wall, CPU, tokens) marks that bound the steady state: after the warm-up steps and
+    after the step that compiled, if one did (marks[i] is taken after step i + 1)."""
+    first = max(warmup_steps - 1, -1 if compiled_at is None else compiled_at)
+    if first >= len(marks) - 1:
+        raise ValueError("no steps were timed after warm-up and compiling: raise --steps")
+    return marks[first], marks[-1]
+
+
+def compare_compiled(model_dir: Path | str, *, rounds: int = 3, **kwargs: Any) -> dict[str, Any]:
+    """Eager and compiled runs of the same benchmark in turn, `rounds` pairs in one process; the
+    speedup is the median of each pair's ratio, so a machine whose speed drifts (a shared host)
+    weighs on both sides of a pair alike. Also returns what each compile cost: the first may
+    find the inductor cache empty; later ones find this process's compiled kernels."""
+    pairs = [
+        (
+            run_train_benchmark(model_dir, compile="off", **kwargs),
+            run_train_benchmark(model_dir, compile="on", **kwargs),
+        )
+        for _ in range(rounds)
+    ]
+    eager = [off["tokens_per_second"] for off, _ in pairs]
+    compiled = [on["tokens_per_second"] for _, on in pairs]
+    ceiling = statistics.median(
+        run["matmul_ceiling_tokens_per_second"] for pair in pairs for run in pair
+    )
+    figures = {
+        "eager_tokens_per_second": eager,
+        "compiled_tokens_per_second": compiled,
+        "compiled_over_eager": [round(c / e, 3) for e, c in zip(eager, compiled, strict=True)],
+        "compile_seconds": [on["compile_seconds"] for _, on in pairs],
+        "matmul_ceiling_tokens_per_second": ceiling,
+        "eager_fraction_of_ceiling": round(statistics.median(eager) / ceiling, 3),
+        "compiled_fraction_of_ceiling": round(statistics.median(compiled) / ceiling, 3),
+    }
+    figures["median_speedup"] = statistics.median(figures["compiled_over_eager"])
+    print(
+        f"eager {statistics.median(eager):.1f} tokens/s, compiled "
+        f"{statistics.median(compiled):.1f} tokens/s (medians of {rounds} runs each); compiled / "
+        f"eager per pair {figures['compiled_over_eager']}, median x{figures['median_speedup']}; "
+        f"compiling took {', '.join(f'{s:.0f} s' for s in figures['compile_seconds'])} (in "
+        f"order); share of the {ceiling:.0f} tokens/s matmul ceiling: "
+        f"{figures['eager_fraction_of_ceiling']:.0%} eager, "
+        f"{figures['compiled_fraction_of_ceiling']:.0%} compiled"
+    )
+    return figures
+
+
 def format_report(figures: dict[str, Any]) -> str:
     """The figures of `run_train_benchmark` against their targets, as printed after the run."""
     return (
@@ -161,7 +223,14 @@ def format_report(figures: dict[str, Any]) -> str:
         f"(target >= {TARGET_TOKENS_PER_SECOND:.0f}; {figures['precision']}, "
         f"{figures['torch_threads']} threads)\n"
         f"tokens per CPU-second (all threads): {figures['tokens_per_cpu_second']}\n"
-        f"packing efficiency: {figures['packing_efficiency']:.1%} "
+        f"compile {figures['compile']}: "
+        + (
+            f"compiled after step {figures['compiled_at_step']}, "
+            f"{figures['compile_seconds']:.0f} s spent compiling (not in the tokens/s)\n"
+            if figures["compiled_at_step"] is not None
+            else "eager\n"
+        )
+        + f"packing efficiency: {figures['packing_efficiency']:.1%} "
         f"(target >= {TARGET_PACKING_EFFICIENCY:.0%})\n"
         f"peak RSS: {figures['peak_rss_gb']:.2f} GB (target < 6 GB)\n"
         f"load average before/after: {figures['load_average_before'][0]} / "
@@ -231,6 +300,14 @@ def main(argv: list[str] | None = None) -> int:
         choices=["auto", "bf16-autocast", "fp16-autocast", "fp32"],
         help="training precision; auto picks bf16 autocast where the CPU has native bf16",
     )
+    parser.add_argument(
+        "--compile",
+        default="auto",
+        choices=["auto", "on", "off", "compare"],
+        help="torch.compile the step: auto (the recipe's default) compiles where the run is long "
+        "enough to pay for it; on: from the first step (timing starts after the compiled step); "
+        "compare: eager and compiled runs in turn, three pairs, and their ratios",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     model_dir = args.model_dir
@@ -240,14 +317,21 @@ def main(argv: list[str] | None = None) -> int:
 
         settings = Settings()
         model_dir = materialize_base_model(settings.data_dir, settings.base_model_path)
-    figures = run_train_benchmark(
-        model_dir,
-        steps=args.steps,
-        seq_len=args.seq_len,
-        batch=args.batch,
-        warmup_steps=args.warmup_steps,
-        precision=args.precision,
-    )
+        # The service's workers compile into this folder: a compiled benchmark run warms it.
+        os.environ.setdefault(
+            "TORCHINDUCTOR_CACHE_DIR", str(Path(settings.data_dir) / "cache" / "torchinductor")
+        )
+    shape = {
+        "steps": args.steps,
+        "seq_len": args.seq_len,
+        "batch": args.batch,
+        "warmup_steps": args.warmup_steps,
+        "precision": args.precision,
+    }
+    if args.compile == "compare":
+        figures = compare_compiled(model_dir, **shape)
+    else:
+        figures = run_train_benchmark(model_dir, compile=args.compile, **shape)
     print_figures(figures, args.json)
     return 0
 

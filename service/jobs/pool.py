@@ -157,6 +157,9 @@ def worker_env(
     env = dict(os.environ)
     env.pop("DOCADAPT_TEACHER_VLLM_DTYPE", None)  # the service started it; workers start none
     env["DOCADAPT_DATA_DIR"] = str(data_dir)
+    # Compiled training kernels and their cost ledger (adapters.train.compiled) outlive restarts.
+    env.setdefault("TORCHINDUCTOR_CACHE_DIR", str(data_dir / "cache" / "torchinductor"))
+    env.setdefault("TRITON_CACHE_DIR", str(data_dir / "cache" / "triton"))
     env["DOCADAPT_DATABASE_URL"] = database_url
     if base_model_path:
         env["DOCADAPT_BASE_MODEL_PATH"] = str(base_model_path)

@@ -154,7 +154,8 @@ class TrainingExecutor:
             ctx.progress(
                 p.step,
                 p.total_steps,
-                message=f"training (epoch {p.epoch})",
+                message=f"training (epoch {p.epoch})"
+                + ("; compiling the training step" if p.compiling else ""),
                 loss=round(p.loss, 4),
                 learning_rate=p.learning_rate,
                 tokens_per_second=round(p.tokens_per_second, 1),

@@ -315,3 +315,73 @@ def test_eager_attention_trains_packed_rows_like_sdpa(base_model_dir: Path) -> N
     # leaves single entries near zero a few 1e-5 apart).
     for name, grad in grads.items():
         assert (grad - grads_sdpa[name]).norm() <= 1e-4 * grads_sdpa[name].norm(), name
+
+
+@pytest.fixture(scope="module")
+def one_layer_model_dir(base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded model cut to its first decoder layer (its own weights): the compiled
+    path is the same code, and compiling it takes seconds instead of minutes."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path_factory.mktemp("one-layer")
+    model = AutoModelForCausalLM.from_pretrained(
+        str(base_model_dir), num_hidden_layers=1, local_files_only=True
+    )
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(str(base_model_dir), local_files_only=True).save_pretrained(out)
+    return out
+
+
+def test_a_compiled_run_trains_like_an_eager_one_and_records_its_compile(
+    one_layer_model_dir: Path,
+    training_set: TrainingSet,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """compile="on" runs every step through a torch.compile'd decoder (fixed-shape micro-batches;
+    evaluation stays eager): the loss curve follows the eager run's within what fused kernels
+    change in rounding, the adapter is saved, and the compile's cost lands in the metrics and in
+    the ledger next to the inductor cache (a fresh, empty one here: a cold compile)."""
+    from adapters.train.compiled import LEDGER_NAME, CompileRecord, Ledger
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    config = {
+        **CONFIG.__dict__,
+        "checkpoint_every": 0,
+        "target_modules": list(CONFIG.target_modules),
+    }
+    eager = train(
+        TrainConfig(**{**config, "compile": "off"}),
+        one_layer_model_dir,
+        training_set,
+        tmp_path / "eager",
+    )
+    seen: list[TrainProgress] = []
+    compiled = train(
+        TrainConfig(**{**config, "compile": "on"}),
+        one_layer_model_dir,
+        training_set,
+        tmp_path / "compiled",
+        progress=seen.append,
+    )
+    assert eager.metrics["compiled_at_step"] is None and eager.metrics["compile_seconds"] == 0
+    assert compiled.metrics["compiled_at_step"] == 0
+    assert compiled.metrics["compile_seconds"] > 0
+    eager_losses = [loss for _, loss in eager.metrics["loss_curve"]]
+    compiled_losses = [loss for _, loss in compiled.metrics["loss_curve"]]
+    assert len(compiled_losses) == 8 and compiled_losses[-1] < 0.7 * compiled_losses[0]
+    assert compiled_losses == pytest.approx(eager_losses, rel=0.03)
+    assert compiled.metrics["held_out_loss"] == pytest.approx(
+        eager.metrics["held_out_loss"], rel=0.03
+    )
+    assert validate_peft_adapter(compiled.adapter_dir, one_layer_model_dir, max_lora_rank=16) == []
+    # Every micro-batch was padded to the full shape, and the efficiency says so.
+    assert compiled.metrics["packing_efficiency"] < eager.metrics["packing_efficiency"]
+    records = json.loads((tmp_path / "inductor" / LEDGER_NAME).read_text())
+    assert len(records) == 1
+    (record,) = (Ledger(tmp_path / "inductor" / LEDGER_NAME).get(k) for k in records)
+    assert isinstance(record, CompileRecord)
+    assert record.cold_seconds == pytest.approx(compiled.metrics["compile_seconds"], abs=0.1)
+    assert record.warm_seconds is None
+    # The ETA leaves the compile out once it is measured.
+    assert all(p.eta_seconds < compiled.metrics["compile_seconds"] for p in seen[4:])
