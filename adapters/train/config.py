@@ -27,7 +27,6 @@ DEFAULT_TARGET_MODULES: tuple[str, ...] = (
 Precision = Literal["auto", "bf16-autocast", "fp16-autocast", "fp32"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 Compile = Literal["auto", "on", "off"]
-COMPILE_MODES: tuple[str, ...] = get_args(Compile)
 LrSchedule = Literal["cosine", "constant"]
 LR_SCHEDULES: tuple[str, ...] = get_args(LrSchedule)
 
@@ -118,9 +117,9 @@ class TrainConfig:
     precision: Precision = "auto"
     """auto: bf16 autocast where the hardware has native bf16, fp16 on older GPUs, else fp32."""
     compile: Compile = "auto"
-    """torch.compile the model's forward: auto compiles once the first steps' timing shows that
-    the rest of the run saves at least twice the compile time (a first compile on a 2-core CPU
-    takes about 3 minutes, a cached one about 20 s); on: from the first step; off: never."""
+    """torch.compile the decoder layers for training: auto compiles once the first steps' timing
+    shows that the rest of the run saves at least twice the compile time (on a 2-core CPU about a
+    minute the first time for a shape, 2-10 s once cached); on: from the first step; off: never."""
     checkpoint_every: Annotated[int, Field(ge=0)] = 50
     """Optimizer steps between checkpoints (0: none but the one written when stopped)."""
     eval_every: Annotated[int, Field(ge=0)] | None = None
