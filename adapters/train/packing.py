@@ -127,5 +127,5 @@ def padded_size(rows: Sequence[Row], batch_size: int, *, fixed: int | None = Non
     """Token slots the micro-batches of `rows` occupy once padded (for packing efficiency); with
     `fixed` (a width), each micro-batch is padded to `batch_size` rows of that width."""
     if fixed:
-        return len(list(micro_batches(rows, batch_size))) * batch_size * fixed
+        return -(-len(rows) // batch_size) * batch_size * fixed  # micro-batches x full shape
     return sum(len(mb) * max(len(r.tokens) for r in mb) for mb in micro_batches(rows, batch_size))

@@ -40,7 +40,14 @@ from adapters.train.precision import (
     resolve_precision,
     store_frozen_weights_for,
 )
-from adapters.train.step import CausalLMLoss, evaluate, lr_multiplier, pad_id_of, train_step
+from adapters.train.step import (
+    CausalLMLoss,
+    evaluate,
+    inner_loss,
+    lr_multiplier,
+    pad_id_of,
+    train_step,
+)
 from adapters.training_data import TrainingSet
 
 log = logging.getLogger(__name__)
@@ -268,7 +275,7 @@ def _compile_plan(
 ) -> CompilePlan:
     """When this run compiles its step (adapters.train.compiled); "auto" stays eager under
     torchrun, where ranks timing their own steps could decide differently."""
-    head_on_labels_only = getattr(loss_module, "module", loss_module).head_on_labels_only
+    head_on_labels_only = inner_loss(loss_module).head_on_labels_only
     unavailable = unavailable_reason(dist.device)
     if not head_on_labels_only:
         unavailable = f"compiling does not support {model.config.model_type} models"
@@ -285,7 +292,7 @@ def _compile_plan(
 
 
 def _start_compiling(run: _Run) -> None:
-    getattr(run.loss_module, "module", run.loss_module).compile_decoder()
+    inner_loss(run.loss_module).compile_decoder()
     run.history.compiled_at = run.step
 
 
@@ -355,7 +362,9 @@ def _optimizer_step(run: _Run, order: list[int]) -> float:
     step_rows = cycle_take(order, offset, run.rows_per_step, exact=dist.world_size > 1)
     my_rows = [run.train_rows[i] for i in step_rows[dist.rank :: dist.world_size]]
     plan = run.compile_plan
-    fixed_width = run.config.max_seq_length if plan.switched else None
+    # train_step pads compiled micro-batches to the full width; the efficiency counts that.
+    compiled = inner_loss(run.loss_module).compiled_decoder is not None
+    fixed_width = run.config.max_seq_length if compiled else None
     t0 = time.perf_counter()
     loss, tokens, targets = train_step(
         run.loss_module,

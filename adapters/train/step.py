@@ -117,7 +117,7 @@ def train_step(
     targets = sum(sum(label != IGNORE_INDEX for label in r.labels) for r in rows)
     batches = list(micro_batches(rows, config.batch_size))
     loss_sum = 0.0
-    compiled = getattr(loss_module, "module", loss_module).compiled_decoder is not None
+    compiled = inner_loss(loss_module).compiled_decoder is not None
     # A compiled decoder has one graph for one shape: every micro-batch gets the full size.
     shape = (config.batch_size, config.max_seq_length) if compiled else None
     for i, batch in enumerate(batches):
@@ -157,11 +157,7 @@ def evaluate(
 ) -> float:
     """Mean token loss on the held-out rows (dropout off); every rank computes all of it."""
     loss_module.eval()
-    inner = (
-        loss_module.module
-        if isinstance(loss_module, nn.parallel.DistributedDataParallel)
-        else loss_module
-    )
+    inner = inner_loss(loss_module)
     pad_id = pad_id_of(loss_module)
     loss_sum, count = 0.0, 0
     for batch in micro_batches(rows, batch_size):
@@ -173,9 +169,17 @@ def evaluate(
     return loss_sum / max(count, 1)
 
 
+def inner_loss(loss_module: nn.Module) -> CausalLMLoss:
+    """The CausalLMLoss itself, whether or not DistributedDataParallel wraps it."""
+    if isinstance(loss_module, nn.parallel.DistributedDataParallel):
+        return loss_module.module
+    assert isinstance(loss_module, CausalLMLoss)
+    return loss_module
+
+
 def pad_id_of(loss_module: nn.Module) -> int:
     """The token id padding uses: the model's pad token, else its EOS, else 0."""
-    inner = getattr(loss_module, "module", loss_module)
+    inner = inner_loss(loss_module)
     config = inner.peft_model.config
     for candidate in (config.pad_token_id, config.eos_token_id, 0):
         if isinstance(candidate, int):
