@@ -18,6 +18,7 @@ from adapters.knowledge import PLAIN_HEAD_MODEL_TYPES
 from adapters.train.compiled import CompiledLayers
 from adapters.train.config import TrainConfig
 from adapters.train.distributed import Distributed
+from adapters.train.head_loss import linear_cross_entropy_sum
 from adapters.train.packing import Row, collate, micro_batches
 from adapters.training_data import IGNORE_INDEX
 
@@ -49,7 +50,9 @@ class CausalLMLoss(nn.Module):
     The model runs without an attention mask and without a KV cache so that transformers
     derives the per-example block-diagonal mask from the restarting position ids. Where the
     architecture allows, the output head (a fifth of the model's work for SmolLM2's 49k-word
-    vocabulary) runs only where a label is: not on context, example ends or padding.
+    vocabulary) runs only where a label is: not on context, example ends or padding, and with
+    its loss in one chunked pass that never holds the whole logits tensor
+    (adapters.train.head_loss).
     """
 
     compiled_decoder: CompiledLayers | None
@@ -90,13 +93,37 @@ class CausalLMLoss(nn.Module):
             hidden = decoder(
                 input_ids=input_ids, position_ids=position_ids, use_cache=False
             ).last_hidden_state
-            logits = causal_lm.get_output_embeddings()(hidden[keep])
+            head = causal_lm.get_output_embeddings()
+            if head.bias is None and not head.weight.requires_grad:
+                dtype = _compute_dtype(head.weight)
+                loss = linear_cross_entropy_sum(
+                    hidden[keep], self._frozen_head_weight(head.weight, dtype), labels[keep], dtype
+                )
+                return loss, keep.sum()
+            logits = head(hidden[keep])
         else:
             logits = self.peft_model(
                 input_ids=input_ids, position_ids=position_ids, use_cache=False
             ).logits[keep]
         loss = F.cross_entropy(logits.float(), labels[keep], reduction="sum")
         return loss, keep.sum()
+
+    def _frozen_head_weight(self, weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The head's frozen weight in `dtype`, cast once per run rather than every step (28M
+        values for SmolLM2, tied to the fp32 input embedding)."""
+        cached = self.__dict__.get("head_weight")
+        if cached is None or cached[0] != (weight.data_ptr(), weight._version, dtype):
+            cached = ((weight.data_ptr(), weight._version, dtype), weight.detach().to(dtype))
+            self.__dict__["head_weight"] = cached
+        return cached[1]
+
+
+def _compute_dtype(weight: torch.Tensor) -> torch.dtype:
+    """The dtype autocast would run a matmul with `weight` in, here and now."""
+    device = weight.device.type
+    if torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return weight.dtype
 
 
 def train_step(
