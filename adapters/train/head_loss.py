@@ -57,12 +57,15 @@ class _LinearCrossEntropySum(torch.autograd.Function):
             loss = torch.zeros((), dtype=torch.float32, device=device)
             for start in range(0, rows, chunk):
                 end = min(start + chunk, rows)
-                torch.mm(inputs[start:end], weight.T, out=logits[: end - start])
+                chunk_logits = logits[: end - start]
+                # One tensor when the logits are fp32 already: no copies in and out of the buffer.
+                chunk_probs = chunk_logits if probs is logits else probs[: end - start]
+                torch.mm(inputs[start:end], weight.T, out=chunk_logits)
                 loss += _loss_and_softmax_grad(
-                    logits[: end - start], probs[: end - start], labels[start:end], grad is not None
+                    chunk_logits, chunk_probs, labels[start:end], grad is not None
                 )
                 if grad is not None:
-                    torch.mm(logits[: end - start], weight, out=grad[start:end])
+                    torch.mm(chunk_logits, weight, out=grad[start:end])
         ctx.save_for_backward(grad)
         ctx.hidden_dtype = hidden.dtype
         return loss
